@@ -1,0 +1,257 @@
+"""The `transcribe` command: a thin layer over the core.
+
+Data goes to stdout; progress and diagnostics go to stderr. Exit codes are
+documented in README.md and come from `transcribe.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError,
+                     TranscribeError)
+
+log = logging.getLogger("transcribe")
+
+FORMATS = ("txt", "srt", "vtt", "json")
+# Files at least this long get a progress bar (when stderr is a terminal).
+PROGRESS_MIN_S = 30.0
+
+COMMANDS_HELP = """\
+commands:
+  transcribe FILE...        transcribe voice notes (this page)
+  transcribe models         list the models usable here
+
+exit codes:
+  0 all files transcribed    1 some inputs failed     2 usage or settings error
+  3 model unavailable        4 cloud error            5 microphone error
+  130 interrupted
+"""
+
+
+class Diagnostics:
+    """Everything the CLI says on stderr; colour only on a terminal."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self._console = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False)
+        return self._console
+
+    def error(self, message: str) -> None:
+        if self.tty:
+            from rich.markup import escape
+
+            self.console.print(f"[bold red]error:[/] {escape(message)}")
+        else:
+            print(f"error: {message}", file=sys.stderr, flush=True)
+
+    def info(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            from rich.markup import escape
+
+            self.console.print(f"[dim]{escape(message)}[/]")
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transcribe",
+        description="Transcribe voice messages on this machine with a quantized Whisper model.",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", type=Path,
+                        help="voice notes: ogg/opus, m4a, mp3, webm, wav, flac, ...")
+    out = parser.add_argument_group("output")
+    out.add_argument("-f", "--format", choices=FORMATS, default="txt",
+                     help="output format (default: txt)")
+    out.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="same as --format json: one JSON object per file (JSON Lines)")
+    out.add_argument("-o", "--output-dir", type=Path,
+                     help="write FILE's transcript next to its name in this folder "
+                          "instead of printing it")
+    out.add_argument("--word-timestamps", action="store_true", default=None,
+                     help="include per-word timings in JSON")
+    model = parser.add_argument_group("model")
+    model.add_argument("-m", "--model",
+                       help="installed model name, CTranslate2 directory, or hub name "
+                            "(default: base)")
+    model.add_argument("-l", "--language", help="language code such as en or de "
+                                                "(default: detect)")
+    model.add_argument("--task", choices=("transcribe", "translate"),
+                       help="translate: English text from speech in any language")
+    model.add_argument("--initial-prompt", help="text that sets style and spelling, such as "
+                                                "names that will come up")
+    model.add_argument("--hotwords", help="words or names to favour")
+    model.add_argument("--beam-size", type=int, help="beam search width (default: 5)")
+    model.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
+    model.add_argument("--compute-type", help="CTranslate2 compute type (default: int8)")
+    model.add_argument("--threads", dest="cpu_threads", type=int,
+                       help="CPU threads (default: all available)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
+    parser.add_argument("-V", "--version", action="version", version=f"transcribe {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(argv[0]) if argv else None
+    try:
+        if command is not None:
+            return command(argv[1:])
+        return transcribe_command(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TranscribeError as e:
+        Diagnostics().error(str(e))
+        return e.exit_code
+
+
+def transcribe_command(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    diag = Diagnostics(args.quiet)
+
+    from .pipeline import Transcriber
+    from .settings import Settings
+
+    settings = Settings.load().with_overrides(
+        model=args.model, language=args.language, task=args.task,
+        initial_prompt=args.initial_prompt, hotwords=args.hotwords, beam_size=args.beam_size,
+        device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
+        word_timestamps=args.word_timestamps,
+    )
+    transcriber = Transcriber(settings)
+    failed = 0
+    many = len(args.files) > 1
+    for n, path in enumerate(args.files):
+        try:
+            with _progress(diag, path, args.format) as on_progress:
+                transcript = transcriber.transcribe(path, on_progress=on_progress)
+        except InputError as e:
+            diag.error(str(e))
+            failed += 1
+            continue
+        _emit(transcript, path, args, settings.word_timestamps, header=many, first=n == 0,
+              diag=diag)
+    if failed:
+        diag.info(f"{failed} of {len(args.files)} file(s) failed")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: bool,
+          diag: Diagnostics) -> None:
+    from .writers import render, write_outputs
+
+    if transcript.no_speech:
+        diag.info(f"{path}: no speech found")
+    if args.output_dir is not None:
+        for written in write_outputs(transcript, args.output_dir, [args.format], source=path,
+                                     words=words):
+            diag.info(f"{path} -> {written}")
+        return
+    text = render(transcript, args.format, words=words)
+    if header and args.format != "json":
+        text = f"{'' if first else chr(10)}==> {path} <==\n{text}"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+class _progress:
+    """A rich progress bar on stderr for long files, when stderr is a terminal."""
+
+    def __init__(self, diag: Diagnostics, path: Path, fmt: str) -> None:
+        self.diag, self.path, self.fmt = diag, path, fmt
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> Callable[[float, float], None]:
+        return self.update
+
+    def update(self, done: float, total: float) -> None:
+        if not self.diag.tty or self.diag.quiet or total < PROGRESS_MIN_S:
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                                TimeRemainingColumn(), console=self.diag.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.path.name, total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def models_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="transcribe models",
+                                     description="List the Whisper models usable here.")
+    parser.add_argument("--json", action="store_true", help="one JSON object per model")
+    args = parser.parse_args(argv)
+    from .models import available
+    from .settings import Settings
+
+    settings = Settings.load()
+    rows = available(settings.paths.models_dir, default=settings.model)
+    if args.json:
+        import dataclasses
+        import json
+
+        for row in rows:
+            print(json.dumps(dataclasses.asdict(row)))
+        return EXIT_OK
+    width = max(len(r.name) for r in rows) + 2
+    for row in rows:
+        mark = "*" if row.default else " "
+        print(f"{mark} {row.name:<{width}}{row.status:<34}{row.source:<10} {row.location}")
+    print("(* default; change it with --model or `model = ...` in "
+          f"{settings.paths.config_file})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose:
+        level = logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "models": models_command,
+}
+
+
+def run() -> None:
+    try:
+        code = main()
+    except BrokenPipeError:
+        code = EXIT_OK
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

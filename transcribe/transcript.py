@@ -1,0 +1,59 @@
+"""The result every way in passes around: plain dataclasses, like faster-whisper's."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    words: tuple[Word, ...] | None = None
+
+
+@dataclass
+class Transcript:
+    """What a voice note said, and what made the text."""
+
+    file: str
+    text: str
+    language: str | None
+    duration: float
+    segments: list[Segment]
+    engine: str  # "local" or "cloud"
+    model: str
+    no_speech: bool = False
+    language_probability: float | None = None
+    task: str = "transcribe"
+    low_confidence: bool = False
+    provider: str | None = None
+    cloud_reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self, *, words: bool = False) -> dict:
+        data = asdict(self)
+        data["duration"] = round(self.duration, 3)
+        for seg in data["segments"]:
+            seg["start"] = round(seg["start"], 3)
+            seg["end"] = round(seg["end"], 3)
+            seg["avg_logprob"] = round(seg["avg_logprob"], 4)
+            seg["no_speech_prob"] = round(seg["no_speech_prob"], 4)
+            if not words or seg["words"] is None:
+                seg.pop("words")
+        return data
+
+
+def join_segments(segments: list[Segment]) -> str:
+    return " ".join(s.text.strip() for s in segments if s.text.strip())
