@@ -1,0 +1,213 @@
+"""The `transcribe` command, run as a real process on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import REFERENCES, ROOT, SAMPLES, json_lines, run_cli
+from wer import wer
+
+NOTE = "PTT-20240312-WA0007.opus"
+OTHER = "voicemail-8k.wav"
+
+
+def test_prints_the_text_of_one_note(home):
+    result = run_cli(str(SAMPLES / NOTE))
+    assert result.returncode == 0, result.stderr
+    assert wer(REFERENCES[NOTE]["text"], result.stdout) <= 0.15
+    assert result.stderr == ""
+
+
+def test_json_is_one_object_per_file(home):
+    result = run_cli("--format", "json", str(SAMPLES / NOTE), str(SAMPLES / "silence.opus"))
+    assert result.returncode == 0, result.stderr
+    first, silent = json_lines(result.stdout)
+    for obj in (first, silent):
+        assert {"file", "text", "language", "duration", "segments", "engine", "model",
+                "no_speech"} <= set(obj)
+        assert obj["engine"] == "local" and obj["model"] == "base"
+    assert first["file"].endswith(NOTE) and first["language"] == "en"
+    assert first["no_speech"] is False and first["segments"][0]["text"]
+    assert abs(first["duration"] - 8.43) < 0.1
+    assert silent["no_speech"] is True and silent["text"] == "" and silent["segments"] == []
+
+
+def test_bad_inputs_fail_alone_with_a_reason(home, tmp_path):
+    good = tmp_path / NOTE
+    shutil.copy(SAMPLES / NOTE, good)
+    empty = tmp_path / "empty.ogg"
+    empty.touch()
+    text = tmp_path / "letter.ogg"
+    text.write_text("Dear Sam, this is not audio.\n")
+    truncated = tmp_path / "cut.opus"
+    data = (SAMPLES / NOTE).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    truncated_mp3 = tmp_path / "cut.mp3"
+    data = (SAMPLES / "AUD-20240311-WA0003.mp3").read_bytes()
+    truncated_mp3.write_bytes(data[: len(data) // 2])
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    missing = tmp_path / "missing.m4a"
+    inputs = [empty, good, text, truncated, missing, truncated_mp3, folder, SAMPLES / OTHER]
+    before = _fingerprints(inputs)
+
+    result = run_cli("--json", *map(str, inputs))
+
+    assert result.returncode == 1
+    done = json_lines(result.stdout)
+    assert [Path(d["file"]).name for d in done] == [NOTE, OTHER]
+    assert all(d["text"] for d in done)
+    errors = result.stderr.splitlines()
+    expected = {
+        empty: "empty file",
+        text: "not an audio file",
+        truncated: "truncated",
+        missing: "no such file",
+        truncated_mp3: "truncated",
+        folder: "is a directory",
+    }
+    for path, reason in expected.items():
+        line = next(e for e in errors if e.startswith(f"error: {path}:"))
+        assert reason in line
+    assert len([e for e in errors if e.startswith("error:")]) == len(expected)
+    assert not any("Errno" in e or "Traceback" in e for e in errors)
+    assert _fingerprints(inputs) == before
+
+
+def test_an_unreadable_file_is_named_and_skipped(home):
+    """Permission denied needs a user that lacks the permission: drop root if we are root."""
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv to drop privileges")
+    prefix = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+              if os.geteuid() == 0 else [])
+    work = Path(tempfile.mkdtemp())
+    try:
+        work.chmod(0o755)
+        (work / "home").mkdir(mode=0o777)
+        (work / "home").chmod(0o777)
+        locked = work / "locked.ogg"
+        shutil.copy(SAMPLES / NOTE, locked)
+        locked.chmod(0)
+        result = run_cli(str(locked), env={"TRANSCRIBE_HOME": str(work / "home")},
+                         prefix=prefix)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[0] == f"error: {locked}: permission denied"
+        assert result.stdout == ""
+    finally:
+        shutil.rmtree(work)
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_subtitles_have_ordered_timings(home, tmp_path, fmt):
+    result = run_cli("--format", fmt, "-o", str(tmp_path), str(SAMPLES / "audio_2024-03-12_18-45-02.ogg"))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / f"audio_2024-03-12_18-45-02.{fmt}"
+    body = out.read_text()
+    sep = "," if fmt == "srt" else "."
+    stamp = rf"(\d\d):(\d\d):(\d\d){re.escape(sep)}(\d\d\d)"
+    cues = re.findall(rf"^{stamp} --> {stamp}$", body, flags=re.M)
+    assert cues, body
+    times = [(_secs(c[:4]), _secs(c[4:])) for c in cues]
+    assert all(start < end for start, end in times)
+    assert all(a[1] <= b[0] for a, b in zip(times, times[1:]))
+    if fmt == "vtt":
+        assert body.startswith("WEBVTT\n")
+    else:
+        assert body.startswith("1\n")
+    assert "train" in body and "ticket" in body
+
+
+def test_output_dir_never_overwrites_another_notes_transcript(home, tmp_path):
+    a, b = tmp_path / "from-alice", tmp_path / "from-bob"
+    a.mkdir()
+    b.mkdir()
+    shutil.copy(SAMPLES / NOTE, a / "note.ogg")
+    shutil.copy(SAMPLES / OTHER, b / "note.ogg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "note.txt").write_text("my own notes, not a transcript\n")
+
+    result = run_cli("-o", str(out), str(a / "note.ogg"), str(b / "note.ogg"))
+    assert result.returncode == 0, result.stderr
+    assert (out / "note.txt").read_text() == "my own notes, not a transcript\n"
+    texts = sorted(p.read_text() for p in out.glob("note*.txt") if p.name != "note.txt")
+    assert len(texts) == 2
+    assert any("meeting" in t for t in texts) and any("call me back" in t for t in texts)
+
+    again = run_cli("-o", str(out), str(a / "note.ogg"))
+    assert again.returncode == 0
+    assert len(list(out.glob("note*.txt"))) == 3, "a re-run replaces its own transcript"
+
+
+def test_missing_model_is_one_line_with_exit_3(home, tmp_path):
+    result = run_cli("--model", str(tmp_path / "no-such-model"), str(SAMPLES / NOTE))
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no-such-model" in lines[0] and "not found" in lines[0]
+
+
+def test_usage_error_is_exit_2(home):
+    assert run_cli().returncode == 2
+    assert run_cli("--format", "docx", str(SAMPLES / NOTE)).returncode == 2
+
+
+def test_settings_file_then_env_then_flags(home, tmp_path):
+    cfg_home = tmp_path / "home"
+    (cfg_home / "config").mkdir(parents=True)
+    (cfg_home / "config" / "config.toml").write_text('model = "tiny.en"\n')
+    env = {"TRANSCRIBE_HOME": str(cfg_home)}
+    note = str(SAMPLES / "New Recording 12.m4a")
+
+    assert json_lines(run_cli("--json", note, env=env).stdout)[0]["model"] == "tiny.en"
+    env["TRANSCRIBE_MODEL"] = "base"
+    assert json_lines(run_cli("--json", note, env=env).stdout)[0]["model"] == "base"
+    assert json_lines(run_cli("--json", "-m", "tiny.en", note, env=env).stdout)[0]["model"] \
+        == "tiny.en"
+
+
+def test_bad_settings_file_is_a_usage_error(home, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text("model = \n")
+    result = run_cli(str(SAMPLES / NOTE), env={"TRANSCRIBE_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "config.toml: not valid TOML" in result.stderr
+
+
+def test_models_lists_what_resolves_here(home):
+    result = run_cli("models", "--json")
+    assert result.returncode == 0
+    rows = {r["name"]: r for r in json_lines(result.stdout)}
+    assert rows["base"]["default"] is True and rows["base"]["source"] == "package"
+    assert rows["tiny.en"]["status"] == "ready"
+
+
+def test_console_script_and_module_agree(home):
+    script = shutil.which("transcribe")
+    if script is None:
+        pytest.skip("console script not on PATH (package not installed)")
+    import subprocess
+
+    out = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert out.stdout == run_cli("--version").stdout and out.stdout.startswith("transcribe ")
+
+
+def _secs(parts) -> float:
+    h, m, s, ms = map(int, parts)
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def _fingerprints(paths) -> dict:
+    found = {}
+    for p in paths:
+        if Path(p).is_file():
+            st = os.stat(p)
+            found[str(p)] = (hashlib.sha256(Path(p).read_bytes()).hexdigest(), st.st_mtime_ns,
+                             stat.S_IMODE(st.st_mode))
+    return found
