@@ -57,6 +57,41 @@ class Paths:
         )
 
 
+class Secret(str):
+    """An API key: usable as a string, never shown by repr, logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """The `[cloud]` table: consent, and where audio may go when it is given."""
+
+    allow: bool = False
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "whisper-1"
+    api_key_env: str = "OPENAI_API_KEY"  # the variable the key is read from
+    # TRANSCRIBE_CLOUD_API_KEY, or the config file's key (only in a private file),
+    # else the variable named by api_key_env.
+    api_key: Secret | None = field(default=None, repr=False)
+    max_upload_bytes: int = 25 * 2**20
+    on_low_confidence: bool = True
+    low_confidence_logprob: float = -1.0
+    connect_timeout: float = 3.0
+    read_timeout: float = 300.0
+    max_attempts: int = 4
+
+    @property
+    def host(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.base_url).hostname or self.base_url
+
+    def key(self) -> Secret | None:
+        return self.api_key
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run can be told. Field names are the TOML keys."""
@@ -72,6 +107,7 @@ class Settings:
     hotwords: str | None = None
     word_timestamps: bool = False
     max_file_mb: int = 1024
+    cloud: CloudSettings = field(default_factory=CloudSettings)
     paths: Paths = field(default_factory=Paths.from_env, compare=False)
 
     @classmethod
@@ -79,24 +115,32 @@ class Settings:
         """Defaults, then the config file, then `TRANSCRIBE_*` variables."""
         environ = os.environ if environ is None else environ
         paths = Paths.from_env(environ)
-        values: dict[str, Any] = {}
-        values.update(_read_toml(paths.config_file))
-        values.update(_read_env(environ))
-        return cls(paths=paths).with_overrides(**values)
+        data = _read_toml(paths.config_file)
+        cloud_file = data.pop("cloud", {})
+        if not isinstance(cloud_file, dict):
+            raise SettingsError(f"{paths.config_file}: 'cloud' must be a table ([cloud])")
+        if cloud_file.get("api_key"):
+            _refuse_shared_key_file(paths.config_file)
+        settings = cls(paths=paths).with_overrides(**{**data, **_read_env(cls, environ)})
+        settings = settings.with_cloud(**{**cloud_file,
+                                          **_read_env(CloudSettings, environ, "CLOUD_")})
+        key_env = settings.cloud.api_key_env
+        if settings.cloud.api_key is None and key_env and environ.get(key_env):
+            settings = settings.with_cloud(api_key=environ[key_env])
+        return settings
 
     def with_overrides(self, **values: Any) -> "Settings":
         """A copy with `values` applied; None means "not given" and is skipped."""
-        known = {f.name: f for f in dataclasses.fields(self) if f.name != "paths"}
-        changes: dict[str, Any] = {}
-        for key, value in values.items():
-            if value is None:
-                continue
-            if key not in known:
-                raise SettingsError(f"unknown setting {key!r}")
-            changes[key] = _coerce(key, value, known[key].type)
-        settings = dataclasses.replace(self, **changes)
+        settings = _merged(self, values, skip=("paths", "cloud"))
         settings.validate()
         return settings
+
+    def with_cloud(self, **values: Any) -> "Settings":
+        """A copy whose `[cloud]` table has `values` applied."""
+        cloud = _merged(self.cloud, values)
+        if cloud.max_attempts < 1:
+            raise SettingsError("cloud.max_attempts must be at least 1")
+        return dataclasses.replace(self, cloud=cloud)
 
     def validate(self) -> None:
         if self.task not in ("transcribe", "translate"):
@@ -109,6 +153,18 @@ class Settings:
             raise SettingsError("language must be a language code such as 'en', or unset")
 
 
+def _merged(obj: Any, values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> Any:
+    known = {f.name: f for f in dataclasses.fields(obj) if f.name not in skip}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in known:
+            raise SettingsError(f"unknown setting {key!r}")
+        changes[key] = _coerce(key, value, known[key].type)
+    return dataclasses.replace(obj, **changes)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
@@ -119,18 +175,32 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: not valid TOML ({e})") from None
     except OSError as e:
         raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
-    top_level = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    known = {f.name for f in dataclasses.fields(Settings)} - {"paths"}
-    for key in sorted(set(top_level) - known):
-        log.warning("%s: ignoring unknown setting %r", path, key)
-    return {k: v for k, v in top_level.items() if k in known}
+    sections = {"cloud": CloudSettings, "": Settings}
+    for section, cls in sections.items():
+        table = data.get(section, {}) if section else data
+        if not isinstance(table, dict):
+            continue
+        known = {f.name for f in dataclasses.fields(cls)} | set(sections) | {"watch", "store"}
+        for key in sorted(set(table) - known):
+            log.warning("%s: ignoring unknown setting %r", path, f"{section}.{key}".lstrip("."))
+            del table[key]
+    return data
 
 
-def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+def _refuse_shared_key_file(path: Path) -> None:
+    """An API key may live in the config file only when nobody else can read the file."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise SettingsError(
+            f"{path}: refusing the [cloud] api_key in a file others can read "
+            f"(mode {mode & 0o777:o}); run `chmod 600 {path}` or set TRANSCRIBE_CLOUD_API_KEY")
+
+
+def _read_env(cls: type, environ: Mapping[str, str], infix: str = "") -> dict[str, Any]:
     values = {}
-    for f in dataclasses.fields(Settings):
-        raw = environ.get(f"TRANSCRIBE_{f.name.upper()}")
-        if raw is not None and raw != "" and f.name != "paths":
+    for f in dataclasses.fields(cls):
+        raw = environ.get(f"TRANSCRIBE_{infix}{f.name.upper()}")
+        if raw is not None and raw != "" and f.name not in ("paths", "cloud"):
             values[f.name] = raw
     return values
 
@@ -148,10 +218,12 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
                     return False
                 raise ValueError(value)
             return bool(value)
-        if type_name == "int":
+        if type_name in ("int", "float"):
             if isinstance(value, bool):
                 raise ValueError(value)
-            return int(value)
+            return int(value) if type_name == "int" else float(value)
+        if type_name.startswith("Secret"):
+            return Secret(value)
         return str(value)
     except ValueError:
         raise SettingsError(f"setting {key!r}: {value!r} is not a valid {type_name}") from None
