@@ -143,7 +143,7 @@ class LocalEngine:
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
                     language: str | None, language_probability: float | None,
                     no_speech: bool) -> Transcript:
-        return Transcript(
+        transcript = Transcript(
             file=file,
             text=join_segments(segments),
             language=language,
@@ -155,8 +155,10 @@ class LocalEngine:
             model=self.resolved.name,
             no_speech=no_speech,
             task=self.settings.task,
-            low_confidence=_low_confidence(segments),
         )
+        mean = transcript.mean_logprob
+        transcript.low_confidence = mean is not None and mean < LOW_CONFIDENCE_LOGPROB
+        return transcript
 
 
 def _load_whisper(model: ResolvedModel, device: str, compute_type: str, threads: int,
@@ -195,11 +197,3 @@ def _is_hallucination(seg, speech: Speech) -> bool:
     if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB:
         return True
     return not speech.near(seg.start, seg.end)
-
-
-def _low_confidence(segments: list[Segment]) -> bool:
-    total = sum(max(s.end - s.start, 0.01) for s in segments)
-    if not total:
-        return False
-    mean = sum(s.avg_logprob * max(s.end - s.start, 0.01) for s in segments) / total
-    return mean < LOW_CONFIDENCE_LOGPROB

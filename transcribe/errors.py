@@ -12,7 +12,9 @@ The whole tree, and the exit code the CLI gives each branch:
     │   └── TruncatedAudio              the audio stops before its declared end
     ├── ModelError                  3  the model cannot be found, joined or loaded
     ├── CloudError                  4  the cloud engine refused or failed
-    │   └── CloudNotAllowed             the user has not consented to cloud use
+    │   ├── CloudNotAllowed             the user has not consented to cloud use
+    │   ├── cloud.Offline               the provider cannot be reached now
+    │   └── cloud.CloudAuthError        the provider refused the API key
     ├── MicrophoneError             5  no PortAudio, no input device, device busy
     └── SettingsError               2  a settings file or value is wrong
 
@@ -30,6 +32,7 @@ EXIT_USAGE = 2
 EXIT_MODEL = 3
 EXIT_CLOUD = 4
 EXIT_MICROPHONE = 5
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
@@ -80,10 +83,11 @@ class ModelError(TranscribeError):
 
 class CloudError(TranscribeError):
     exit_code = EXIT_CLOUD
+    fatal = False  # True when every later file would fail the same way
 
 
 class CloudNotAllowed(CloudError):
-    pass
+    fatal = True
 
 
 class MicrophoneError(TranscribeError):

@@ -1,4 +1,7 @@
-"""file -> decode -> engine -> Transcript: the one path every way in takes."""
+"""file -> decode -> engine (local, or cloud when the policy allows) -> Transcript.
+
+The one path every way in (CLI, watcher, TUI) takes.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,85 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .audio import decode
+from .audio import Audio, decode
 from .engine import LocalEngine, ProgressCallback
+from .errors import CloudError, InputError, ModelError
+from .policy import CloudPolicy
 from .settings import Settings
 from .transcript import Transcript
 
 log = logging.getLogger(__name__)
 
+ENGINES = ("auto", "local", "cloud")
+
 
 class Transcriber:
-    """Holds the settings and the engine for many files (the model loads once)."""
+    """Holds the settings, the engine and the policy for many files (the model loads once)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, transport=None) -> None:
         self.settings = settings or Settings.load()
         self.local = LocalEngine(self.settings)
+        self.policy = CloudPolicy(self.settings, transport=transport)
 
-    def transcribe(self, path: str | Path,
-                   on_progress: ProgressCallback | None = None) -> Transcript:
-        """Transcribe one file; raise an `InputError` for a file that cannot be."""
+    def transcribe(self, path: str | Path, on_progress: ProgressCallback | None = None,
+                   engine: str = "auto") -> Transcript:
+        """Transcribe one file.
+
+        Raises `InputError` for a file that cannot be transcribed, `ModelError`
+        when the local model is unusable and the cloud may not be used, and
+        `CloudError` when the cloud was needed and failed.
+        """
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}")
+        path = Path(path)
         audio = decode(path, max_bytes=self.settings.max_file_mb * 2**20)
-        return self.local.transcribe(audio, str(path), on_progress)
+        if engine == "cloud":
+            return self._cloud(path, audio, "requested by the user")
+        try:
+            local = self.local.transcribe(audio, str(path), on_progress)
+        except ModelError as e:
+            if engine == "local" or not self.policy.allowed:
+                raise
+            try:
+                return self._cloud(path, audio, f"local model unavailable: {e}")
+            except CloudError as cloud_error:
+                raise type(cloud_error)(f"{e}; the cloud fallback failed too: {cloud_error}") \
+                    from None
+        except (InputError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a failure inside CTranslate2 on this one file
+            log.exception("%s: local engine failed", path)
+            if engine == "local" or not self.policy.allowed:
+                raise InputError(path, f"local transcription failed ({e})") from None
+            return self._cloud(path, audio, f"local transcription failed: {e}")
+        reason = self.policy.reason_to_upload(local) if engine == "auto" else None
+        if reason is None:
+            return local
+        return self._second_opinion(path, audio, local, reason)
+
+    def _cloud(self, path: Path, audio: Audio, reason: str) -> Transcript:
+        s = self.settings
+        return self.policy.client().transcribe(path, audio, language=s.language,
+                                               prompt=s.initial_prompt, reason=reason,
+                                               task=s.task)
+
+    def _second_opinion(self, path: Path, audio: Audio, local: Transcript,
+                        reason: str) -> Transcript:
+        """Ask the cloud; keep the local result when it cannot answer."""
+        from .cloud import Offline
+
+        try:
+            return self._cloud(path, audio, reason)
+        except Offline as e:
+            local.cloud_pending = True
+            local.cloud_reason = reason
+            local.notes.append(f"kept the local result, waiting for the cloud: {e}")
+        except CloudError as e:
+            local.notes.append(f"kept the local result, the cloud failed: {e}")
+        return local
+
+    def close(self) -> None:
+        self.policy.close()
 
 
 def transcribe_file(path: str | Path, settings: Settings | None = None,
@@ -35,4 +97,8 @@ def transcribe_file(path: str | Path, settings: Settings | None = None,
     >>> transcribe_file("note.ogg", language="en").text  # doctest: +SKIP
     """
     settings = (settings or Settings.load()).with_overrides(**overrides)
-    return Transcriber(settings).transcribe(path)
+    transcriber = Transcriber(settings)
+    try:
+        return transcriber.transcribe(path)
+    finally:
+        transcriber.close()

@@ -40,7 +40,16 @@ class Transcript:
     low_confidence: bool = False
     provider: str | None = None
     cloud_reason: str | None = None
+    cloud_pending: bool = False
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Duration-weighted mean of the segments' average log-probabilities."""
+        weights = [max(s.end - s.start, 0.01) for s in self.segments]
+        if not weights:
+            return None
+        return sum(s.avg_logprob * w for s, w in zip(self.segments, weights)) / sum(weights)
 
     def to_dict(self, *, words: bool = False) -> dict:
         data = asdict(self)

@@ -1,0 +1,366 @@
+"""The cloud engine: an OpenAI-compatible `POST {base_url}/audio/transcriptions`.
+
+Only `policy.py` builds a `CloudClient`, and only when the user has allowed
+cloud use. Every upload attempt is appended to the upload log, which the user
+can read with `transcribe cloud log`.
+
+Offline is decided by the request itself: the host name is resolved under a
+deadline (the sync httpx client does not bound DNS) and connections have a
+short connect timeout. An offline verdict is remembered for `OFFLINE_TTL_S`
+so a batch does not wait once per file.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, Audio, file_sha256
+from .errors import CloudError
+from .settings import CloudSettings, Secret
+from .transcript import Segment, Transcript, join_segments
+
+log = logging.getLogger(__name__)
+
+OFFLINE_TTL_S = 60.0
+RETRY_AFTER_CAP_S = 30.0
+BACKOFF_BASE_S = 0.5
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+# What OpenAI's endpoint accepts by name; anything else is re-encoded first.
+UPLOAD_SUFFIXES = {".flac", ".m4a", ".mp3", ".mp4", ".mpeg", ".mpga", ".oga", ".ogg", ".wav",
+                   ".webm"}
+# 16 kHz mono Opus at this rate is about 3 kB per second of speech.
+OPUS_BITRATE = 24000
+LANGUAGE_NAMES = {
+    "english": "en", "german": "de", "spanish": "es", "french": "fr", "italian": "it",
+    "portuguese": "pt", "dutch": "nl", "russian": "ru", "ukrainian": "uk", "polish": "pl",
+    "turkish": "tr", "arabic": "ar", "chinese": "zh", "japanese": "ja", "korean": "ko",
+    "hindi": "hi", "swedish": "sv", "czech": "cs", "greek": "el", "hebrew": "he",
+}
+
+
+class Offline(CloudError):
+    """The provider cannot be reached from here right now."""
+
+
+class CloudAuthError(CloudError):
+    """The provider refused the key: every later file would fail the same way."""
+
+    fatal = True
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+    offset: float = 0.0
+
+
+class CloudClient:
+    """Talks to one OpenAI-compatible provider, with retries and an upload log."""
+
+    name = "cloud"
+
+    def __init__(self, settings: CloudSettings, log_path: Path, transport=None,
+                 resolve_timeout: float | None = None) -> None:
+        import httpx
+
+        self.settings = settings
+        self.log_path = log_path
+        self._key: Secret | None = settings.key()
+        self._resolve_timeout = resolve_timeout or settings.connect_timeout
+        self._offline_until = 0.0
+        self._lock = threading.Lock()
+        timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout,
+                                write=settings.read_timeout)
+        self._http = httpx.Client(base_url=settings.base_url.rstrip("/") + "/", timeout=timeout,
+                                  transport=transport, follow_redirects=False)
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    def close(self) -> None:
+        self._http.close()
+
+    def is_offline(self) -> bool:
+        return time.monotonic() < self._offline_until
+
+    def transcribe(self, path: Path, audio: Audio | None, *, language: str | None,
+                   prompt: str | None, reason: str, task: str = "transcribe") -> Transcript:
+        """Upload one note (re-encoded or split when over the size limit)."""
+        if self._key is None:
+            raise CloudError(f"cloud use is allowed but no API key is set: set "
+                             f"{self.settings.api_key_env or 'TRANSCRIBE_CLOUD_API_KEY'} or "
+                             "TRANSCRIBE_CLOUD_API_KEY")
+        if self.is_offline():
+            raise Offline(f"{self.host} was unreachable moments ago; not retrying yet")
+        self._check_online()
+        uploads = prepare_uploads(path, audio, self.settings.max_upload_bytes)
+        sha = file_sha256(path)
+        segments: list[Segment] = []
+        language_found = None
+        for upload in uploads:
+            try:
+                body = self._post(upload, language=language, prompt=prompt, task=task)
+            except CloudError as e:
+                self._log(path, sha, upload, f"failed: {e}", reason)
+                raise
+            self._log(path, sha, upload, "ok", reason)
+            language_found = language_found or body.get("language")
+            segments.extend(_segments(body, upload.offset))
+        text = join_segments(segments)
+        duration = audio.duration if audio is not None else (segments[-1].end if segments else 0)
+        return Transcript(
+            file=str(path), text=text, language=_language_code(language_found) or language,
+            duration=duration, segments=segments, engine="cloud", model=self.settings.model,
+            no_speech=not text, task=task, provider=self.host, cloud_reason=reason,
+        )
+
+    def _check_online(self) -> None:
+        """Resolve the host under a deadline: a resolver that never answers means offline."""
+        import httpx
+
+        url = httpx.URL(self.settings.base_url)
+        host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resolve")
+        future = pool.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        pool.shutdown(wait=False)
+        try:
+            future.result(timeout=self._resolve_timeout)
+        except concurrent.futures.TimeoutError:
+            self._went_offline()
+            raise Offline(f"{host}: no answer from the name resolver within "
+                          f"{self._resolve_timeout:.0f} s (offline?)") from None
+        except OSError as e:
+            self._went_offline()
+            raise Offline(f"{host}: cannot resolve the name ({e.strerror or e}); offline?") \
+                from None
+
+    def _went_offline(self) -> None:
+        with self._lock:
+            self._offline_until = time.monotonic() + OFFLINE_TTL_S
+
+    def _post(self, upload: Upload, *, language: str | None, prompt: str | None,
+              task: str) -> dict:
+        import httpx
+
+        endpoint = "audio/translations" if task == "translate" else "audio/transcriptions"
+        data = {"model": self.settings.model, "response_format": "verbose_json"}
+        if language and task != "translate":
+            data["language"] = language
+        if prompt:
+            data["prompt"] = prompt
+        headers = {"Authorization": f"Bearer {self._key}"}
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.post(endpoint, data=data, headers=headers,
+                                           files={"file": (upload.filename, upload.data)})
+            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+                if attempt >= self.settings.max_attempts:
+                    self._went_offline()
+                    raise Offline(f"cannot connect to {self.host} ({_reason(e)}); offline?") \
+                        from None
+                self._sleep(_backoff(attempt))
+                continue
+            except httpx.TimeoutException:
+                raise CloudError(f"{self.host} did not answer within "
+                                 f"{self.settings.read_timeout:.0f} s") from None
+            except httpx.HTTPError as e:
+                raise CloudError(f"{self.host}: {_reason(e)}") from None
+            if response.status_code == 200:
+                return _json_body(response, self.host)
+            message = error_message(response)
+            if response.status_code in (401, 403):
+                raise CloudAuthError(f"{self.host} refused the API key "
+                                     f"(HTTP {response.status_code}: {message})")
+            if response.status_code == 413:
+                raise CloudError(f"{self.host}: the upload is too large for the provider "
+                                 f"(HTTP 413: {message}); lower [cloud] max_upload_bytes")
+            retryable = (response.status_code in RETRY_STATUSES
+                         and not _is_quota(response, message))
+            if not retryable or attempt >= self.settings.max_attempts:
+                raise CloudError(f"{self.host}: HTTP {response.status_code}: {message}")
+            delay = _retry_after(response) or _backoff(attempt)
+            log.info("%s: HTTP %d, retrying in %.1f s", self.host, response.status_code, delay)
+            self._sleep(delay)
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def _log(self, path: Path, sha: str, upload: Upload, outcome: str, reason: str) -> None:
+        entry = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "file": str(Path(path).resolve()),
+            "sha256": sha,
+            "host": self.host,
+            "bytes": len(upload.data),
+            "uploaded_as": upload.filename,
+            "reason": reason,
+            "outcome": outcome,
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def prepare_uploads(path: Path, audio: Audio | None, limit: int) -> list[Upload]:
+    """The original file when the provider takes it as it is; else Opus, split if needed."""
+    path = Path(path)
+    size = path.stat().st_size
+    suffix = path.suffix.lower()
+    if size <= limit and suffix in UPLOAD_SUFFIXES | {".opus"}:
+        name = path.stem + (".ogg" if suffix == ".opus" else suffix)
+        return [Upload(name, path.read_bytes())]
+    if audio is None:
+        raise CloudError(f"{path}: too large to upload and cannot be decoded to re-encode it")
+    whole = encode_opus(audio.samples)
+    if len(whole) <= limit:
+        log.info("%s: re-encoded %d -> %d bytes for upload", path, size, len(whole))
+        return [Upload(path.stem + ".ogg", whole)]
+    seconds_per_part = max(1.0, audio.duration * (limit * 0.9) / len(whole))
+    step = int(seconds_per_part * SAMPLE_RATE)
+    parts: list[Upload] = []
+    for start in range(0, len(audio.samples), step):
+        parts.extend(_encoded_within(audio.samples[start:start + step], start, limit, path))
+    parts = [Upload(f"{path.stem}.part{n}.ogg", p.data, p.offset)
+             for n, p in enumerate(parts, 1)]
+    log.info("%s: split into %d uploads of at most %d bytes", path, len(parts), limit)
+    return parts
+
+
+def _encoded_within(samples: np.ndarray, start: int, limit: int, path: Path) -> list[Upload]:
+    """Encode a stretch; halve it until each half fits (container overhead varies)."""
+    data = encode_opus(samples)
+    if len(data) <= limit:
+        return [Upload("", data, start / SAMPLE_RATE)]
+    if len(samples) < SAMPLE_RATE:
+        raise CloudError(f"{path}: cannot fit into uploads of {limit} bytes; raise [cloud] "
+                         "max_upload_bytes")
+    half = len(samples) // 2
+    return (_encoded_within(samples[:half], start, limit, path)
+            + _encoded_within(samples[half:], start + half, limit, path))
+
+
+def encode_opus(samples: np.ndarray) -> bytes:
+    """16 kHz mono float samples to an Ogg/Opus file in memory (PyAV, no ffmpeg binary)."""
+    import av
+
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).reshape(1, -1)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=48000, layout="mono")
+        stream.bit_rate = OPUS_BITRATE
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono",
+                                      rate=48000)
+        for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
+            for packet in stream.encode(chunk):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def error_message(response) -> str:
+    """OpenAI's `{"error": {"message"}}` and FastAPI's `{"detail": ...}` alike, in one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text.splitlines()[0][:200] if text else response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, dict) and detail.get("message"):
+            return str(detail["message"])
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            first = detail[0]
+            where = ".".join(str(p) for p in first.get("loc", []))
+            return f"{first.get('msg', 'invalid request')} ({where})" if where else \
+                str(first.get("msg", "invalid request"))
+    return str(body)[:200]
+
+
+def _is_quota(response, message: str) -> bool:
+    """A 429 for an exhausted quota or billing limit will not pass by waiting."""
+    if response.status_code != 429:
+        return False
+    try:
+        code = (response.json().get("error") or {}).get("code")
+    except (ValueError, AttributeError):
+        code = None
+    return code == "insufficient_quota" or "quota" in message.lower()
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, BACKOFF_BASE_S * 2 ** (attempt - 1))
+
+
+def _json_body(response, host: str) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"text": response.text.strip()}
+    if not isinstance(body, dict) or "text" not in body:
+        raise CloudError(f"{host}: the answer is not a transcription")
+    return body
+
+
+def _segments(body: dict, offset: float) -> list[Segment]:
+    raw = body.get("segments") or []
+    if not raw:
+        text = str(body.get("text", "")).strip()
+        if not text:
+            return []
+        return [Segment(offset, offset + float(body.get("duration") or 0.0), text)]
+    return [Segment(offset + float(s.get("start", 0.0)), offset + float(s.get("end", 0.0)),
+                    str(s.get("text", "")).strip(), float(s.get("avg_logprob") or 0.0),
+                    float(s.get("no_speech_prob") or 0.0))
+            for s in raw if str(s.get("text", "")).strip()]
+
+
+def _language_code(language: str | None) -> str | None:
+    if not language:
+        return None
+    return LANGUAGE_NAMES.get(language.lower(), language.lower())
+
+
+def _reason(e: Exception) -> str:
+    return str(e) or type(e).__name__
