@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError,
+from .errors import (EXIT_CLOUD, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CloudError, InputError,
                      TranscribeError)
 
 log = logging.getLogger("transcribe")
@@ -26,11 +26,13 @@ COMMANDS_HELP = """\
 commands:
   transcribe FILE...        transcribe voice notes (this page)
   transcribe models         list the models usable here
+  transcribe cloud status   what the cloud fallback would do, and with what consent
+  transcribe cloud log      every upload ever made: time, file hash, host, bytes, outcome
 
 exit codes:
   0 all files transcribed    1 some inputs failed     2 usage or settings error
   3 model unavailable        4 cloud error            5 microphone error
-  130 interrupted
+  70 internal error          130 interrupted
 """
 
 
@@ -57,6 +59,14 @@ class Diagnostics:
             self.console.print(f"[bold red]error:[/] {escape(message)}")
         else:
             print(f"error: {message}", file=sys.stderr, flush=True)
+
+    def warning(self, message: str) -> None:
+        if self.tty:
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]warning:[/] {escape(message)}")
+        else:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
 
     def info(self, message: str) -> None:
         if self.quiet:
@@ -104,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--compute-type", help="CTranslate2 compute type (default: int8)")
     model.add_argument("--threads", dest="cpu_threads", type=int,
                        help="CPU threads (default: all available)")
+    cloud = parser.add_argument_group("cloud (off unless you allow it)")
+    cloud.add_argument("--cloud", dest="cloud_allow", action="store_true", default=None,
+                       help="allow the cloud fallback for this run")
+    cloud.add_argument("--no-cloud", dest="cloud_allow", action="store_false",
+                       help="forbid the cloud for this run, whatever the settings say")
+    cloud.add_argument("--engine", choices=("auto", "local", "cloud"), default="auto",
+                       help="auto: local, cloud only when allowed and needed (default); "
+                            "local: never the cloud; cloud: the cloud for these files "
+                            "(needs consent)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
     parser.add_argument("-V", "--version", action="version", version=f"transcribe {__version__}")
@@ -123,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TranscribeError as e:
         Diagnostics().error(str(e))
         return e.exit_code
+    except Exception as e:  # a bug of ours: one line, the traceback only when asked for
+        if log.isEnabledFor(logging.INFO):
+            log.exception("internal error")
+        Diagnostics().error(f"internal error: {type(e).__name__}: {e} (run with -v for the "
+                            "traceback, and please report it)")
+        return EXIT_INTERNAL
 
 
 def transcribe_command(argv: list[str]) -> int:
@@ -138,22 +163,39 @@ def transcribe_command(argv: list[str]) -> int:
         initial_prompt=args.initial_prompt, hotwords=args.hotwords, beam_size=args.beam_size,
         device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
         word_timestamps=args.word_timestamps,
-    )
+    ).with_cloud(allow=args.cloud_allow)
     transcriber = Transcriber(settings)
-    failed = 0
+    failed = cloud_failed = 0
     many = len(args.files) > 1
-    for n, path in enumerate(args.files):
-        try:
-            with _progress(diag, path, args.format) as on_progress:
-                transcript = transcriber.transcribe(path, on_progress=on_progress)
-        except InputError as e:
-            diag.error(str(e))
-            failed += 1
-            continue
-        _emit(transcript, path, args, settings.word_timestamps, header=many, first=n == 0,
-              diag=diag)
-    if failed:
-        diag.info(f"{failed} of {len(args.files)} file(s) failed")
+    try:
+        for n, path in enumerate(args.files):
+            try:
+                with _progress(diag, path, args.format) as on_progress:
+                    transcript = transcriber.transcribe(path, on_progress=on_progress,
+                                                        engine=args.engine)
+            except InputError as e:
+                diag.error(str(e))
+                failed += 1
+                continue
+            except CloudError as e:
+                if e.fatal:
+                    raise
+                diag.error(f"{path}: {e}")
+                cloud_failed += 1
+                continue
+            for note in transcript.notes:
+                diag.warning(f"{path}: {note}")
+            if transcript.engine == "cloud":
+                diag.info(f"{path}: transcribed by {transcript.provider} "
+                          f"({transcript.cloud_reason})")
+            _emit(transcript, path, args, settings.word_timestamps, header=many,
+                  first=n == 0, diag=diag)
+    finally:
+        transcriber.close()
+    if failed or cloud_failed:
+        diag.info(f"{failed + cloud_failed} of {len(args.files)} file(s) failed")
+    if cloud_failed:
+        return EXIT_CLOUD
     return EXIT_INPUT if failed else EXIT_OK
 
 
@@ -240,8 +282,57 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
                         stream=sys.stderr)
 
 
+def cloud_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="transcribe cloud",
+                                     description="Cloud consent and the upload log.")
+    parser.add_argument("action", choices=("status", "log"))
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    import json
+
+    from .policy import CloudPolicy
+    from .settings import Settings
+
+    settings = Settings.load()
+    policy = CloudPolicy(settings)
+    if args.action == "status":
+        cloud = settings.cloud
+        status = {
+            "allowed": cloud.allow,
+            "base_url": cloud.base_url,
+            "host": cloud.host,
+            "model": cloud.model,
+            "api_key": "set" if cloud.key() else f"missing (set {cloud.api_key_env} or "
+                                                 "TRANSCRIBE_CLOUD_API_KEY)",
+            "on_low_confidence": cloud.on_low_confidence,
+            "max_upload_bytes": cloud.max_upload_bytes,
+            "upload_log": str(policy.upload_log),
+        }
+        if args.json:
+            print(json.dumps(status))
+        else:
+            print("cloud use is " + ("ALLOWED: audio may be sent to " + cloud.host
+                                     if cloud.allow else "off: no audio leaves this machine"))
+            for key, value in status.items():
+                print(f"  {key:<18} {value}")
+        return EXIT_OK
+    if not policy.upload_log.exists():
+        print("no uploads: no audio has been sent to a cloud provider", file=sys.stderr)
+        return EXIT_OK
+    for line in policy.upload_log.read_text(encoding="utf-8").splitlines():
+        if args.json:
+            print(line)
+            continue
+        entry = json.loads(line)
+        print(f"{entry['time']}  {entry['outcome']:<8.8} {entry['host']}  "
+              f"{entry['bytes']:>9} B  {entry['sha256'][:12]}  {entry['file']}  "
+              f"({entry['reason']})")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "models": models_command,
+    "cloud": cloud_command,
 }
 
 
