@@ -1,0 +1,284 @@
+"""The job store: one SQLite database (WAL) under the data dir.
+
+One job per audio *content* (its SHA-256), so the same note arriving twice,
+renamed or re-synced is transcribed once, while a different note that reuses a
+file name is a new job. `paths` remembers which file had which content, so a
+rescan does not hash unchanged files again.
+
+Job states:
+
+    pending -> running -> done
+                       -> waiting_cloud   local result kept, the cloud to be asked later
+                       -> failed          with a reason; retried up to MAX_ATTEMPTS
+
+A job's transcript and its `done` state are committed in one transaction, so a
+crash leaves a job either done with its transcript or not done at all; a job
+left `running` by a dead process goes back to `pending` when the next watcher
+starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .transcript import Segment, Transcript, Word
+
+MAX_ATTEMPTS = 3
+# A waiting job's effective size halves for every this many seconds it waits,
+# so short notes go first but a long one is not starved.
+AGING_S = 300.0
+
+STATES = ("pending", "running", "done", "waiting_cloud", "failed")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    root TEXT,
+    size INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    sent_at TEXT,
+    app TEXT,
+    options TEXT,
+    pid INTEGER,
+    progress REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS paths (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transcripts (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    text TEXT NOT NULL,
+    language TEXT,
+    duration REAL,
+    engine TEXT NOT NULL,
+    model TEXT NOT NULL,
+    no_speech INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    sha256: str
+    path: str
+    root: str | None
+    size: int
+    state: str
+    attempts: int
+    error: str | None
+    sent_at: str | None
+    app: str | None
+    options: dict
+    progress: float | None
+    created_at: float
+    updated_at: float
+
+
+class Store:
+    """Thread-safe access to the job store; each method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    @classmethod
+    def open_default(cls, data_dir: Path) -> "Store":
+        return cls(data_dir / "transcribe.db")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- paths -----------------------------------------------------------------------
+
+    def known_path(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The content hash recorded for this exact file state, if any."""
+        row = self._db.execute("SELECT sha256 FROM paths WHERE path=? AND size=? AND mtime_ns=?",
+                               (path, size, mtime_ns)).fetchone()
+        return row["sha256"] if row else None
+
+    def remember_path(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO paths(path, sha256, size, mtime_ns) VALUES (?,?,?,?) "
+                       "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, "
+                       "size=excluded.size, mtime_ns=excluded.mtime_ns",
+                       (path, sha256, size, mtime_ns))
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def add_job(self, sha256: str, path: str, size: int, *, root: str | None = None,
+                sent_at: str | None = None, app: str | None = None,
+                options: dict | None = None, state: str = "pending",
+                error: str | None = None) -> tuple[Job, bool]:
+        """Add a job for this content unless one exists; return it and whether it is new."""
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO jobs(sha256, path, root, size, state, attempts, error, "
+                "sent_at, app, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sha256, path, root, size, state, 1 if state == "failed" else 0, error, sent_at,
+                 app, json.dumps(options or {}), now, now))
+            created = cur.rowcount == 1
+            row = db.execute("SELECT * FROM jobs WHERE sha256=?", (sha256,)).fetchone()
+        return _job(row), created
+
+    def claim_next(self, pid: int | None = None) -> Job | None:
+        """Mark the next pending job running and return it (short notes first, with aging)."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE state='pending' AND attempts < ? "
+                "ORDER BY size / (1.0 + (? - created_at) / ?) ASC, id ASC LIMIT 1",
+                (MAX_ATTEMPTS, now, AGING_S)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET state='running', attempts=attempts+1, pid=?, "
+                       "progress=0, updated_at=? WHERE id=?", (pid or os.getpid(), now, row["id"]))
+            row = db.execute("SELECT * FROM jobs WHERE id=?", (row["id"],)).fetchone()
+        return _job(row)
+
+    def release(self, job_id: int) -> None:
+        """Give back a job this process stopped working on; the attempt does not count."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='pending', attempts=MAX(attempts-1, 0), pid=NULL, "
+                       "progress=NULL, updated_at=? WHERE id=? AND state='running'",
+                       (time.time(), job_id))
+
+    def set_progress(self, job_id: int, progress: float) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET progress=? WHERE id=?", (progress, job_id))
+
+    def finish(self, job_id: int, transcript: Transcript, state: str = "done") -> None:
+        """Store the transcript and the job's final state in one transaction."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO transcripts(job_id, text, language, duration, engine, model, "
+                "no_speech, data, created_at) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(job_id) DO UPDATE SET text=excluded.text, "
+                "language=excluded.language, duration=excluded.duration, "
+                "engine=excluded.engine, model=excluded.model, no_speech=excluded.no_speech, "
+                "data=excluded.data, created_at=excluded.created_at",
+                (job_id, transcript.text, transcript.language, transcript.duration,
+                 transcript.engine, transcript.model, int(transcript.no_speech),
+                 json.dumps(transcript.to_dict(words=True), ensure_ascii=False), now))
+            db.execute("UPDATE jobs SET state=?, error=NULL, pid=NULL, progress=NULL, "
+                       "updated_at=? WHERE id=?", (state, now, job_id))
+
+    def fail(self, job_id: int, reason: str, *, retry: bool = False) -> None:
+        """Record a failure; `retry` puts the job back in the queue while attempts remain."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
+            state = "pending" if retry and row["attempts"] < MAX_ATTEMPTS else "failed"
+            db.execute("UPDATE jobs SET state=?, error=?, pid=NULL, progress=NULL, updated_at=? "
+                       "WHERE id=?", (state, reason, now, job_id))
+
+    def recover(self) -> int:
+        """Put jobs left running by a dead process back in the queue; return how many."""
+        recovered = 0
+        with self._tx() as db:
+            for row in db.execute("SELECT id, pid, attempts FROM jobs WHERE state='running'"):
+                if row["pid"] and row["pid"] != os.getpid() and _alive(row["pid"]):
+                    continue
+                state = "pending" if row["attempts"] < MAX_ATTEMPTS else "failed"
+                db.execute("UPDATE jobs SET state=?, pid=NULL, progress=NULL, error=? "
+                           "WHERE id=?", (state, "interrupted (the process stopped while "
+                                          "transcribing it)" if state == "failed" else None,
+                                          row["id"]))
+                recovered += 1
+        return recovered
+
+    def jobs(self, states: tuple[str, ...] = STATES, limit: int | None = None) -> list[Job]:
+        marks = ",".join("?" * len(states))
+        sql = f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY updated_at DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_job(r) for r in self._db.execute(sql, states)]
+
+    def job_by_sha(self, sha256: str) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE sha256=?", (sha256,)).fetchone()
+        return _job(row) if row else None
+
+    def job(self, job_id: int) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for row in self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        return counts
+
+    def transcript(self, job_id: int) -> Transcript | None:
+        row = self._db.execute("SELECT data FROM transcripts WHERE job_id=?",
+                               (job_id,)).fetchone()
+        return transcript_from_dict(json.loads(row["data"])) if row else None
+
+
+def transcript_from_dict(data: dict) -> Transcript:
+    segments = [Segment(s["start"], s["end"], s["text"], s.get("avg_logprob", 0.0),
+                        s.get("no_speech_prob", 0.0),
+                        tuple(Word(**w) for w in s["words"]) if s.get("words") else None)
+                for s in data.get("segments", [])]
+    fields = {k: v for k, v in data.items() if k != "segments"}
+    return Transcript(segments=segments, **fields)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(id=row["id"], sha256=row["sha256"], path=row["path"], root=row["root"],
+               size=row["size"], state=row["state"], attempts=row["attempts"],
+               error=row["error"], sent_at=row["sent_at"], app=row["app"],
+               options=json.loads(row["options"] or "{}"), progress=row["progress"],
+               created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
