@@ -65,6 +65,12 @@ class Transcriber:
             return local
         return self._second_opinion(path, audio, local, reason)
 
+    def transcribe_in_cloud(self, path: str | Path, reason: str) -> Transcript:
+        """Ask the cloud for one file now (consent is checked): the watcher's retry."""
+        path = Path(path)
+        return self._cloud(path, decode(path, max_bytes=self.settings.max_file_mb * 2**20),
+                           reason)
+
     def _cloud(self, path: Path, audio: Audio, reason: str) -> Transcript:
         s = self.settings
         return self.policy.client().transcribe(path, audio, language=s.language,

@@ -93,6 +93,19 @@ class CloudSettings:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    """The `[watch]` table: what `transcribe watch` does when given no folders or flags."""
+
+    dirs: tuple[str, ...] = ()
+    output_dir: str | None = None  # default: <data dir>/transcripts
+    formats: str = "txt"
+    settle_s: float = 2.0
+    grace_s: float = 30.0
+    poll_s: float = 1.0
+    cloud_retry_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run can be told. Field names are the TOML keys."""
 
@@ -108,6 +121,7 @@ class Settings:
     word_timestamps: bool = False
     max_file_mb: int = 1024
     cloud: CloudSettings = field(default_factory=CloudSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
     paths: Paths = field(default_factory=Paths.from_env, compare=False)
 
     @classmethod
@@ -117,13 +131,16 @@ class Settings:
         paths = Paths.from_env(environ)
         data = _read_toml(paths.config_file)
         cloud_file = data.pop("cloud", {})
-        if not isinstance(cloud_file, dict):
-            raise SettingsError(f"{paths.config_file}: 'cloud' must be a table ([cloud])")
+        watch_file = data.pop("watch", {})
+        if not isinstance(cloud_file, dict) or not isinstance(watch_file, dict):
+            raise SettingsError(f"{paths.config_file}: 'cloud' and 'watch' must be tables")
         if cloud_file.get("api_key"):
             _refuse_shared_key_file(paths.config_file)
         settings = cls(paths=paths).with_overrides(**{**data, **_read_env(cls, environ)})
         settings = settings.with_cloud(**{**cloud_file,
                                           **_read_env(CloudSettings, environ, "CLOUD_")})
+        settings = settings.with_watch(**{**watch_file,
+                                          **_read_env(WatchSettings, environ, "WATCH_")})
         key_env = settings.cloud.api_key_env
         if settings.cloud.api_key is None and key_env and environ.get(key_env):
             settings = settings.with_cloud(api_key=environ[key_env])
@@ -131,7 +148,7 @@ class Settings:
 
     def with_overrides(self, **values: Any) -> "Settings":
         """A copy with `values` applied; None means "not given" and is skipped."""
-        settings = _merged(self, values, skip=("paths", "cloud"))
+        settings = _merged(self, values, skip=("paths", "cloud", "watch"))
         settings.validate()
         return settings
 
@@ -141,6 +158,10 @@ class Settings:
         if cloud.max_attempts < 1:
             raise SettingsError("cloud.max_attempts must be at least 1")
         return dataclasses.replace(self, cloud=cloud)
+
+    def with_watch(self, **values: Any) -> "Settings":
+        """A copy whose `[watch]` table has `values` applied."""
+        return dataclasses.replace(self, watch=_merged(self.watch, values))
 
     def validate(self) -> None:
         if self.task not in ("transcribe", "translate"):
@@ -175,12 +196,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: not valid TOML ({e})") from None
     except OSError as e:
         raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
-    sections = {"cloud": CloudSettings, "": Settings}
+    sections = {"cloud": CloudSettings, "watch": WatchSettings, "": Settings}
     for section, cls in sections.items():
         table = data.get(section, {}) if section else data
         if not isinstance(table, dict):
             continue
-        known = {f.name for f in dataclasses.fields(cls)} | set(sections) | {"watch", "store"}
+        known = {f.name for f in dataclasses.fields(cls)} | set(sections)
         for key in sorted(set(table) - known):
             log.warning("%s: ignoring unknown setting %r", path, f"{section}.{key}".lstrip("."))
             del table[key]
@@ -200,7 +221,7 @@ def _read_env(cls: type, environ: Mapping[str, str], infix: str = "") -> dict[st
     values = {}
     for f in dataclasses.fields(cls):
         raw = environ.get(f"TRANSCRIBE_{infix}{f.name.upper()}")
-        if raw is not None and raw != "" and f.name not in ("paths", "cloud"):
+        if raw is not None and raw != "" and f.name not in ("paths", "cloud", "watch"):
             values[f.name] = raw
     return values
 
@@ -222,6 +243,12 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value) if type_name == "int" else float(value)
+        if type_name.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v for v in value.split(os.pathsep) if v]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(value)
+            return tuple(str(v) for v in value)
         if type_name.startswith("Secret"):
             return Secret(value)
         return str(value)

@@ -1,0 +1,365 @@
+"""`transcribe watch`: every voice note that lands in a folder, transcribed exactly once.
+
+The folders are polled rather than watched with inotify: polling also works on
+network mounts and sync clients' folders, and the settle rule below needs a
+second look at each file anyway. A file becomes a job when:
+
+- its name is a voice note's (not a dot-file, not `.part`/`.crdownload`/`.tmp`/`~`);
+- its size and mtime have not changed for `settle_s` seconds, by our own clock;
+- it decodes. A young file that does not decode yet (an unfinished download that
+  paused) is looked at again when it changes, and fails only once it has been
+  left alone for `grace_s` seconds.
+
+Jobs live in the store (store.py), keyed by content, so copies, renames and
+re-syncs of a note are transcribed once. Transcripts go to the output folder,
+mirroring each note's path under its watched folder, written atomically; the
+audio is only ever read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .audio import decode, file_sha256, is_audio_name
+from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
+                     TranscribeError, TruncatedAudio)
+from .messaging import origin
+from .pipeline import Transcriber
+from .settings import Settings
+from .store import Store
+from .writers import FORMATS, write_outputs
+
+log = logging.getLogger(__name__)
+
+FOLDER_SETTINGS = ".transcribe.toml"
+FOLDER_KEYS = {"language", "hotwords", "initial_prompt", "model", "task", "beam_size"}
+TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
+                      ".swp")
+
+
+class AlreadyRunning(TranscribeError):
+    exit_code = 6
+
+
+@dataclass
+class WatchOptions:
+    dirs: list[Path]
+    output_dir: Path
+    formats: list[str] = field(default_factory=lambda: ["txt"])
+    recursive: bool = True
+    settle_s: float = 2.0
+    grace_s: float = 30.0
+    poll_s: float = 1.0
+    cloud_retry_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        self.dirs = [Path(d).resolve() for d in self.dirs]
+        self.output_dir = Path(self.output_dir).resolve()
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad:
+            raise SettingsError(f"unknown output format(s): {', '.join(bad)}; "
+                                f"choose from {', '.join(FORMATS)}")
+        for d in self.dirs:
+            if not d.is_dir():
+                raise SettingsError(f"{d}: not a folder")
+
+
+@dataclass
+class _Seen:
+    key: tuple[int, int]  # size, mtime_ns
+    since: float  # when we first saw this key
+    settled: bool = False  # hashed and queued, or recorded as failed
+
+
+def is_candidate(path: Path) -> bool:
+    name = path.name
+    if name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES):
+        return False
+    return is_audio_name(path)
+
+
+class Watcher:
+    def __init__(self, settings: Settings, options: WatchOptions, store: Store | None = None,
+                 transport=None) -> None:
+        self.settings = settings
+        self.options = options
+        self.store = store or Store.open_default(settings.paths.data_dir)
+        self._transport = transport
+        self._seen: dict[Path, _Seen] = {}
+        self._transcribers: dict[str, Transcriber] = {}
+        self._folder_cache: dict[Path, tuple[int, dict]] = {}
+        self._last_cloud_retry = time.monotonic()
+        self._last_progress = 0.0
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, should_stop=lambda: False) -> None:
+        recovered = self.store.recover()
+        if recovered:
+            log.info("put %d interrupted job(s) back in the queue", recovered)
+        log.info("watching %s -> %s (%s)", ", ".join(map(str, self.options.dirs)),
+                 self.options.output_dir, ",".join(self.options.formats))
+        while not should_stop():
+            self.scan()
+            if self.work_one():
+                continue
+            if self._cloud_due():
+                self.retry_cloud()
+            time.sleep(self.options.poll_s)
+
+    def close(self) -> None:
+        for transcriber in self._transcribers.values():
+            transcriber.close()
+        self.store.close()
+
+    # -- finding notes -------------------------------------------------------------------
+
+    def scan(self) -> int:
+        """Look at every candidate file once; queue the settled ones. Return how many."""
+        queued = 0
+        now = time.monotonic()
+        present = set()
+        for root, path in self._walk():
+            present.add(path)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            key = (st.st_size, st.st_mtime_ns)
+            seen = self._seen.get(path)
+            if seen is None or seen.key != key:
+                self._seen[path] = _Seen(key, now)
+                continue
+            if seen.settled or now - seen.since < self.options.settle_s:
+                continue
+            queued += self._consider(root, path, st, seen)
+        for gone in set(self._seen) - present:
+            del self._seen[gone]
+        return queued
+
+    def _walk(self) -> Iterator[tuple[Path, Path]]:
+        out = self.options.output_dir
+        for root in self.options.dirs:
+            for dirpath, dirnames, filenames in os.walk(root):
+                here = Path(dirpath)
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                                     and (here / d).resolve() != out)
+                if not self.options.recursive:
+                    dirnames[:] = []
+                for name in sorted(filenames):
+                    path = here / name
+                    if is_candidate(path):
+                        yield root, path
+
+    def _consider(self, root: Path, path: Path, st: os.stat_result, seen: _Seen) -> int:
+        key_path = str(path)
+        sha = self.store.known_path(key_path, st.st_size, st.st_mtime_ns)
+        if sha is None:
+            try:
+                sha = file_sha256(path)
+            except OSError as e:
+                log.warning("%s: cannot read (%s)", path, e.strerror)
+                seen.settled = True
+                return 0
+        existing = self.store.job_by_sha(sha)
+        if existing is not None:
+            self.store.remember_path(key_path, sha, st.st_size, st.st_mtime_ns)
+            seen.settled = True
+            if existing.path != key_path:
+                log.info("%s: same audio as %s (job %d), not transcribing again", path,
+                         existing.path, existing.id)
+            return 0
+        failure = None
+        try:
+            decode(path, max_bytes=self.settings.max_file_mb * 2**20)
+        except (TruncatedAudio, NotAudio, EmptyFile) as e:
+            if time.time() - st.st_mtime < self.options.grace_s:
+                log.debug("%s: not complete yet (%s); waiting", path, e.reason)
+                seen.since = time.monotonic()
+                return 0
+            failure = e.reason
+        except InputError as e:
+            failure = e.reason
+        where = origin(path, st.st_mtime)
+        self.store.remember_path(key_path, sha, st.st_size, st.st_mtime_ns)
+        seen.settled = True
+        self.store.add_job(sha, key_path, st.st_size, root=str(root), sent_at=where.sent_at,
+                           app=where.app, options=self._job_options(root, path),
+                           state="failed" if failure else "pending", error=failure)
+        if failure:
+            log.error("failed %s: %s", path, failure)
+            return 0
+        log.info("queued %s%s", path, f" ({where.app}, sent {where.sent_at})"
+                 if where.from_name else "")
+        return 1
+
+    def _job_options(self, root: Path, path: Path) -> dict:
+        merged: dict = {}
+        folder = root
+        rel_parts = path.parent.relative_to(root).parts
+        for part in ("", *rel_parts):
+            folder = folder / part if part else folder
+            merged.update(self._folder_settings(folder / FOLDER_SETTINGS))
+        formats = merged.pop("formats", None)
+        if isinstance(formats, str):
+            formats = [f.strip() for f in formats.split(",") if f.strip()]
+        return {"settings": merged, "formats": formats or self.options.formats,
+                "rel": str(path.parent.relative_to(root))}
+
+    def _folder_settings(self, path: Path) -> dict:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return {}
+        cached = self._folder_cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            log.warning("%s: ignored (%s)", path, e)
+            data = {}
+        unknown = set(data) - FOLDER_KEYS - {"formats"}
+        if unknown:
+            log.warning("%s: ignoring unknown key(s) %s", path, ", ".join(sorted(unknown)))
+        values = {k: v for k, v in data.items() if k in FOLDER_KEYS | {"formats"}}
+        self._folder_cache[path] = (mtime, values)
+        return values
+
+    # -- transcribing --------------------------------------------------------------------
+
+    def work_one(self) -> bool:
+        """Transcribe the next pending job, if there is one."""
+        job = self.store.claim_next()
+        if job is None:
+            return False
+        path = Path(job.path)
+        started = time.monotonic()
+        try:
+            transcriber = self._transcriber(job.options.get("settings", {}))
+            if not path.exists():
+                raise InputError(path, "the file is gone")
+            transcript = transcriber.transcribe(
+                path, on_progress=lambda done, total: self._progress(job.id, done, total))
+        except KeyboardInterrupt:
+            self.store.release(job.id)
+            raise
+        except InputError as e:
+            log.error("failed %s: %s", path, e.reason)
+            self.store.fail(job.id, e.reason)
+            return True
+        except (ModelError, CloudError, SettingsError) as e:
+            log.error("failed %s: %s (attempt %d)", path, e, job.attempts)
+            self.store.fail(job.id, str(e), retry=True)
+            time.sleep(self.options.poll_s)
+            return True
+        written = self._write(job, path, transcript)
+        state = "waiting_cloud" if transcript.cloud_pending else "done"
+        self.store.finish(job.id, transcript, state)
+        log.info("transcribed %s in %.1f s (%s, %s %s)%s -> %s", path,
+                 time.monotonic() - started, transcript.language or "no speech",
+                 transcript.engine, transcript.model,
+                 ", waiting for the cloud" if state == "waiting_cloud" else "",
+                 ", ".join(str(p) for p in written))
+        return True
+
+    def _transcriber(self, overrides: dict) -> Transcriber:
+        key = json.dumps(overrides, sort_keys=True)
+        if key not in self._transcribers:
+            settings = self.settings.with_overrides(**overrides)
+            self._transcribers[key] = Transcriber(settings, transport=self._transport)
+        return self._transcribers[key]
+
+    def _write(self, job, path: Path, transcript) -> list[Path]:
+        root = Path(job.root) if job.root else path.parent
+        return write_outputs(transcript, self.options.output_dir / root.name,
+                             job.options.get("formats") or self.options.formats, source=path,
+                             relative_dir=Path(job.options.get("rel", ".")))
+
+    def _progress(self, job_id: int, done: float, total: float) -> None:
+        now = time.monotonic()
+        if total and now - self._last_progress >= 0.5:
+            self._last_progress = now
+            self.store.set_progress(job_id, min(done / total, 1.0))
+
+    # -- the cloud, later ------------------------------------------------------------------
+
+    def _cloud_due(self) -> bool:
+        return time.monotonic() - self._last_cloud_retry >= self.options.cloud_retry_s
+
+    def retry_cloud(self) -> None:
+        """Ask the cloud for notes that waited for it, if consent still holds."""
+        self._last_cloud_retry = time.monotonic()
+        for job in self.store.jobs(("waiting_cloud",)):
+            transcriber = self._transcriber(job.options.get("settings", {}))
+            local = self.store.transcript(job.id)
+            if not transcriber.policy.allowed:
+                log.info("%s: cloud use no longer allowed; keeping the local result", job.path)
+                self.store.finish(job.id, local, "done")
+                continue
+            try:
+                transcript = transcriber.transcribe_in_cloud(
+                    job.path, local.cloud_reason or "waited for the network")
+            except InputError as e:
+                self.store.fail(job.id, e.reason)
+                continue
+            except CloudError as e:
+                log.info("%s: still waiting for the cloud (%s)", job.path, e)
+                return
+            self._write(job, Path(job.path), transcript)
+            self.store.finish(job.id, transcript, "done")
+            log.info("transcribed %s in the cloud (%s)", job.path, transcript.provider)
+
+
+class ServiceLock:
+    """One watcher per store: a second one would race the first for jobs."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "watch.lock"
+        self._file = None
+
+    def __enter__(self) -> "ServiceLock":
+        self._file = self.path.open("a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            pid = self._file.read().strip() or "?"
+            self._file.close()
+            raise AlreadyRunning(f"another `transcribe watch` already runs on this store "
+                                 f"(pid {pid}); stop it first") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+def serve(settings: Settings, options: WatchOptions) -> None:
+    """Run until SIGINT or SIGTERM; a signal stops the current job and requeues it."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    with ServiceLock(settings.paths.data_dir):
+        watcher = Watcher(settings, options)
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            log.info("stopping")
+        finally:
+            watcher.close()
