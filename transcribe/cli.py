@@ -25,6 +25,8 @@ PROGRESS_MIN_S = 30.0
 COMMANDS_HELP = """\
 commands:
   transcribe FILE...        transcribe voice notes (this page)
+  transcribe watch DIR...   transcribe every voice note that lands in DIR, exactly once
+  transcribe status         the watcher's queue: pending, running, done, failed
   transcribe models         list the models usable here
   transcribe cloud status   what the cloud fallback would do, and with what consent
   transcribe cloud log      every upload ever made: time, file hash, host, bytes, outcome
@@ -32,6 +34,7 @@ commands:
 exit codes:
   0 all files transcribed    1 some inputs failed     2 usage or settings error
   3 model unavailable        4 cloud error            5 microphone error
+  6 another watcher already runs on this store
   70 internal error          130 interrupted
 """
 
@@ -330,9 +333,97 @@ def cloud_command(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def watch_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="transcribe watch",
+        description="Transcribe every voice note that lands in these folders, exactly once. "
+                    "Runs until SIGINT or SIGTERM; logs plain lines to stderr.")
+    parser.add_argument("dirs", nargs="*", metavar="DIR", type=Path,
+                        help="folders to watch (default: [watch] dirs in config.toml)")
+    parser.add_argument("-o", "--output-dir", type=Path,
+                        help="where transcripts go (default: <data dir>/transcripts)")
+    parser.add_argument("-f", "--format", dest="formats",
+                        help="comma-separated: txt,srt,vtt,json (default: txt)")
+    parser.add_argument("--no-recursive", action="store_true", help="only the folders themselves")
+    parser.add_argument("--settle", type=float, dest="settle_s",
+                        help="seconds a file must stay unchanged before it is taken (default 2)")
+    parser.add_argument("--grace", type=float, dest="grace_s",
+                        help="seconds a file that does not decode yet may still be arriving "
+                             "(default 30)")
+    parser.add_argument("--poll", type=float, dest="poll_s",
+                        help="seconds between looks at the folders (default 1)")
+    parser.add_argument("-m", "--model", help="model name or directory")
+    parser.add_argument("-l", "--language", help="language code (default: detect)")
+    parser.add_argument("--cloud", dest="cloud_allow", action="store_true", default=None,
+                        help="allow the cloud fallback")
+    parser.add_argument("--no-cloud", dest="cloud_allow", action="store_false")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+                        format="%(levelname)s %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    from .settings import Settings
+    from .watcher import WatchOptions, serve
+
+    settings = (Settings.load().with_overrides(model=args.model, language=args.language)
+                .with_cloud(allow=args.cloud_allow)
+                .with_watch(settle_s=args.settle_s, grace_s=args.grace_s, poll_s=args.poll_s,
+                            formats=args.formats))
+    watch = settings.watch
+    dirs = args.dirs or [Path(d).expanduser() for d in watch.dirs]
+    if not dirs:
+        parser.error("name the folders to watch, or set `dirs` under [watch] in "
+                     f"{settings.paths.config_file}")
+    output_dir = args.output_dir or (Path(watch.output_dir).expanduser() if watch.output_dir
+                                     else settings.paths.data_dir / "transcripts")
+    options = WatchOptions(dirs=dirs, output_dir=output_dir,
+                           formats=[f.strip() for f in watch.formats.split(",") if f.strip()],
+                           recursive=not args.no_recursive, settle_s=watch.settle_s,
+                           grace_s=watch.grace_s, poll_s=watch.poll_s,
+                           cloud_retry_s=watch.cloud_retry_s)
+    serve(settings, options)
+    return EXIT_OK
+
+
+def status_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="transcribe status",
+                                     description="The watcher's queue: pending, running, done, "
+                                                 "failed, waiting for the cloud.")
+    parser.add_argument("--json", action="store_true", help="counts and jobs as one JSON object")
+    parser.add_argument("--all", action="store_true", help="list done jobs too")
+    args = parser.parse_args(argv)
+    import dataclasses
+    import json
+
+    from .settings import Settings
+    from .store import STATES, Store
+
+    settings = Settings.load()
+    store = Store.open_default(settings.paths.data_dir)
+    try:
+        counts = store.counts()
+        states = STATES if args.all else tuple(st for st in STATES if st != "done")
+        jobs = store.jobs(states, limit=200)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"counts": counts, "jobs": [dataclasses.asdict(j) for j in jobs]}))
+        return EXIT_OK
+    print("  ".join(f"{state.replace('_', ' ')}: {n}" for state, n in counts.items()))
+    for job in jobs:
+        detail = job.error or ""
+        if job.state == "running" and job.progress is not None:
+            detail = f"{job.progress:.0%}"
+        print(f"{job.state:<14} {job.path}" + (f"  ({detail})" if detail else ""))
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "models": models_command,
     "cloud": cloud_command,
+    "watch": watch_command,
+    "status": status_command,
 }
 
 

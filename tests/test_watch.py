@@ -1,0 +1,204 @@
+"""`transcribe watch` as a real process on a real folder, checked through its store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import REFERENCES, ROOT, SAMPLES, run_cli
+from wer import wer
+
+SPEECH = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "New Recording 12.m4a",
+          "voicemail-8k.wav"]
+
+
+@pytest.fixture
+def space(tmp_path, home):
+    """A watched folder, an output folder and a store of their own; the model cache is shared."""
+    inbox, out, data = tmp_path / "inbox", tmp_path / "out", tmp_path / "home"
+    inbox.mkdir()
+    data.mkdir()
+    (home / "cache").mkdir(exist_ok=True)
+    (data / "cache").symlink_to(home / "cache")
+    return inbox, out, data
+
+
+@contextmanager
+def watcher(inbox: Path, out: Path, data: Path, *extra: str):
+    log = (data.parent / "watch.log").open("a")
+    env = dict(os.environ, TRANSCRIBE_HOME=str(data))
+    proc = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
+                             str(out), "--settle", "0.5", "--grace", "2", "--poll", "0.2",
+                             *extra], env=env, stderr=log, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def jobs(data: Path) -> list[dict]:
+    db = data / "data" / "transcribe.db"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as con:
+        con.row_factory = sqlite3.Row
+        rows = con.execute("SELECT j.*, t.text, t.data FROM jobs j "
+                           "LEFT JOIN transcripts t ON t.job_id = j.id ORDER BY j.id").fetchall()
+    return [dict(r) for r in rows]
+
+
+def wait_for(predicate, data: Path, timeout: float = 180, proc=None) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = jobs(data)
+        if predicate(rows):
+            return rows
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"watcher exited with {proc.returncode}: "
+                                 f"{(data.parent / 'watch.log').read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; jobs: {[(r['path'], r['state']) for r in jobs(data)]}\n"
+                         f"{(data.parent / 'watch.log').read_text()}")
+
+
+def settled(n: int):
+    return lambda rows: (len(rows) >= n
+                         and all(r["state"] in ("done", "failed") for r in rows))
+
+
+def by_name(rows: list[dict]) -> dict[str, dict]:
+    return {Path(r["path"]).name: r for r in rows}
+
+
+def test_copy_rename_and_slow_write_each_give_one_whole_transcript(space):
+    inbox, out, data = space
+    with watcher(inbox, out, data) as proc:
+        shutil.copy(SAMPLES / SPEECH[0], inbox / SPEECH[0])
+        # by rename: written under a temporary name, then moved into place
+        tmp = inbox / (SPEECH[1] + ".part")
+        shutil.copy(SAMPLES / SPEECH[1], tmp)
+        time.sleep(1.5)
+        tmp.rename(inbox / SPEECH[1])
+        # slowly, in chunks, over several seconds
+        data_bytes = (SAMPLES / SPEECH[2]).read_bytes()
+        with (inbox / SPEECH[2]).open("wb") as f:
+            for i in range(0, len(data_bytes), len(data_bytes) // 10 + 1):
+                f.write(data_bytes[i:i + len(data_bytes) // 10 + 1])
+                f.flush()
+                time.sleep(0.3)
+        rows = by_name(wait_for(settled(3), data, proc=proc))
+    assert set(rows) == set(SPEECH[:3])
+    for name, row in rows.items():
+        assert row["state"] == "done" and row["attempts"] == 1, row
+        assert wer(REFERENCES[name]["text"], row["text"]) <= 0.15, row["text"]
+        txt = out / "inbox" / (Path(name).stem + ".txt")
+        assert txt.read_text().strip() == row["text"]
+    assert by_name(jobs(data))[SPEECH[0]]["app"] == "WhatsApp"
+    assert by_name(jobs(data))[SPEECH[0]]["sent_at"] == "2024-03-12"
+    assert by_name(jobs(data))[SPEECH[1]]["sent_at"] == "2024-03-12T18:45:02"
+    assert (SAMPLES / SPEECH[2]).read_bytes() == (inbox / SPEECH[2]).read_bytes()
+
+
+def test_duplicates_once_and_a_reused_name_again(space):
+    inbox, out, data = space
+    with watcher(inbox, out, data) as proc:
+        shutil.copy(SAMPLES / SPEECH[3], inbox / "note.wav")
+        wait_for(settled(1), data, proc=proc)
+        shutil.copy(SAMPLES / SPEECH[3], inbox / "copy of note.wav")   # same audio
+        (inbox / "sub").mkdir()
+        shutil.copy(SAMPLES / SPEECH[3], inbox / "sub" / "note.wav")   # same audio again
+        time.sleep(3)
+        assert len(jobs(data)) == 1
+        (inbox / "note.wav").unlink()
+        shutil.copy(SAMPLES / "New Recording 12.m4a", inbox / "note.wav")  # new audio, old name
+        rows = wait_for(settled(2), data, proc=proc)
+    assert len(rows) == 2
+    assert "call me back" in rows[0]["text"] and "milk" in rows[1]["text"]
+    assert "milk" in (out / "inbox" / "note.txt").read_text()
+
+
+def test_bad_files_fail_once_with_a_reason_and_the_rest_go_on(space):
+    inbox, out, data = space
+    (inbox / "empty.opus").touch()
+    (inbox / "letter.ogg").write_text("not audio at all\n")
+    shutil.copy(SAMPLES / SPEECH[3], inbox / SPEECH[3])
+    with watcher(inbox, out, data) as proc:
+        rows = by_name(wait_for(settled(3), data, proc=proc))
+        time.sleep(2)
+        again = by_name(jobs(data))
+    assert rows["empty.opus"]["state"] == "failed" and "empty" in rows["empty.opus"]["error"]
+    assert rows["letter.ogg"]["state"] == "failed"
+    assert "not an audio file" in rows["letter.ogg"]["error"]
+    assert rows[SPEECH[3]]["state"] == "done"
+    assert {n: r["attempts"] for n, r in again.items()} == {n: 1 for n in again}
+    assert (inbox / "empty.opus").exists() and (inbox / "letter.ogg").read_text()
+    status = run_cli("status", env={"TRANSCRIBE_HOME": str(data)})
+    assert "failed: 2" in status.stdout and "done: 1" in status.stdout
+    assert "letter.ogg  (not an audio file" in status.stdout
+
+
+def test_kill_9_mid_backlog_then_restart_transcribes_each_note_once(space):
+    inbox, out, data = space
+    # 12 files, 4 distinct notes: each sample three times under different names
+    for i in range(3):
+        for sample in SPEECH:
+            shutil.copy(SAMPLES / sample, inbox / f"{i}-{sample}")
+    with watcher(inbox, out, data) as proc:
+        wait_for(lambda rows: any(r["state"] == "done" for r in rows)
+                 and any(r["state"] == "running" for r in rows), data, proc=proc)
+        proc.kill()
+        proc.wait()
+    before = jobs(data)
+    assert any(r["state"] == "running" for r in before)
+    with watcher(inbox, out, data) as proc:
+        rows = wait_for(lambda rows: len(rows) == 4 and all(r["state"] == "done" for r in rows),
+                        data, proc=proc)
+    assert len(rows) == 4
+    assert all(r["attempts"] <= 2 for r in rows)
+    txts = sorted(p for p in (out / "inbox").glob("*.txt"))
+    assert len(txts) == 4, txts
+    store_texts = sorted(r["text"] for r in rows)
+    assert sorted(p.read_text().strip() for p in txts) == store_texts
+    assert not list((out / "inbox").glob(".*.tmp"))
+
+
+def test_start_on_a_folder_that_already_holds_notes_with_folder_settings(space):
+    inbox, out, data = space
+    (inbox / "english").mkdir()
+    shutil.copy(SAMPLES / SPEECH[0], inbox / SPEECH[0])
+    shutil.copy(SAMPLES / SPEECH[3], inbox / "english" / SPEECH[3])
+    (inbox / "english" / ".transcribe.toml").write_text('language = "en"\nformats = "txt,srt"\n')
+    with watcher(inbox, out, data) as proc:
+        rows = by_name(wait_for(settled(2), data, proc=proc))
+    forced = json.loads(rows[SPEECH[3]]["data"])
+    detected = json.loads(rows[SPEECH[0]]["data"])
+    assert forced["language"] == "en" and forced["language_probability"] == 1
+    assert detected["language_probability"] < 1
+    assert (out / "inbox" / "english" / "voicemail-8k.srt").exists()
+    assert not (out / "inbox" / "PTT-20240312-WA0007.srt").exists()
+
+
+def test_a_second_watcher_on_the_same_store_refuses(space):
+    inbox, out, data = space
+    with watcher(inbox, out, data) as first:
+        time.sleep(2)
+        assert first.poll() is None
+        second = run_cli("watch", str(inbox), "-o", str(out),
+                         env={"TRANSCRIBE_HOME": str(data)}, timeout=60)
+    assert second.returncode == 6
+    assert "another `transcribe watch` already runs" in second.stderr
