@@ -22,9 +22,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def asr_server(log_dir: Path, name: str = "asr", **limits: str) -> Iterator[str]:
+def asr_server(log_dir: Path, name: str = "asr", port: int | None = None,
+               **limits: str) -> Iterator[str]:
     """open-asr-server==0.3.0 serving a local CTranslate2 model; yields its /v1 URL."""
-    port = free_port()
+    port = port or free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", OPEN_ASR_SERVER_API_KEY=API_KEY,
                **{f"OPEN_ASR_SERVER_{k.upper()}": v for k, v in limits.items()})
     log = (log_dir / f"{name}.log").open("w")

@@ -202,3 +202,36 @@ def test_a_second_watcher_on_the_same_store_refuses(space):
                          env={"TRANSCRIBE_HOME": str(data)}, timeout=60)
     assert second.returncode == 6
     assert "another `transcribe watch` already runs" in second.stderr
+
+
+def test_notes_kept_local_while_offline_go_to_the_cloud_when_it_is_back(space, home):
+    from servers import API_KEY, asr_server, free_port
+
+    from transcribe.models import resolve
+
+    inbox, out, data = space
+    port = free_port()
+    model = "faster-whisper:" + resolve("tiny.en", home / "cache" / "models").location
+    env = {"TRANSCRIBE_CLOUD_ALLOW": "1", "TRANSCRIBE_CLOUD_BASE_URL": f"http://127.0.0.1:{port}/v1",
+           "TRANSCRIBE_CLOUD_MODEL": model, "TRANSCRIBE_CLOUD_API_KEY": API_KEY,
+           "TRANSCRIBE_CLOUD_LOW_CONFIDENCE_LOGPROB": "0", "TRANSCRIBE_CLOUD_OFFLINE_TTL_S": "0.5",
+           "TRANSCRIBE_WATCH_CLOUD_RETRY_S": "1"}
+    os.environ.update(env)
+    try:
+        shutil.copy(SAMPLES / SPEECH[0], inbox / SPEECH[0])
+        with watcher(inbox, out, data) as proc:
+            [row] = wait_for(lambda rows: rows and rows[0]["state"] == "waiting_cloud", data,
+                             proc=proc)
+            local = json.loads(row["data"])
+            assert local["engine"] == "local" and local["cloud_pending"] is True
+            assert (out / "inbox" / "PTT-20240312-WA0007.txt").read_text().strip()
+            with asr_server(data.parent, port=port):
+                [row] = wait_for(lambda rows: rows[0]["state"] == "done", data, proc=proc)
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+    cloud = json.loads(row["data"])
+    assert cloud["engine"] == "cloud" and cloud["provider"] == "127.0.0.1"
+    assert "low-confidence" in cloud["cloud_reason"]
+    assert wer(REFERENCES[SPEECH[0]]["text"], cloud["text"]) <= 0.2
+    assert (out / "inbox" / "PTT-20240312-WA0007.txt").read_text().strip() == cloud["text"]

@@ -6,8 +6,8 @@ can read with `transcribe cloud log`.
 
 Offline is decided by the request itself: the host name is resolved under a
 deadline (the sync httpx client does not bound DNS) and connections have a
-short connect timeout. An offline verdict is remembered for `OFFLINE_TTL_S`
-so a batch does not wait once per file.
+short connect timeout. An offline verdict is remembered for a while
+(`[cloud] offline_ttl_s`) so a batch does not wait once per file.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from .transcript import Segment, Transcript, join_segments
 
 log = logging.getLogger(__name__)
 
-OFFLINE_TTL_S = 60.0
 RETRY_AFTER_CAP_S = 30.0
 BACKOFF_BASE_S = 0.5
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -151,7 +150,7 @@ class CloudClient:
 
     def _went_offline(self) -> None:
         with self._lock:
-            self._offline_until = time.monotonic() + OFFLINE_TTL_S
+            self._offline_until = time.monotonic() + self.settings.offline_ttl_s
 
     def _post(self, upload: Upload, *, language: str | None, prompt: str | None,
               task: str) -> dict:

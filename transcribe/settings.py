@@ -79,6 +79,7 @@ class CloudSettings:
     on_low_confidence: bool = True
     low_confidence_logprob: float = -1.0
     connect_timeout: float = 3.0
+    offline_ttl_s: float = 60.0  # how long an offline verdict stands
     read_timeout: float = 300.0
     max_attempts: int = 4
 
