@@ -27,6 +27,8 @@ commands:
   transcribe FILE...        transcribe voice notes (this page)
   transcribe watch DIR...   transcribe every voice note that lands in DIR, exactly once
   transcribe status         the watcher's queue: pending, running, done, failed
+  transcribe record         record a note from the microphone and transcribe it
+  transcribe devices        list the microphones
   transcribe models         list the models usable here
   transcribe cloud status   what the cloud fallback would do, and with what consent
   transcribe cloud log      every upload ever made: time, file hash, host, bytes, outcome
@@ -91,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", type=Path,
                         help="voice notes: ogg/opus, m4a, mp3, webm, wav, flac, ...")
+    add_transcribe_options(parser)
+    parser.add_argument("-V", "--version", action="version", version=f"transcribe {__version__}")
+    return parser
+
+
+def add_transcribe_options(parser: argparse.ArgumentParser, *,
+                           compute_device: bool = True) -> None:
+    """The options of every command that transcribes: output, model, cloud.
+
+    `transcribe record` uses --device for the microphone, so it goes without
+    the engine's --device.
+    """
     out = parser.add_argument_group("output")
     out.add_argument("-f", "--format", choices=FORMATS, default="txt",
                      help="output format (default: txt)")
@@ -113,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "names that will come up")
     model.add_argument("--hotwords", help="words or names to favour")
     model.add_argument("--beam-size", type=int, help="beam search width (default: 5)")
-    model.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
+    if compute_device:
+        model.add_argument("--device", dest="compute_device", choices=("auto", "cpu", "cuda"),
+                           help="where the model runs (default: auto)")
     model.add_argument("--compute-type", help="CTranslate2 compute type (default: int8)")
     model.add_argument("--threads", dest="cpu_threads", type=int,
                        help="CPU threads (default: all available)")
@@ -128,8 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "(needs consent)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
-    parser.add_argument("-V", "--version", action="version", version=f"transcribe {__version__}")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,22 +170,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 def transcribe_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    diag = Diagnostics(args.quiet)
+    return transcribe_paths(args.files, args, Diagnostics(args.quiet))
 
-    from .pipeline import Transcriber
+
+def settings_from_args(args: argparse.Namespace):
     from .settings import Settings
 
-    settings = Settings.load().with_overrides(
+    return Settings.load().with_overrides(
         model=args.model, language=args.language, task=args.task,
         initial_prompt=args.initial_prompt, hotwords=args.hotwords, beam_size=args.beam_size,
-        device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
+        device=getattr(args, "compute_device", None), compute_type=args.compute_type, cpu_threads=args.cpu_threads,
         word_timestamps=args.word_timestamps,
     ).with_cloud(allow=args.cloud_allow)
+
+
+def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnostics) -> int:
+    """Transcribe each file and emit it; report bad ones and go on. Returns the exit code."""
+    from .pipeline import Transcriber
+
+    settings = settings_from_args(args)
     transcriber = Transcriber(settings)
     failed = cloud_failed = 0
-    many = len(args.files) > 1
+    many = len(paths) > 1
     try:
-        for n, path in enumerate(args.files):
+        for n, path in enumerate(paths):
             try:
                 with _progress(diag, path, args.format) as on_progress:
                     transcript = transcriber.transcribe(path, on_progress=on_progress,
@@ -196,7 +218,7 @@ def transcribe_command(argv: list[str]) -> int:
     finally:
         transcriber.close()
     if failed or cloud_failed:
-        diag.info(f"{failed + cloud_failed} of {len(args.files)} file(s) failed")
+        diag.info(f"{failed + cloud_failed} of {len(paths)} file(s) failed")
     if cloud_failed:
         return EXIT_CLOUD
     return EXIT_INPUT if failed else EXIT_OK
@@ -419,7 +441,110 @@ def status_command(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def record_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="transcribe record",
+        description="Record a voice note from the microphone, save it as Ogg/Opus, and "
+                    "transcribe it. Stop with Enter or Ctrl-C; what was recorded is kept.")
+    rec = parser.add_argument_group("recording")
+    rec.add_argument("--device", help="input device name or index (`transcribe devices`)")
+    rec.add_argument("--seconds", type=float, help="stop after this many seconds")
+    rec.add_argument("--stop-after-silence", type=float, metavar="SECONDS",
+                     help="stop once it has been quiet this long after you spoke")
+    rec.add_argument("--samplerate", type=int, help="capture rate (default: the device's)")
+    rec.add_argument("--save", type=Path, metavar="PATH",
+                     help="where the recording goes (default: <data dir>/recordings/)")
+    rec.add_argument("--no-transcribe", action="store_true", help="only record")
+    add_transcribe_options(parser, compute_device=False)
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    diag = Diagnostics(args.quiet)
+    import threading
+
+    from .recorder import default_recording_path, record
+    from .settings import Settings
+
+    settings = Settings.load()
+    path = args.save or default_recording_path(settings.paths.data_dir / "recordings")
+    stop = threading.Event()
+    if sys.stdin.isatty():
+        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    meter = _LevelMeter(diag)
+
+    def started(device: str, rate: int) -> None:
+        diag.info(f"recording from {device} ({rate} Hz) to {path}"
+                  + (" (Enter or Ctrl-C to stop)" if diag.tty else ""))
+
+    interrupted = False
+    try:
+        recording = record(path, device=args.device, samplerate=args.samplerate,
+                           max_seconds=args.seconds, stop_after_silence=args.stop_after_silence,
+                           stop=stop, on_level=meter, on_start=started)
+    except KeyboardInterrupt:
+        interrupted = True
+        recording = None
+    meter.done()
+    if recording is None:
+        if not path.exists():
+            return EXIT_INTERRUPTED
+        diag.info(f"stopped; the recording is saved in {path}")
+    else:
+        diag.info(f"recorded {recording.duration:.1f} s to {path}")
+    if args.no_transcribe or interrupted:
+        return EXIT_INTERRUPTED if interrupted else EXIT_OK
+    return transcribe_paths([path], args, diag)
+
+
+class _LevelMeter:
+    """Elapsed time and input level on one stderr line, on a terminal only."""
+
+    BAR = " ▁▂▃▄▅▆▇█"
+
+    def __init__(self, diag: Diagnostics) -> None:
+        self.diag = diag
+        self.shown = False
+        self.last = 0.0
+
+    def __call__(self, elapsed: float, level: float) -> None:
+        if not self.diag.tty or self.diag.quiet or elapsed - self.last < 0.1:
+            return
+        self.last = elapsed
+        filled = int(max(0.0, min(1.0, (level + 60) / 60)) * 20)
+        bar = "█" * filled + "·" * (20 - filled)
+        minutes, seconds = divmod(int(elapsed), 60)
+        sys.stderr.write(f"\r● REC {minutes:02d}:{seconds:02d}  {bar} {level:5.0f} dBFS ")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def devices_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="transcribe devices",
+                                     description="List the microphones (input devices).")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    import json
+
+    from .recorder import input_devices
+
+    devices = input_devices()
+    for d in devices:
+        if args.json:
+            print(json.dumps(d))
+        else:
+            print(f"{'*' if d['default'] else ' '} {d['index']:>3}  {d['name']}  "
+                  f"({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
+    if not devices and not args.json:
+        print("no input devices found", file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "record": record_command,
+    "devices": devices_command,
     "models": models_command,
     "cloud": cloud_command,
     "watch": watch_command,
