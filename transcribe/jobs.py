@@ -1,0 +1,72 @@
+"""Queueing a file and running one job: what the TUI does with files it is handed.
+
+The watcher has its own intake (settling, folder settings); both end in the same
+store, so every way in shows up in the same inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from .audio import check_readable, file_sha256, is_audio_name
+from .errors import CloudError, InputError, ModelError
+from .messaging import origin
+from .pipeline import Transcriber
+from .store import Job, Store
+from .transcript import Transcript
+
+log = logging.getLogger(__name__)
+
+
+def audio_files(path: Path) -> list[Path]:
+    """The file itself, or every voice note under a folder."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and is_audio_name(p)
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    return [path]
+
+
+def enqueue(store: Store, path: Path, settings=None) -> tuple[Job, bool]:
+    """A pending job for this file's content; (job, False) when the content is known."""
+    path = Path(path).resolve()
+    size = check_readable(path, settings.max_file_mb * 2**20 if settings else None)
+    where = origin(path)
+    return store.add_job(file_sha256(path), str(path), size, sent_at=where.sent_at,
+                         app=where.app)
+
+
+def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto",
+        requeue: bool = False) -> Transcript | None:
+    """Transcribe one job into the store, with live progress; None if it failed.
+
+    `requeue` first puts a finished job back in the queue (re-transcribing it).
+    """
+    if requeue:
+        store.requeue(job_id)
+    job = store.claim(job_id)
+    if job is None:
+        return None
+    last = 0.0
+
+    def progress(done: float, total: float) -> None:
+        nonlocal last
+        if total and time.monotonic() - last >= 0.3:
+            last = time.monotonic()
+            store.set_progress(job.id, min(done / total, 1.0))
+
+    try:
+        transcript = transcriber.transcribe(job.path, on_progress=progress, engine=engine)
+    except InputError as e:
+        store.fail(job.id, e.reason)
+        return None
+    except (ModelError, CloudError) as e:
+        store.fail(job.id, str(e))
+        return None
+    except BaseException:
+        store.release(job.id)
+        raise
+    store.finish(job.id, transcript, "waiting_cloud" if transcript.cloud_pending else "done")
+    return transcript
