@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,6 +28,8 @@ commands:
   transcribe FILE...        transcribe voice notes (this page)
   transcribe watch DIR...   transcribe every voice note that lands in DIR, exactly once
   transcribe status         the watcher's queue: pending, running, done, failed
+  transcribe search WORDS   search every transcript kept in the store
+  transcribe tui            the terminal UI: inbox, search, record, settings
   transcribe record         record a note from the microphone and transcribe it
   transcribe devices        list the microphones
   transcribe models         list the models usable here
@@ -142,6 +145,9 @@ def add_transcribe_options(parser: argparse.ArgumentParser, *,
                        help="auto: local, cloud only when allowed and needed (default); "
                             "local: never the cloud; cloud: the cloud for these files "
                             "(needs consent)")
+    parser.add_argument("--no-store", dest="store", action="store_false", default=None,
+                        help="do not keep the transcripts in the store (`transcribe search`, "
+                             "the TUI)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
 
@@ -180,7 +186,7 @@ def settings_from_args(args: argparse.Namespace):
         model=args.model, language=args.language, task=args.task,
         initial_prompt=args.initial_prompt, hotwords=args.hotwords, beam_size=args.beam_size,
         device=getattr(args, "compute_device", None), compute_type=args.compute_type, cpu_threads=args.cpu_threads,
-        word_timestamps=args.word_timestamps,
+        word_timestamps=args.word_timestamps, store=args.store,
     ).with_cloud(allow=args.cloud_allow)
 
 
@@ -190,6 +196,7 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
 
     settings = settings_from_args(args)
     transcriber = Transcriber(settings)
+    keeper = _Keeper(settings, diag)
     failed = cloud_failed = 0
     many = len(paths) > 1
     try:
@@ -215,13 +222,43 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
                           f"({transcript.cloud_reason})")
             _emit(transcript, path, args, settings.word_timestamps, header=many,
                   first=n == 0, diag=diag)
+            keeper.keep(path, transcript)
     finally:
         transcriber.close()
+        keeper.close()
     if failed or cloud_failed:
         diag.info(f"{failed + cloud_failed} of {len(paths)} file(s) failed")
     if cloud_failed:
         return EXIT_CLOUD
     return EXIT_INPUT if failed else EXIT_OK
+
+
+class _Keeper:
+    """Keeps the CLI's transcripts in the store, unless `store = false` or --no-store."""
+
+    def __init__(self, settings, diag: Diagnostics) -> None:
+        self.settings, self.diag = settings, diag
+        self.store = None
+
+    def keep(self, path: Path, transcript) -> None:
+        if not self.settings.store:
+            return
+        from .audio import file_sha256
+        from .messaging import origin
+        from .store import Store
+
+        try:
+            if self.store is None:
+                self.store = Store.open_default(self.settings.paths.data_dir)
+            where = origin(path)
+            self.store.record(str(path.resolve()), file_sha256(path), path.stat().st_size,
+                              transcript, sent_at=where.sent_at, app=where.app)
+        except (OSError, sqlite3.Error) as e:
+            self.diag.warning(f"{path}: transcribed, but not kept in the store ({e})")
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: bool,
@@ -542,7 +579,53 @@ def devices_command(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def search_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="transcribe search",
+        description='Search every kept transcript. Words match with or without accents; '
+                    '"quoted phrases", AND, OR, NOT and prefix* work.')
+    parser.add_argument("words", nargs="+")
+    parser.add_argument("--json", action="store_true", help="one JSON object per match")
+    parser.add_argument("-n", "--limit", type=int, default=20)
+    args = parser.parse_args(argv)
+    import json
+
+    from .settings import Settings
+    from .store import HIGHLIGHT, Store
+
+    store = Store.open_default(Settings.load().paths.data_dir)
+    try:
+        hits = store.search(" ".join(args.words), limit=args.limit)
+    finally:
+        store.close()
+    tty = sys.stdout.isatty() and not args.json
+    start, end = ("\x1b[1;33m", "\x1b[0m") if tty else ("**", "**")
+    for hit in hits:
+        snippet = hit.snippet.replace(HIGHLIGHT[0], start).replace(HIGHLIGHT[1], end)
+        if args.json:
+            print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
+                              "app": hit.job.app, "snippet": snippet, "job": hit.job.id},
+                             ensure_ascii=False))
+        else:
+            print(f"{hit.job.path}  ({hit.job.sent_at or '?'})\n    {snippet}")
+    if not hits:
+        print("no matches", file=sys.stderr)
+    return EXIT_OK
+
+
+def tui_command(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="transcribe tui",
+                            description="The terminal UI: inbox, search, record, settings. "
+                                        "The same app runs as `python -m tui`.").parse_args(argv)
+    from tui.app import run as run_tui
+
+    run_tui()
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "tui": tui_command,
+    "search": search_command,
     "record": record_command,
     "devices": devices_command,
     "models": models_command,
