@@ -1,0 +1,344 @@
+"""The inbox: every voice note transcribed, whichever way it came in, live."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from transcribe.errors import TranscribeError
+from transcribe.settings import Settings
+from transcribe.store import HIGHLIGHT, Job, SearchError, Store
+
+REFRESH_S = 1.0
+COLUMNS = (("when", "When", 16), ("from", "From", 12), ("length", "Length", 6),
+           ("lang", "Lang", 4), ("engine", "Engine", 7), ("status", "Status", 9),
+           ("text", "Text", None))
+
+EMPTY = """\
+[b]No voice notes yet.[/b]
+
+  [b]a[/b]  add a file or a folder to transcribe now
+  [b]r[/b]  record a note from the microphone
+  [b]s[/b]  settings: model, language, watched folders, cloud consent
+
+Or let the background service fill this inbox:
+  [i]transcribe watch ~/VoiceNotes[/i]
+"""
+
+
+class TranscribeApp(App):
+    """`transcribe tui`: browse, search, add, record; the core does the work."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "transcribe"
+    SUB_TITLE = "voice notes to text, on this machine"
+    BINDINGS = [
+        Binding("slash", "focus_search", "Search", key_display="/"),
+        Binding("a", "add_files", "Add"),
+        Binding("r", "record", "Record"),
+        Binding("s", "settings", "Settings"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("escape", "clear_search", "Clear", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    query_text: reactive[str] = reactive("")
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.store = Store.open_default(self.settings.paths.data_dir)
+        self._transcriber = None
+        self._transcriber_lock = threading.Lock()
+        self._rows: list[tuple] = []
+        self._refresh_timer: Timer | None = None
+
+    # -- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="main"):
+            yield Input(placeholder="Search all transcripts (/ to focus, Esc to clear)",
+                        id="search")
+            yield Static("", id="message")
+            yield DataTable(id="inbox", cursor_type="row", zebra_stripes=True)
+            yield Static(EMPTY, id="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#inbox", DataTable)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width or self._text_width())
+        self.refresh_inbox()
+        self._refresh_timer = self.set_interval(REFRESH_S, self.refresh_inbox)
+        table.focus()
+
+    def on_unmount(self) -> None:
+        self.store.close()
+
+    # -- the inbox -----------------------------------------------------------------------
+
+    def refresh_inbox(self) -> None:
+        """Re-read the store; redraw only when something changed."""
+        message = ""
+        if self.query_text.strip():
+            try:
+                rows = [_search_row(hit.job, hit.snippet)
+                        for hit in self.store.search(self.query_text)]
+                message = f"{len(rows)} match{'es' if len(rows) != 1 else ''}"
+            except SearchError as e:
+                rows, message = [], str(e)
+        else:
+            rows = [_inbox_row(job, text, summary) for job, text, summary in self.store.inbox()]
+        self.query_one("#message", Static).update(message)
+        self.query_one("#empty", Static).display = not rows and not self.query_text.strip()
+        self.query_one("#inbox", DataTable).display = bool(rows) or bool(self.query_text)
+        if rows == self._rows:
+            return
+        self._rows = rows
+        table = self.query_one("#inbox", DataTable)
+        selected = self.selected_job_id()
+        table.clear()
+        width = self._text_width()
+        for job_id, cells in rows:
+            table.add_row(*cells[:-1], _clip(cells[-1], width), key=str(job_id))
+        if selected is not None:
+            for index, (job_id, _) in enumerate(rows):
+                if job_id == selected:
+                    table.move_cursor(row=index)
+                    break
+
+    def on_resize(self) -> None:
+        """The text column takes the rest of the width, so nothing scrolls sideways."""
+        table = self.query_one("#inbox", DataTable)
+        if "text" in table.columns:
+            table.columns["text"].width = self._text_width()
+            self._rows = []
+            self.refresh_inbox()
+
+    def _text_width(self) -> int:
+        fixed = sum(width for _, _, width in COLUMNS if width)
+        padding = 2 * len(COLUMNS) + 4  # cell padding, and room for the scrollbar
+        return max(20, self.size.width - fixed - padding)
+
+    def selected_job_id(self) -> int | None:
+        table = self.query_one("#inbox", DataTable)
+        if not table.row_count:
+            return None
+        key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return int(key.value) if key.value is not None else None
+
+    @on(DataTable.RowSelected, "#inbox")
+    def open_transcript(self, event: DataTable.RowSelected) -> None:
+        from .screens import TranscriptScreen
+
+        job = self.store.job(int(event.row_key.value))
+        if job is not None:
+            self.push_screen(TranscriptScreen(job))
+
+    # -- search --------------------------------------------------------------------------
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+
+    def watch_query_text(self) -> None:
+        if self.is_mounted:
+            self.refresh_inbox()
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self) -> None:
+        self.query_one("#inbox", DataTable).focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.value = ""
+        self.query_one("#inbox", DataTable).focus()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    INBOX_ACTIONS = frozenset({"focus_search", "add_files", "record", "settings",
+                               "clear_search"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The inbox's keys work on the inbox only, not over a note or a dialog."""
+        if action in self.INBOX_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
+
+    def action_add_files(self) -> None:
+        from .screens import AddFilesScreen
+
+        self.push_screen(AddFilesScreen(), self.transcribe_paths)
+
+    def action_record(self) -> None:
+        from .screens import RecordScreen
+
+        self.push_screen(RecordScreen(self.settings.paths.data_dir / "recordings"),
+                         lambda path: self.transcribe_paths([path] if path else []))
+
+    def action_settings(self) -> None:
+        from .screens import SettingsScreen
+
+        self.push_screen(SettingsScreen(self.settings), self._settings_saved)
+
+    def action_help(self) -> None:
+        from .screens import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def _settings_saved(self, settings: Settings | None) -> None:
+        if settings is not None:
+            self.settings = settings
+            with self._transcriber_lock:
+                if self._transcriber is not None:
+                    self._transcriber.close()
+                self._transcriber = None
+
+    # -- work ------------------------------------------------------------------------------
+
+    def transcriber(self, **overrides):
+        """The app's transcriber (the model loads once), or a one-off with overrides."""
+        from transcribe.pipeline import Transcriber
+
+        if overrides:
+            return Transcriber(self.settings.with_overrides(**overrides))
+        with self._transcriber_lock:
+            if self._transcriber is None:
+                self._transcriber = Transcriber(self.settings)
+            return self._transcriber
+
+    def transcribe_paths(self, paths: list[Path] | None) -> None:
+        if paths:
+            self._transcribe_in_background(list(paths))
+
+    @work(thread=True, group="transcribe", exclusive=False)
+    def _transcribe_in_background(self, paths: list[Path]) -> None:
+        from transcribe import jobs
+
+        queued = []
+        for path in [f for p in paths for f in jobs.audio_files(p)]:
+            try:
+                job, created = jobs.enqueue(self.store, path, self.settings)
+            except TranscribeError as e:
+                self.notify(str(e), severity="error", timeout=8)
+                continue
+            if created:
+                queued.append(job.id)
+            else:
+                self.notify(f"{path.name}: already in the inbox", timeout=4)
+        self.call_from_thread(self.refresh_inbox)
+        for job_id in queued:
+            try:
+                transcript = jobs.run(self.store, self.transcriber(), job_id)
+            except TranscribeError as e:
+                self.notify(str(e), severity="error", timeout=8)
+                continue
+            if transcript is None:
+                job = self.store.job(job_id)
+                self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
+        self.call_from_thread(self.refresh_inbox)
+
+    @work(thread=True, group="transcribe", exclusive=False)
+    def retranscribe(self, job_id: int, model: str | None, engine: str) -> None:
+        from transcribe import jobs
+
+        overrides = {"model": model} if model and model != self.settings.model else {}
+        transcriber = self.transcriber(**overrides)
+        try:
+            transcript = jobs.run(self.store, transcriber, job_id, engine=engine, requeue=True)
+        except TranscribeError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        finally:
+            if overrides:
+                transcriber.close()
+        if transcript is None:
+            self.notify(f"re-transcribing failed: {self.store.job(job_id).error}",
+                        severity="error", timeout=8)
+        else:
+            self.notify(f"re-transcribed with {transcript.engine} {transcript.model}")
+        self.call_from_thread(self.refresh_inbox)
+
+
+def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, tuple]:
+    engine = ""
+    if summary:
+        engine = "☁ cloud" if summary["engine"] == "cloud" else "local"
+    status = _status(job)
+    first_line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    if summary and summary["no_speech"]:
+        first_line = "(no speech)"
+    elif job.state == "failed":
+        first_line = job.error or ""
+    return job.id, (
+        _when(job.sent_at), _source(job), _length(summary["duration"] if summary else None),
+        (summary or {}).get("language") or "", engine, status, first_line[:200])
+
+
+def _search_row(job: Job, snippet: str) -> tuple[int, tuple]:
+    text = Text()
+    parts = snippet.split(HIGHLIGHT[0])
+    text.append(parts[0])
+    for part in parts[1:]:
+        hit, _, rest = part.partition(HIGHLIGHT[1])
+        text.append(hit, style="bold reverse")
+        text.append(rest)
+    return job.id, (_when(job.sent_at), _source(job), "", "", "", _status(job), text)
+
+
+def _clip(text, width: int):
+    if isinstance(text, Text):
+        text = text.copy()
+        text.truncate(width, overflow="ellipsis")
+        return text
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _status(job: Job) -> str:
+    if job.state == "running":
+        return f"{(job.progress or 0):.0%}"
+    return {"waiting_cloud": "⏳ cloud", "done": "✓ done", "failed": "✗ failed",
+            "pending": "pending"}.get(job.state, job.state)
+
+
+def _when(sent_at: str | None) -> str:
+    if not sent_at:
+        return ""
+    try:
+        when = datetime.fromisoformat(sent_at)
+    except ValueError:
+        return sent_at[:16]
+    if len(sent_at) == 10:
+        return when.strftime("%Y-%m-%d")
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def _source(job: Job) -> str:
+    if job.app:
+        return job.app
+    return Path(job.root).name if job.root else Path(job.path).parent.name
+
+
+def _length(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def run() -> None:
+    TranscribeApp().run()

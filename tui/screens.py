@@ -1,0 +1,420 @@
+"""The screens pushed over the inbox: a transcript, add files, record, settings, help."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, Markdown,
+                             ProgressBar, Select, Static)
+
+from transcribe.errors import TranscribeError
+from transcribe.settings import Settings, save_settings
+from transcribe.store import Job
+from transcribe.writers import FORMATS, render, write_atomic
+
+
+class TranscriptScreen(Screen):
+    """One note: segments with timestamps, marks, which engine made it."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("c", "copy", "Copy text"),
+        Binding("e", "export", "Export"),
+        Binding("t", "retranscribe", "Re-transcribe"),
+    ]
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="transcript"):
+            yield Static(id="meta")
+            yield Vertical(id="segments")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show()
+        self.set_interval(1.0, self._follow)
+
+    def _follow(self) -> None:
+        job = self.app.store.job(self.job.id)
+        if job is not None and (job.state, job.updated_at) != (self.job.state,
+                                                                 self.job.updated_at):
+            self.job = job
+            self.show()
+
+    def show(self) -> None:
+        transcript = self.app.store.transcript(self.job.id)
+        meta = [f"[b]{_escape(Path(self.job.path).name)}[/b]",
+                f"[dim]{_escape(_home_relative(self.job.path))}[/dim]"]
+        if self.job.sent_at:
+            meta.append(f"sent {self.job.sent_at}" + (f" via {self.job.app}"
+                                                      if self.job.app else ""))
+        segments = self.query_one("#segments", Vertical)
+        segments.remove_children()
+        if transcript is None:
+            state = self.job.state if self.job.state != "failed" else f"failed: {self.job.error}"
+            meta.append(f"[i]{state}[/i]")
+            self.query_one("#meta", Static).update("\n".join(meta))
+            return
+        made_by = f"{transcript.engine} · {transcript.model}"
+        if transcript.engine == "cloud":
+            made_by = f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} " \
+                      f"· {transcript.cloud_reason}"
+        meta.append(f"{transcript.language or '?'} · {transcript.duration:.1f} s · {made_by}")
+        marks = []
+        if transcript.no_speech:
+            marks.append("[b]no speech[/b]")
+        if transcript.low_confidence:
+            marks.append("[b yellow]low confidence[/b yellow]")
+        if transcript.cloud_pending:
+            marks.append("[b]waiting for the cloud[/b]")
+        if marks:
+            meta.append(" · ".join(marks))
+        self.query_one("#meta", Static).update("\n".join(meta))
+        for seg in transcript.segments:
+            unsure = seg.avg_logprob < -1.0
+            stamp = f"[dim]{_clock(seg.start)} → {_clock(seg.end)}[/dim]"
+            text = f"[yellow]{_escape(seg.text)}[/yellow]" if unsure else _escape(seg.text)
+            segments.mount(Static(f"{stamp}  {text}", classes="segment"))
+        if not transcript.segments:
+            segments.mount(Static("[i](no speech in this note)[/i]", classes="segment"))
+
+    def action_copy(self) -> None:
+        transcript = self.app.store.transcript(self.job.id)
+        if transcript is None or not transcript.text:
+            self.notify("nothing to copy", severity="warning")
+            return
+        self.app.copy_to_clipboard(transcript.text)
+        self.notify("copied the text to the clipboard")
+
+    def action_export(self) -> None:
+        self.app.push_screen(ExportScreen(), self._export)
+
+    def _export(self, fmt: str | None) -> None:
+        transcript = self.app.store.transcript(self.job.id)
+        if fmt is None or transcript is None:
+            return
+        target = (self.app.settings.paths.data_dir / "exports"
+                  / f"{Path(self.job.path).stem}.{fmt}")
+        write_atomic(target, render(transcript, fmt, words=True))
+        self.notify(f"saved {target}")
+
+    def action_retranscribe(self) -> None:
+        self.app.push_screen(RetranscribeScreen(self.app.settings), self._retranscribe)
+
+    def _retranscribe(self, choice: tuple[str, str] | None) -> None:
+        if choice is not None:
+            model, engine = choice
+            self.app.retranscribe(self.job.id, model, engine)
+            self.notify("re-transcribing…")
+
+
+class ExportScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Export as")
+            with Horizontal(classes="buttons"):
+                for fmt in FORMATS:
+                    yield Button(fmt, id=f"fmt-{fmt}")
+
+    @on(Button.Pressed)
+    def chosen(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id.removeprefix("fmt-"))
+
+
+class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        from transcribe.models import available
+
+        names = [m.name for m in available(self.settings.paths.models_dir, self.settings.model)
+                 if m.status != "not installed"]
+        with Vertical(classes="dialog"):
+            yield Label("Re-transcribe with")
+            yield Select([(n, n) for n in names], value=self.settings.model, id="model",
+                         allow_blank=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Local model", id="local", variant="primary")
+                cloud = Button(f"Cloud ({self.settings.cloud.host})", id="cloud")
+                cloud.disabled = not self.settings.cloud.allow
+                yield cloud
+            if not self.settings.cloud.allow:
+                yield Static("[dim]Cloud use is off (Settings).[/dim]")
+
+    @on(Button.Pressed)
+    def chosen(self, event: Button.Pressed) -> None:
+        self.dismiss((self.query_one("#model", Select).value, event.button.id))
+
+
+class AddFilesScreen(ModalScreen[list[Path] | None]):
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Transcribe a file, or every voice note in a folder")
+            yield Input(placeholder="~/Downloads/PTT-20240312-WA0007.opus", id="path")
+            yield Static("", id="problem")
+            with Horizontal(classes="buttons"):
+                yield Button("Transcribe", id="go", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#go")
+    def submit(self) -> None:
+        raw = self.query_one("#path", Input).value.strip().strip("'\"")
+        path = Path(raw).expanduser()
+        if not raw or not path.exists():
+            self.query_one("#problem", Static).update(f"[red]{raw or 'a path'}: no such file "
+                                                      "or folder[/red]")
+            return
+        self.dismiss([path])
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RecordScreen(ModalScreen[Path | None]):
+    """Record from the microphone: level, elapsed time, stop; then it is transcribed."""
+
+    BINDINGS = [Binding("escape", "stop_or_close", "Stop / close"),
+                Binding("space", "toggle", "Start / stop")]
+
+    def __init__(self, recordings_dir: Path) -> None:
+        super().__init__()
+        self.recordings_dir = recordings_dir
+        self.stop_event = threading.Event()
+        self.recording = False
+        self.path: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="record"):
+            yield Label("Record a voice note")
+            yield Static("Press Start, speak, then Stop.", id="status")
+            yield ProgressBar(total=60, show_eta=False, show_percentage=False, id="level")
+            yield Static("00:00", id="elapsed")
+            with Horizontal(classes="buttons"):
+                yield Button("Start", id="toggle", variant="error")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        from transcribe.recorder import input_devices
+
+        try:
+            devices = input_devices()
+        except TranscribeError as e:
+            self._unavailable(str(e))
+            return
+        if not devices:
+            self._unavailable("no microphone found: plug one in, or check that your user may "
+                              "use audio devices (the 'audio' group)")
+
+    def _unavailable(self, why: str) -> None:
+        self.query_one("#status", Static).update(f"[red]Recording is not available.[/red]\n{why}")
+        self.query_one("#toggle", Button).disabled = True
+
+    def action_toggle(self) -> None:
+        if not self.query_one("#toggle", Button).disabled:
+            self.toggle()
+
+    @on(Button.Pressed, "#toggle")
+    def toggle(self) -> None:
+        button = self.query_one("#toggle", Button)
+        if self.recording:
+            self.stop_event.set()
+            button.disabled = True
+            return
+        from transcribe.recorder import default_recording_path
+
+        self.recording = True
+        self.path = default_recording_path(self.recordings_dir)
+        button.label = "Stop"
+        self.query_one("#status", Static).update(f"Recording to {self.path.name}…")
+        self._record(self.path)
+
+    @work(thread=True, exclusive=True, group="record")
+    def _record(self, path: Path) -> None:
+        from transcribe.recorder import record
+
+        try:
+            result = record(path, stop=self.stop_event,
+                            on_level=lambda e, lvl: self.app.call_from_thread(self._level, e,
+                                                                              lvl))
+        except TranscribeError as e:
+            self.app.call_from_thread(self._unavailable, str(e))
+            self.recording = False
+            return
+        self.app.call_from_thread(self.dismiss, result.path)
+
+    def _level(self, elapsed: float, level: float) -> None:
+        self.query_one("#level", ProgressBar).update(progress=max(0.0, level + 60))
+        minutes, seconds = divmod(int(elapsed), 60)
+        self.query_one("#elapsed", Static).update(f"{minutes:02d}:{seconds:02d}")
+
+    def action_stop_or_close(self) -> None:
+        if self.recording:
+            self.stop_event.set()
+        else:
+            self.dismiss(None)
+
+    @on(Button.Pressed, "#close")
+    def close(self) -> None:
+        self.action_stop_or_close()
+
+
+class SettingsScreen(Screen[Settings | None]):
+    """Model, language, watched folders, output formats, and cloud consent."""
+
+    BINDINGS = [Binding("escape", "cancel", "Back"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        from transcribe.models import available
+
+        s = self.settings
+        models = [m.name for m in available(s.paths.models_dir, s.model)
+                  if m.status != "not installed"]
+        if s.model not in models:
+            models.append(s.model)
+        yield Header()
+        with VerticalScroll(id="settings"):
+            with Grid(id="form"):
+                yield Label("Model")
+                yield Select([(m, m) for m in models], value=s.model, allow_blank=False,
+                             id="model")
+                yield Label("Language")
+                yield Input(s.language or "", placeholder="detect (or en, de, es, ...)",
+                            id="language")
+                yield Label("Watched folders")
+                yield Input(", ".join(s.watch.dirs), placeholder="~/VoiceNotes, ~/Downloads",
+                            id="dirs")
+                yield Label("Output formats")
+                yield Input(s.watch.formats, placeholder="txt,srt,vtt,json", id="formats")
+                yield Label("Cloud fallback")
+                yield Checkbox("allow audio to be sent to the provider below",
+                               value=s.cloud.allow, id="cloud")
+                yield Label("Provider URL")
+                yield Input(s.cloud.base_url, id="base_url")
+                yield Label("Cloud model")
+                yield Input(s.cloud.model, id="cloud_model")
+            yield Static(id="consent")
+            with Horizontal(classes="buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._explain()
+
+    @on(Checkbox.Changed)
+    @on(Input.Changed, "#base_url")
+    def _explain(self) -> None:
+        from urllib.parse import urlsplit
+
+        allow = self.query_one("#cloud", Checkbox).value
+        url = self.query_one("#base_url", Input).value
+        host = urlsplit(url).hostname or url
+        if allow:
+            key = "an API key is set" if self.settings.cloud.key() else \
+                f"no API key yet: set {self.settings.cloud.api_key_env or 'TRANSCRIBE_CLOUD_API_KEY'}"
+            text = (f"[b yellow]Cloud use ON.[/b yellow] The audio of a note will be sent to "
+                    f"[b]{host}[/b] when the local model is missing or fails on it, when its "
+                    f"local transcript is low-confidence, or when you ask for the cloud. "
+                    f"Every upload is logged ({key}).")
+        else:
+            text = ("[b green]Cloud use OFF.[/b green] No audio leaves this machine.")
+        self.query_one("#consent", Static).update(text)
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        language = self.query_one("#language", Input).value.strip()
+        dirs = [d.strip() for d in self.query_one("#dirs", Input).value.split(",") if d.strip()]
+        formats = self.query_one("#formats", Input).value.replace(" ", "")
+        bad = [f for f in formats.split(",") if f and f not in FORMATS]
+        if bad:
+            self.notify(f"unknown format(s): {', '.join(bad)}", severity="error")
+            return
+        updates = {
+            "model": self.query_one("#model", Select).value,
+            "language": language or None,
+            "watch": {"dirs": dirs, "formats": formats or "txt"},
+            "cloud": {"allow": self.query_one("#cloud", Checkbox).value,
+                      "base_url": self.query_one("#base_url", Input).value.strip(),
+                      "model": self.query_one("#cloud_model", Input).value.strip()},
+        }
+        try:
+            path = save_settings(self.settings.paths, updates)
+            settings = Settings.load()
+        except TranscribeError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        self.notify(f"saved {path}")
+        self.dismiss(settings)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+HELP = """\
+# transcribe
+
+| key | where | what |
+| --- | --- | --- |
+| `/` | inbox | search every transcript (accents optional; `"phrases"`, `OR`, `word*`) |
+| `Esc` | inbox | clear the search |
+| `Enter` | inbox | open the selected note |
+| `a` | inbox | add a file or a folder to transcribe |
+| `r` | inbox | record from the microphone |
+| `s` | inbox | settings, cloud consent |
+| `c` | note | copy the text |
+| `e` | note | export as txt, srt, vtt or json |
+| `t` | note | re-transcribe with another model, or the cloud |
+| `q` | anywhere | quit |
+
+The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
+reads the same store. Press `Esc` to close this help.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog", id="help"):
+            yield Markdown(HELP)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{secs:04.1f}"
+
+
+def _home_relative(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
