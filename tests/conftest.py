@@ -47,3 +47,11 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
 
 def json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def private_home(path: Path, shared: Path) -> Path:
+    """A TRANSCRIBE_HOME of its own whose model cache is the session's (joined once)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (shared / "cache").mkdir(parents=True, exist_ok=True)
+    (path / "cache").symlink_to(shared / "cache")
+    return path

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCES, ROOT, SAMPLES, json_lines, run_cli
+from conftest import REFERENCES, SAMPLES, json_lines, private_home, run_cli
 from wer import wer
 
 NOTE = "PTT-20240312-WA0007.opus"
@@ -206,3 +206,18 @@ def _fingerprints(paths) -> dict:
             found[str(p)] = (hashlib.sha256(Path(p).read_bytes()).hexdigest(), st.st_mtime_ns,
                              stat.S_IMODE(st.st_mode))
     return found
+
+
+def test_search_finds_kept_transcripts_with_or_without_accents(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    run_cli(str(SAMPLES / "recording-de.webm"), str(SAMPLES / NOTE), env=env)
+    run_cli("--no-store", str(SAMPLES / OTHER), env=env)
+
+    hits = json_lines(run_cli("search", "--json", "fur", "Hilfe", env=env).stdout)
+    assert [Path(h["file"]).name for h in hits] == ["recording-de.webm"]
+    assert "**Hilfe**" in hits[0]["snippet"]
+    [hit] = json_lines(run_cli("search", "--json", "sam OR nothing", env=env).stdout)
+    assert hit["app"] == "WhatsApp" and hit["sent_at"] == "2024-03-12"
+    assert run_cli("search", "--json", "call", env=env).stdout == "", "--no-store kept nothing"
+    bad = run_cli("search", '"unclosed', env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot search for")

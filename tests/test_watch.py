@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCES, ROOT, SAMPLES, run_cli
+from conftest import REFERENCES, ROOT, SAMPLES, private_home, run_cli
 from wer import wer
 
 SPEECH = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "New Recording 12.m4a",
@@ -26,10 +26,7 @@ def space(tmp_path, home):
     """A watched folder, an output folder and a store of their own; the model cache is shared."""
     inbox, out, data = tmp_path / "inbox", tmp_path / "out", tmp_path / "home"
     inbox.mkdir()
-    data.mkdir()
-    (home / "cache").mkdir(exist_ok=True)
-    (data / "cache").symlink_to(home / "cache")
-    return inbox, out, data
+    return inbox, out, private_home(data, home)
 
 
 @contextmanager

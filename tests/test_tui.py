@@ -1,0 +1,283 @@
+"""The Textual app driven as a person would, over a store filled by really transcribing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SAMPLES, private_home, run_cli
+from textual.widgets import DataTable, Input, Static
+
+from transcribe.settings import Settings
+from tui.app import TranscribeApp
+
+NOTES = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "recording-de.webm",
+         "silence.opus"]
+FIXED_MTIME = 1_700_000_000  # 2023-11-14: notes without a date in their name sort last
+
+
+@pytest.fixture(scope="module")
+def filled_home(tmp_path_factory, home) -> Path:
+    """A TRANSCRIBE_HOME whose store holds real transcripts of the sample notes."""
+    root = tmp_path_factory.mktemp("tui")
+    data = private_home(root / "home", home)
+    notes = root / "notes"
+    notes.mkdir()
+    for name in NOTES:
+        shutil.copy(SAMPLES / name, notes / name)
+        os.utime(notes / name, (FIXED_MTIME, FIXED_MTIME))
+    result = run_cli(*[str(notes / n) for n in NOTES], env={"TRANSCRIBE_HOME": str(data), "TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    return data
+
+
+@pytest.fixture
+def app_home(filled_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the filled store for one test, so tests do not see each other.
+
+    HOME is where the notes are and the clock is UTC, so what the screens show
+    (~/notes/..., times) is the same on every run, as snapshots need.
+    """
+    data = tmp_path / "home"
+    shutil.copytree(filled_home, data, symlinks=True)
+    monkeypatch.setenv("TRANSCRIBE_HOME", str(data))
+    monkeypatch.setenv("HOME", str(filled_home.parent))
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield data
+    monkeypatch.undo()
+    time.tzset()
+
+
+def rows(app: TranscribeApp) -> list[list[str]]:
+    table = app.query_one("#inbox", DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_inbox_lists_every_note_newest_first(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        shown = rows(app)
+        assert len(shown) == 4
+        assert [r[:2] for r in shown[:2]] == [["2024-03-12 18:45", "Telegram"],
+                                              ["2024-03-12", "WhatsApp"]]
+        assert all(r[0] == "2023-11-14 22:13" for r in shown[2:])
+        by_source = {r[1]: r for r in shown}
+        assert by_source["WhatsApp"][6].startswith("Hi Sam")
+        assert by_source["Telegram"][3] == "en" and by_source["Telegram"][4] == "local"
+        assert any(r[6] == "(no speech)" for r in shown)
+        assert all(r[5] == "✓ done" for r in shown)
+        assert not app.query_one("#empty", Static).display
+
+
+async def test_search_highlights_and_survives_a_malformed_query(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("slash", *"paket")
+        await pilot.pause()
+        [row] = rows(app)
+        assert "Paket" in row[6]
+        cell = app.query_one("#inbox", DataTable).get_row_at(0)[6]
+        assert any("reverse" in str(span.style) for span in cell.spans), "the match is marked"
+        assert "1 match" in str(app.query_one("#message", Static).render())
+        app.query_one("#search", Input).value = '"never closed'
+        await pilot.pause()
+        assert "not closed" in str(app.query_one("#message", Static).render())
+        assert rows(app) == []
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(rows(app)) == 4
+
+
+async def test_a_note_opens_with_timestamps_copy_and_export(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one("#inbox", DataTable)
+        index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
+        table.move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        meta = str(app.screen.query_one("#meta", Static).render())
+        assert "PTT-20240312-WA0007.opus" in meta and "local · base" in meta
+        segments = [str(s.render()) for s in app.screen.query(".segment")]
+        assert segments and segments[0].startswith("00:00.0 →") and "Sam" in segments[0]
+        await pilot.press("c")
+        assert app.clipboard.startswith("Hi Sam")
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.click("#fmt-srt")
+        await pilot.pause()
+        exported = app_home / "data" / "exports" / "PTT-20240312-WA0007.srt"
+        assert exported.read_text().startswith("1\n00:00:00,000 --> ")
+        await pilot.press("escape")
+        assert app.query_one("#inbox", DataTable)
+
+
+async def test_adding_a_file_transcribes_it_into_the_inbox(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(SAMPLES / "voicemail-8k.wav")
+        await pilot.press("enter")
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if any("call me back" in r[6] for r in rows(app)):
+                break
+        new = next(r for r in rows(app) if "call me back" in r[6])
+        assert new[5] == "✓ done" and new[3] == "en"
+        assert len(rows(app)) == 5
+
+
+async def test_a_missing_path_is_said_in_the_dialog(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("a")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = "/no/such/note.ogg"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "no such file" in str(app.screen.query_one("#problem", Static).render())
+
+
+async def test_cloud_consent_is_a_deliberate_saved_choice(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        consent = app.screen.query_one("#consent", Static)
+        assert "No audio leaves this machine" in str(consent.render())
+        await pilot.click("#cloud")
+        await pilot.pause()
+        assert "api.openai.com" in str(consent.render())
+        app.screen.query_one("#language", Input).value = "de"
+        await pilot.click("#save")
+        await pilot.pause()
+    saved = Settings.load()
+    assert saved.cloud.allow is True and saved.language == "de"
+    assert "allow = true" in (app_home / "config" / "config.toml").read_text()
+
+
+async def test_first_run_is_a_friendly_empty_inbox(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSCRIBE_HOME", str(tmp_path))
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        empty = app.query_one("#empty", Static)
+        assert empty.display and "No voice notes yet" in str(empty.render())
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "re-transcribe" in app.screen.query_one("Markdown").source
+        await pilot.press("escape")
+        await pilot.press("q")
+
+
+def test_snapshot_inbox(app_home, snap_compare):
+    assert snap_compare(TranscribeApp(Settings.load()), terminal_size=(100, 24))
+
+
+def test_snapshot_transcript(app_home, snap_compare):
+    async def open_whatsapp(pilot):
+        table = pilot.app.query_one("#inbox", DataTable)
+        table.move_cursor(row=next(i for i, r in enumerate(rows(pilot.app))
+                                   if r[1] == "WhatsApp"))
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(TranscribeApp(Settings.load()), terminal_size=(100, 24),
+                        run_before=open_whatsapp)
+
+
+def test_snapshot_settings(app_home, snap_compare):
+    assert snap_compare(TranscribeApp(Settings.load()), press=["s"], terminal_size=(80, 24))
+
+
+def test_snapshot_first_run(tmp_path, monkeypatch, snap_compare):
+    monkeypatch.setenv("TRANSCRIBE_HOME", str(tmp_path))
+    assert snap_compare(TranscribeApp(Settings.load()), terminal_size=(80, 24))
+
+
+# -- recording, in a process of its own: PortAudio reads the ALSA setup when it starts ------
+
+RECORD_DRIVER = r'''
+import asyncio, json, sys
+from tui.app import TranscribeApp
+
+async def main():
+    app = TranscribeApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r")
+        await pilot.pause(0.5)
+        status = str(app.screen.query_one("#status").render())
+        started = not app.screen.query_one("#toggle").disabled
+        if started:
+            await pilot.click("#toggle")
+            await pilot.pause(1.5)
+            await pilot.click("#toggle")
+            for _ in range(600):
+                await pilot.pause(0.1)
+                rows = [[str(c) for c in app.query_one("#inbox").get_row_at(i)]
+                        for i in range(app.query_one("#inbox").row_count)]
+                if any("Sam" in r[6] for r in rows):
+                    break
+        else:
+            rows = []
+        errors = [job.error for job in app.store.jobs() if job.error]
+        print(json.dumps({"status": status, "started": started, "rows": rows,
+                          "errors": errors}))
+
+asyncio.run(main())
+'''
+
+
+def drive_record(env: dict, prefix: list[str] | None = None) -> dict:
+    result = subprocess.run([*(prefix or []), sys.executable, "-c", RECORD_DRIVER],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=dict(os.environ, **env))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_recording_from_the_tui_lands_in_the_inbox(tmp_path, home):
+    from test_record import microphone, portaudio_present
+
+    if not portaudio_present():
+        pytest.skip("libportaudio2 is not installed (.ci/run installs it)")
+    from transcribe.audio import decode
+
+    env = microphone(tmp_path, decode(SAMPLES / "PTT-20240312-WA0007.opus").samples, 48000)
+    data = private_home(tmp_path / "home", home)
+    env["TRANSCRIBE_HOME"] = str(data)
+    seen = drive_record(env)
+    assert seen["started"], seen["status"]
+    [row] = seen["rows"]
+    assert row[5] == "✓ done", seen["errors"]
+    assert "Sam" in row[6]
+    assert list((data / "data" / "recordings").glob("recording-*.ogg"))
+
+
+def test_without_portaudio_the_record_screen_says_how_to_fix_it(tmp_path, home):
+    import ctypes.util
+
+    library = ctypes.util.find_library("portaudio")
+    prefix: list[str] = []
+    env = {"TRANSCRIBE_HOME": str(tmp_path)}
+    if library is not None:
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            pytest.skip("hiding PortAudio needs root and unshare")
+        real = next(Path(d, library).resolve() for d in
+                    ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
+                    if Path(d, library).exists())
+        script = f'mount --bind /dev/null {real} && exec "$@"'
+        prefix = ["unshare", "-m", "sh", "-c", script, "sh"]
+    seen = drive_record(env, prefix)
+    assert not seen["started"]
+    assert "Recording is not available" in seen["status"]
+    assert "libportaudio2" in seen["status"]
