@@ -103,3 +103,25 @@ def _encode(path: Path, samples: np.ndarray, fmt: str, codec: str | None = None,
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def test_trimmed_encoding_keeps_the_words_of_the_padded_pass(home):
+    from transcribe import Settings, Transcriber
+
+    trimmed = Transcriber(Settings.load())
+    padded = Transcriber(Settings.load().with_overrides(trim=False))
+    for name in ("PTT-20240312-WA0007.opus", "voicemail-8k.wav", "New Recording 12.m4a"):
+        a, b = trimmed.transcribe(SAMPLES / name), padded.transcribe(SAMPLES / name)
+        assert wer(b.text, a.text) <= 0.1, (a.text, b.text)
+        assert a.language == b.language == "en"
+
+
+def test_a_doubtful_trimmed_pass_is_redone_padded(transcriber, caplog):
+    """On this German note the trimmed pass hears Latin and has to fall back on sampling;
+    the guard notices and decodes the padded window, which gets the German right."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="transcribe.engine"):
+        t = transcriber.transcribe(SAMPLES / "recording-de.webm")
+    assert "the trimmed pass looked wrong" in caplog.text
+    assert t.language == "de" and "Paket" in t.text

@@ -10,11 +10,13 @@ mislead language detection on short notes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from .audio import SAMPLE_RATE, Audio
 from .errors import ModelError
@@ -31,6 +33,13 @@ SPEECH_MARGIN_S = 0.5
 # Whisper's own rule for a silent window, applied per segment after decoding.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
+# Notes up to this long are encoded once, trimmed to their length plus a margin,
+# instead of twice over a zero-padded 30 s window (see `_trimmed_encoder`).
+TRIM_MAX_S = 29.0
+TRIM_MARGIN_S = 1.0
+# A trimmed pass whose output looks like this is done again the stock way.
+GUARD_COMPRESSION_RATIO = 2.4
+GUARD_LOGPROB = -1.0
 # Below this duration-weighted mean log-probability a transcript is marked
 # low-confidence (the cloud policy uses the mark).
 LOW_CONFIDENCE_LOGPROB = -1.0
@@ -39,6 +48,9 @@ ProgressCallback = Callable[[float, float], None]
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
+# One WhisperModel serves every thread of the process; its calls are serialised
+# (the encoder swap below is per call, and two cores gain nothing from overlap).
+_decode_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class LocalEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._resolved: ResolvedModel | None = None
+        self._lock = _decode_lock
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -118,27 +131,42 @@ class LocalEngine:
             self.load()  # a missing model is still an error, not a silent success
             return self._transcript(file, audio, [], settings.language, None, no_speech=True)
         whisper = self.load()
-        segments_iter, info = whisper.transcribe(
-            audio.samples,
-            language=settings.language,
-            task=settings.task,
-            beam_size=settings.beam_size,
-            initial_prompt=settings.initial_prompt,
-            hotwords=settings.hotwords,
-            word_timestamps=settings.word_timestamps,
-            condition_on_previous_text=False,
-            vad_filter=False,
-        )
+        trim = settings.trim and audio.duration <= TRIM_MAX_S
+        with self._lock:
+            raw, info = self._decode(whisper, audio, trim, on_progress)
+            if trim and _needs_padded_pass(raw, speech):
+                log.info("%s: the trimmed pass looked wrong; decoding the padded window", file)
+                raw, info = self._decode(whisper, audio, False, on_progress)
         segments = []
-        for seg in segments_iter:
-            if on_progress is not None:
-                on_progress(min(seg.end, audio.duration), audio.duration)
+        for seg in raw:
             if _is_hallucination(seg, speech):
                 log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
                 continue
             segments.append(_segment(seg))
         return self._transcript(file, audio, segments, info.language, info.language_probability,
                                 no_speech=not join_segments(segments))
+
+    def _decode(self, whisper, audio: Audio, trim: bool,
+                on_progress: ProgressCallback | None) -> tuple[list, object]:
+        settings = self.settings
+        with _trimmed_encoder(whisper, audio.duration if trim else None):
+            segments_iter, info = whisper.transcribe(
+                audio.samples,
+                language=settings.language,
+                task=settings.task,
+                beam_size=settings.beam_size,
+                initial_prompt=settings.initial_prompt,
+                hotwords=settings.hotwords,
+                word_timestamps=settings.word_timestamps,
+                condition_on_previous_text=False,
+                vad_filter=False,
+            )
+            segments = []
+            for seg in segments_iter:
+                if on_progress is not None:
+                    on_progress(min(seg.end, audio.duration), audio.duration)
+                segments.append(seg)
+        return segments, info
 
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
                     language: str | None, language_probability: float | None,
@@ -180,6 +208,54 @@ def _load_whisper(model: ResolvedModel, device: str, compute_type: str, threads:
                              " or name a CTranslate2 model directory with --model") from None
         raise ModelError(f"model {model.name!r} at {model.location} cannot be loaded: "
                          f"{e}") from None
+
+
+@contextlib.contextmanager
+def _trimmed_encoder(whisper, duration: float | None) -> Iterator[None]:
+    """Encode each window once; encode a short note over its own length only.
+
+    faster-whisper encodes the first 30 s window twice when it detects the
+    language (once to detect, once to decode), so for the length of one call
+    the model's `encode` returns the previous result when handed the same
+    window again. And it pads every window to 30 s: CTranslate2's encoder takes
+    shorter inputs, so with `duration` given the padded window is cut to the
+    note plus `TRIM_MARGIN_S` (without a margin the decoder was seen to repeat
+    itself). `duration=None` keeps the full window.
+    """
+    import numpy as np
+
+    keep = 3000 if duration is None else min(3000, 2 * math.ceil((duration + TRIM_MARGIN_S) * 50))
+    stock = whisper.encode
+    last: list = []
+
+    def encode(features):
+        if features.shape[-1] > keep:
+            features = features[..., :keep]
+        if last and last[0].shape == features.shape and np.array_equal(last[0], features):
+            return last[1]
+        output = stock(features)
+        last[:] = [np.array(features, copy=True), output]
+        return output
+
+    whisper.encode = encode
+    try:
+        yield
+    finally:
+        del whisper.encode
+
+
+def _needs_padded_pass(segments: list, speech: Speech) -> bool:
+    """The guard: repetition, low confidence, a temperature fallback (the decoder was
+    unsure at temperature 0), or no words where the VAD heard speech."""
+    if not any(seg.text.strip() for seg in segments):
+        return True
+    if any(seg.temperature > 0 for seg in segments):
+        return True
+    if any(seg.compression_ratio > GUARD_COMPRESSION_RATIO for seg in segments):
+        return True
+    total = sum(max(seg.end - seg.start, 0.01) for seg in segments)
+    mean = sum(seg.avg_logprob * max(seg.end - seg.start, 0.01) for seg in segments) / total
+    return mean < GUARD_LOGPROB
 
 
 def _segment(seg) -> Segment:
