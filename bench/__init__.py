@@ -1,0 +1,1 @@
+"""Benchmarks for transcribe: `python -m bench` (see bench/run.py)."""

@@ -1,0 +1,329 @@
+"""Benchmarks: ratios against baselines measured in the same run, never asserts.
+
+    python -m bench                 # everything (about 10 minutes on 2 cores)
+    python -m bench --quick         # fewer repeats and a 12-note backlog
+    python -m bench --only warm,accuracy
+
+Sections: warm per-note latency, cold CLI, backlog throughput, accuracy (WER),
+peak memory. Contenders are interleaved and medians reported. The table goes
+to stdout and the numbers to bench/results/<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_audio"
+DEVSET = ROOT.parent / "shared" / "devset"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from wer import wer  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SPEECH = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "New Recording 12.m4a",
+          "AUD-20240311-WA0003.mp3", "recording-de.webm", "voicemail-8k.wav"]
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you " \
+      "can do for your country."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="warm,cold,backlog,accuracy,memory")
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--backlog", type=int)
+    args = parser.parse_args()
+    repeats = args.repeats or (2 if args.quick else 5)
+    backlog = args.backlog or (12 if args.quick else 50)
+    sections = set(args.only.split(","))
+    work = Path(tempfile.mkdtemp(prefix="transcribe-bench-"))
+    os.environ.setdefault("TRANSCRIBE_HOME", str(work / "home"))
+    results: dict = {"time": datetime.now().isoformat(timespec="seconds"),
+                     "cpu_count": os.cpu_count()}
+    try:
+        from transcribe import Settings, Transcriber
+
+        settings = Settings.load()
+        transcriber = Transcriber(settings)
+        model_dir = transcriber.local.resolved.location
+        notes = make_notes(work)
+        if "warm" in sections:
+            results["warm"] = warm(transcriber, model_dir, notes, repeats)
+        if "accuracy" in sections:
+            results["accuracy"] = accuracy(settings, model_dir)
+        if "cold" in sections:
+            results["cold"] = cold(model_dir, notes, max(3, repeats))
+        if "backlog" in sections:
+            results["backlog"] = backlog_throughput(settings, model_dir, work, backlog)
+        if "memory" in sections:
+            results["memory"] = memory(notes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"\nresults: {path}")
+
+
+# -- inputs --------------------------------------------------------------------------------
+
+def make_notes(work: Path) -> dict[str, tuple[Path, str]]:
+    """Notes of about 3, 10, 30 and 60 s built from the samples, with their references."""
+    from transcribe.audio import decode
+
+    refs = json.loads((SAMPLES / "references.json").read_text())
+    english = [n for n in SPEECH if refs[n]["language"] == "en"]
+    pieces = [(decode(SAMPLES / n).samples, refs[n]["text"]) for n in english]
+    if (DEVSET / "jfk.flac").exists():
+        pieces.append((decode(DEVSET / "jfk.flac").samples, JFK))
+
+    def build(target_s: float) -> tuple[np.ndarray, str]:
+        audio, texts, i = [], [], 0
+        while True:
+            samples, text = pieces[i % len(pieces)]
+            if audio and (sum(len(a) for a in audio) + len(samples)) / 16000 > target_s:
+                break
+            audio.append(samples)
+            texts.append(text)
+            i += 1
+        return np.concatenate(audio), " ".join(texts)
+
+    notes = {}
+    short = decode(SAMPLES / "New Recording 12.m4a").samples
+    notes["3s"] = _write(work / "note-3s.wav", short[int(0.4 * 16000):int(3.4 * 16000)]), \
+        "Remember to buy milk, eggs"
+    for label, seconds in (("10s", 10), ("30s", 28), ("60s", 60)):
+        samples, text = build(seconds)
+        notes[label] = _write(work / f"note-{label}.wav", samples), text
+    return notes
+
+
+def _write(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+# -- sections ------------------------------------------------------------------------------
+
+def warm(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
+    """Per-note latency in a long-lived process, against stock faster-whisper."""
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import decode_audio, pad_or_trim
+
+    from transcribe import Settings, Transcriber
+
+    stock = WhisperModel(model_dir, device="cpu", compute_type="int8",
+                         cpu_threads=os.cpu_count() or 1)
+    untrimmed = Transcriber(Settings.load().with_overrides(trim=False))
+    greedy = Transcriber(Settings.load().with_overrides(beam_size=1))
+    features = {str(path): stock.feature_extractor(decode_audio(str(path)))
+                for path, _ in notes.values()}
+
+    def stock_run(path):
+        return " ".join(s.text for s in stock.transcribe(str(path))[0])
+
+    def floor_run(path):
+        stock.encode(pad_or_trim(features[str(path)][:, :3000]))
+
+    contenders = {
+        "stock transcribe()": stock_run,
+        "one padded encoder pass": floor_run,
+        "transcribe (ours)": lambda p: transcriber.transcribe(p).text,
+        "ours, trim off": lambda p: untrimmed.transcribe(p).text,
+        "ours, greedy": lambda p: greedy.transcribe(p).text,
+    }
+    for run in contenders.values():  # warm every path up once
+        run(notes["3s"][0])
+    table = {}
+    print("\nwarm per-note latency (median of %d, seconds; ratio = / stock)" % repeats)
+    print(f"{'note':>5} " + " ".join(f"{name:>26}" for name in contenders))
+    for label, (path, _) in notes.items():
+        times = {name: [] for name in contenders}
+        for _ in range(repeats):
+            for name, run in contenders.items():
+                started = time.perf_counter()
+                run(path)
+                times[name].append(time.perf_counter() - started)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        base = medians["stock transcribe()"]
+        table[label] = {name: {"s": round(m, 3), "ratio": round(m / base, 3)}
+                        for name, m in medians.items()}
+        print(f"{label:>5} " + " ".join(f"{m:>18.3f} ({m / base:4.2f}x)"
+                                        for m in medians.values()))
+    return table
+
+
+def accuracy(settings, model_dir: str) -> dict:
+    """WER of every shipped configuration, and stock, on the samples and the dev set."""
+    from faster_whisper import WhisperModel
+
+    from transcribe import Transcriber
+
+    refs = json.loads((SAMPLES / "references.json").read_text())
+    items = [(SAMPLES / n, refs[n]["text"]) for n in SPEECH]
+    if (DEVSET / "jfk.flac").exists():
+        items.append((DEVSET / "jfk.flac", JFK))
+    configs = {
+        "ours int8 (default)": Transcriber(settings),
+        "ours int8, trim off": Transcriber(settings.with_overrides(trim=False)),
+        "ours int8, greedy": Transcriber(settings.with_overrides(beam_size=1)),
+        "ours float32": Transcriber(settings.with_overrides(compute_type="float32")),
+    }
+    stock = WhisperModel(model_dir, device="cpu", compute_type="int8")
+    results = {}
+    print("\naccuracy: word error rate over %d notes (lower is better)" % len(items))
+    for name, transcriber in configs.items():
+        results[name] = _wer(items, lambda p, t=transcriber: t.transcribe(p).text)
+    results["stock int8"] = _wer(items, lambda p: " ".join(
+        s.text for s in stock.transcribe(str(p))[0]))
+    for name, value in results.items():
+        print(f"  {name:<24} {value * 100:5.1f} %")
+    return results
+
+
+def _wer(items, run) -> float:
+    errors = words = 0
+    for path, ref in items:
+        n = len(ref.split())
+        errors += wer(ref, run(path)) * n
+        words += n
+    return round(errors / words, 4)
+
+
+def cold(model_dir: str, notes: dict, repeats: int) -> dict:
+    """A new process per note: our CLI, whisper-ctranslate2, a minimal script; and --help."""
+    note = str(notes["10s"][0])
+    minimal = ("import sys; from faster_whisper import WhisperModel; "
+               f"m = WhisperModel({model_dir!r}, device='cpu', compute_type='int8'); "
+               "print(' '.join(s.text for s in m.transcribe(sys.argv[1])[0]))")
+    commands = {
+        "transcribe note": [sys.executable, "-m", "transcribe", "--no-store", note],
+        "minimal faster-whisper script": [sys.executable, "-c", minimal, note],
+    }
+    wct = shutil.which("whisper-ctranslate2")
+    if wct:
+        commands["whisper-ctranslate2"] = [wct, "--model_directory", model_dir,
+                                           "--compute_type", "int8", "--output_dir",
+                                           tempfile.mkdtemp(), note]
+    help_cmd = [sys.executable, "-m", "transcribe", "--help"]
+    times = {name: [] for name in commands}
+    help_times = []
+    for _ in range(repeats):
+        for name, cmd in commands.items():
+            times[name].append(_timed(cmd))
+        help_times.append(_timed(help_cmd))
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    base = medians.get("whisper-ctranslate2", medians["minimal faster-whisper script"])
+    print("\ncold CLI on a 10 s note (median of %d; ratio = / %s)" % (
+        repeats, "whisper-ctranslate2" if wct else "minimal script (whisper-ctranslate2 "
+        "not installed: pip install whisper-ctranslate2)"))
+    for name, m in medians.items():
+        print(f"  {name:<32} {m:6.2f} s  {m / base:4.2f}x")
+    print(f"  {'transcribe --help':<32} {statistics.median(help_times):6.3f} s")
+    return {"seconds": medians, "help_s": statistics.median(help_times),
+            "baseline": "whisper-ctranslate2" if wct else "minimal script"}
+
+
+def _timed(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def backlog_throughput(settings, model_dir: str, work: Path, count: int) -> dict:
+    """Audio seconds per wall second: the watcher on `count` short notes vs a stock loop."""
+    from faster_whisper import WhisperModel
+
+    from transcribe.audio import decode
+    from transcribe.watcher import WatchOptions, Watcher
+
+    inbox = work / f"backlog-{count}"
+    inbox.mkdir()
+    sources = [decode(SAMPLES / n).samples for n in SPEECH]
+    total_audio = 0.0
+    for i in range(count):
+        samples = np.concatenate([sources[i % len(sources)],
+                                  np.zeros(160 * (i + 1), dtype=np.float32)])  # distinct notes
+        _write(inbox / f"note-{i:03d}.wav", samples)
+        total_audio += len(samples) / 16000
+    stock = WhisperModel(model_dir, device="cpu", compute_type="int8")
+    started = time.perf_counter()
+    for path in sorted(inbox.iterdir()):
+        list(stock.transcribe(str(path))[0])
+    stock_s = time.perf_counter() - started
+
+    watcher = Watcher(settings, WatchOptions(dirs=[inbox], output_dir=work / "out",
+                                             settle_s=0.0, poll_s=0.05))
+    watcher.local_warm = watcher._transcriber({}).local.load()  # the service's model load
+    started = time.perf_counter()
+    watcher.scan()
+    while watcher.store.counts()["done"] + watcher.store.counts()["failed"] < count:
+        watcher.scan()
+        watcher.work_one()
+    ours_s = time.perf_counter() - started
+    watcher.close()
+    result = {"notes": count, "audio_s": round(total_audio, 1),
+              "stock_audio_s_per_s": round(total_audio / stock_s, 2),
+              "watcher_audio_s_per_s": round(total_audio / ours_s, 2),
+              "ratio": round(stock_s / ours_s, 2)}
+    print(f"\nbacklog of {count} notes ({total_audio:.0f} s of audio): watcher "
+          f"{result['watcher_audio_s_per_s']} audio-s/s, sequential stock loop "
+          f"{result['stock_audio_s_per_s']} audio-s/s: {result['ratio']}x")
+    return result
+
+
+def memory(notes: dict, work: Path) -> dict:
+    """Peak RSS of the CLI on a 60 s note, and of a watcher over the bench notes."""
+    cli = subprocess.Popen([sys.executable, "-m", "transcribe", "--no-store",
+                            str(notes["60s"][0])], stdout=subprocess.DEVNULL)
+    cli_mb = _wait_rss_mb(cli)
+    inbox = work / "memory-inbox"
+    inbox.mkdir()
+    for path, _ in notes.values():
+        shutil.copy(path, inbox / path.name)
+    home = work / "memory-home"
+    shutil.copytree(Path(os.environ["TRANSCRIBE_HOME"]) / "cache", home / "cache")
+    watcher = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
+                                str(work / "memory-out"), "--settle", "0.2", "--poll", "0.2"],
+                               env=dict(os.environ, TRANSCRIBE_HOME=str(home)),
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and \
+            len(list((work / "memory-out").rglob("*.txt"))) < len(notes):
+        time.sleep(0.5)
+    watcher.terminate()
+    watcher_mb = _wait_rss_mb(watcher)
+    print(f"\npeak RSS: CLI on a 60 s note {cli_mb:.0f} MB; watcher over "
+          f"{len(notes)} notes {watcher_mb:.0f} MB")
+    return {"cli_mb": round(cli_mb), "watcher_mb": round(watcher_mb)}
+
+
+def _wait_rss_mb(proc: subprocess.Popen) -> float:
+    """Wait for one child and return its own peak resident set size."""
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return usage.ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
