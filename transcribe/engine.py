@@ -40,6 +40,9 @@ TRIM_MARGIN_S = 1.0
 # A trimmed pass whose output looks like this is done again the stock way.
 GUARD_COMPRESSION_RATIO = 2.4
 GUARD_LOGPROB = -1.0
+# The trimmed pass may fall back once, to 0.2 (a short note sometimes repeats itself
+# at 0); past that the guard sends it to the padded pass rather than sampling on.
+TRIM_TEMPERATURES = (0.0, 0.2)
 # Below this duration-weighted mean log-probability a transcript is marked
 # low-confidence (the cloud policy uses the mark).
 LOW_CONFIDENCE_LOGPROB = -1.0
@@ -160,6 +163,7 @@ class LocalEngine:
                 word_timestamps=settings.word_timestamps,
                 condition_on_previous_text=False,
                 vad_filter=False,
+                **({"temperature": list(TRIM_TEMPERATURES)} if trim else {}),
             )
             segments = []
             for seg in segments_iter:
@@ -245,11 +249,8 @@ def _trimmed_encoder(whisper, duration: float | None) -> Iterator[None]:
 
 
 def _needs_padded_pass(segments: list, speech: Speech) -> bool:
-    """The guard: repetition, low confidence, a temperature fallback (the decoder was
-    unsure at temperature 0), or no words where the VAD heard speech."""
+    """The guard: repetition, low confidence, or no words where the VAD heard speech."""
     if not any(seg.text.strip() for seg in segments):
-        return True
-    if any(seg.temperature > 0 for seg in segments):
         return True
     if any(seg.compression_ratio > GUARD_COMPRESSION_RATIO for seg in segments):
         return True
