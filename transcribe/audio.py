@@ -20,6 +20,8 @@ from .errors import (EmptyFile, FileMissing, FileTooLarge, FileUnreadable, Input
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+# 16 kHz mono Opus at this rate is about 3 kB per second of speech.
+OPUS_BITRATE = 24000
 AUDIO_SUFFIXES = frozenset({
     ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".mp3", ".webm", ".weba", ".mka",
     ".wav", ".flac", ".amr", ".3gp", ".caf", ".wma", ".aiff", ".aif",
@@ -102,6 +104,59 @@ def decode(path: str | Path, max_bytes: int | None = None) -> Audio:
                                    "its end marker (an incomplete download or copy?)")
     return Audio(samples, stream.codec_context.sample_rate or SAMPLE_RATE,
                  stream.codec_context.name)
+
+
+class OpusEncoder:
+    """Streams mono int16 blocks at any rate into 16 kHz Ogg/Opus (PyAV, no ffmpeg binary).
+
+    The resampler is libswresample's, properly filtered: no aliasing from naive
+    decimation. `target` is a path or a binary file object.
+    """
+
+    def __init__(self, target, input_rate: int, bitrate: int = OPUS_BITRATE) -> None:
+        import av
+
+        self.input_rate = input_rate
+        self.samples_in = 0
+        self._container = av.open(target, "w", format="ogg")
+        self._stream = self._container.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
+        self._stream.bit_rate = bitrate
+        self._resampler = av.AudioResampler(format=self._stream.codec_context.format.name,
+                                            layout="mono", rate=SAMPLE_RATE)
+
+    def write(self, block: np.ndarray) -> None:
+        import av
+
+        if block.size == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(block.reshape(1, -1).astype(np.int16), format="s16",
+                                           layout="mono")
+        frame.sample_rate = self.input_rate
+        frame.pts = None
+        self.samples_in += block.size
+        for out in self._resampler.resample(frame):
+            self._mux(out)
+
+    def close(self) -> None:
+        for out in self._resampler.resample(None):
+            self._mux(out)
+        self._mux(None)
+        self._container.close()
+
+    def _mux(self, frame) -> None:
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+
+def encode_opus(samples: np.ndarray) -> bytes:
+    """16 kHz mono float samples to an Ogg/Opus file in memory."""
+    import io
+
+    buffer = io.BytesIO()
+    encoder = OpusEncoder(buffer, SAMPLE_RATE)
+    encoder.write((np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16))
+    encoder.close()
+    return buffer.getvalue()
 
 
 def file_sha256(path: str | Path) -> str:

@@ -13,7 +13,6 @@ short connect timeout. An offline verdict is remembered for a while
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import json
 import logging
 import random
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, file_sha256
+from .audio import SAMPLE_RATE, Audio, encode_opus, file_sha256
 from .errors import CloudError
 from .settings import CloudSettings, Secret
 from .transcript import Segment, Transcript, join_segments
@@ -40,8 +39,6 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 # What OpenAI's endpoint accepts by name; anything else is re-encoded first.
 UPLOAD_SUFFIXES = {".flac", ".m4a", ".mp3", ".mp4", ".mpeg", ".mpga", ".oga", ".ogg", ".wav",
                    ".webm"}
-# 16 kHz mono Opus at this rate is about 3 kB per second of speech.
-OPUS_BITRATE = 24000
 LANGUAGE_NAMES = {
     "english": "en", "german": "de", "spanish": "es", "french": "fr", "italian": "it",
     "portuguese": "pt", "dutch": "nl", "russian": "ru", "ukrainian": "uk", "polish": "pl",
@@ -253,27 +250,6 @@ def _encoded_within(samples: np.ndarray, start: int, limit: int, path: Path) -> 
     half = len(samples) // 2
     return (_encoded_within(samples[:half], start, limit, path)
             + _encoded_within(samples[half:], start + half, limit, path))
-
-
-def encode_opus(samples: np.ndarray) -> bytes:
-    """16 kHz mono float samples to an Ogg/Opus file in memory (PyAV, no ffmpeg binary)."""
-    import av
-
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).reshape(1, -1)
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=48000, layout="mono")
-        stream.bit_rate = OPUS_BITRATE
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono",
-                                      rate=48000)
-        for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
-            for packet in stream.encode(chunk):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
 
 
 def error_message(response) -> str:

@@ -23,12 +23,11 @@ from typing import Callable
 
 import numpy as np
 
+from .audio import OpusEncoder
 from .errors import InputError, MicrophoneError
 
 log = logging.getLogger(__name__)
 
-OUTPUT_RATE = 16000
-OPUS_BITRATE = 24000
 BLOCK_S = 0.1
 QUEUE_BLOCKS = 600  # 60 s of audio may wait for the encoder
 # When the queue is full the callback waits this long for room before it drops
@@ -180,54 +179,23 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
     return Recording(output, writer.duration, dropped)
 
 
-class OpusWriter:
-    """Streams int16 mono blocks at any rate into a 16 kHz Ogg/Opus file.
-
-    Writes to a hidden temporary name and renames on close, so the recordings
-    folder never shows half a file.
-    """
+class OpusWriter(OpusEncoder):
+    """An `OpusEncoder` writing to a hidden temporary name, renamed on close, so the
+    recordings folder never shows half a file."""
 
     def __init__(self, path: Path, input_rate: int) -> None:
-        import av
-
         self.path = path
-        self.input_rate = input_rate
         self._tmp = path.with_name(f".{path.name}.part")
         self._tmp.open("wb").close()  # PyAV opens lazily: fail here, before recording
-        self._container = av.open(str(self._tmp), "w", format="ogg")
-        self._stream = self._container.add_stream("libopus", rate=OUTPUT_RATE, layout="mono")
-        self._stream.bit_rate = OPUS_BITRATE
-        self._resampler = av.AudioResampler(format=self._stream.codec_context.format.name,
-                                            layout="mono", rate=OUTPUT_RATE)
-        self._samples_in = 0
+        super().__init__(str(self._tmp), input_rate)
 
     @property
     def duration(self) -> float:
-        return self._samples_in / self.input_rate
-
-    def write(self, block: np.ndarray) -> None:
-        import av
-
-        if block.size == 0:
-            return
-        frame = av.AudioFrame.from_ndarray(block.reshape(1, -1).astype(np.int16), format="s16",
-                                           layout="mono")
-        frame.sample_rate = self.input_rate
-        frame.pts = None
-        self._samples_in += block.size
-        for out in self._resampler.resample(frame):
-            self._mux(out)
+        return self.samples_in / self.input_rate
 
     def close(self) -> None:
-        for out in self._resampler.resample(None):
-            self._mux(out)
-        self._mux(None)
-        self._container.close()
+        super().close()
         os.replace(self._tmp, self.path)
-
-    def _mux(self, frame) -> None:
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
 
 
 def _pick_device(device: int | str | None) -> int | str | None:
