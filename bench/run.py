@@ -4,6 +4,10 @@
     python -m bench --quick         # fewer repeats and a 12-note backlog
     python -m bench --only warm,accuracy
 
+The cold-CLI section compares with whisper-ctranslate2 when it is on PATH or
+named by WHISPER_CTRANSLATE2 (it pins its own faster-whisper, so a venv of its
+own is best: `python -m venv /tmp/wct && /tmp/wct/bin/pip install whisper-ctranslate2`).
+
 Sections: warm per-note latency, cold CLI, backlog throughput, accuracy (WER),
 peak memory. Contenders are interleaved and medians reported. The table goes
 to stdout and the numbers to bench/results/<time>.json.
@@ -220,7 +224,7 @@ def cold(model_dir: str, notes: dict, repeats: int) -> dict:
         "transcribe note": [sys.executable, "-m", "transcribe", "--no-store", note],
         "minimal faster-whisper script": [sys.executable, "-c", minimal, note],
     }
-    wct = shutil.which("whisper-ctranslate2")
+    wct = os.environ.get("WHISPER_CTRANSLATE2") or shutil.which("whisper-ctranslate2")
     if wct:
         commands["whisper-ctranslate2"] = [wct, "--model_directory", model_dir,
                                            "--compute_type", "int8", "--output_dir",
@@ -272,8 +276,11 @@ def backlog_throughput(settings, model_dir: str, work: Path, count: int) -> dict
         list(stock.transcribe(str(path))[0])
     stock_s = time.perf_counter() - started
 
+    from transcribe.store import Store
+
     watcher = Watcher(settings, WatchOptions(dirs=[inbox], output_dir=work / "out",
-                                             settle_s=0.0, poll_s=0.05))
+                                             settle_s=0.0, poll_s=0.05),
+                      store=Store(work / f"backlog-{count}.db"))
     watcher.local_warm = watcher._transcriber({}).local.load()  # the service's model load
     started = time.perf_counter()
     watcher.scan()
@@ -294,7 +301,10 @@ def backlog_throughput(settings, model_dir: str, work: Path, count: int) -> dict
 
 def memory(notes: dict, work: Path) -> dict:
     """Peak RSS of the CLI on a 60 s note, and of a watcher over the bench notes."""
-    cli = subprocess.Popen([sys.executable, "-m", "transcribe", "--no-store",
+    if not Path("/usr/bin/time").exists():
+        print("\npeak RSS: skipped, GNU time is not installed (apt install time)")
+        return {}
+    cli = subprocess.Popen([*_rss_prefix(), sys.executable, "-m", "transcribe", "--no-store",
                             str(notes["60s"][0])], stdout=subprocess.DEVNULL)
     cli_mb = _wait_rss_mb(cli)
     inbox = work / "memory-inbox"
@@ -303,7 +313,8 @@ def memory(notes: dict, work: Path) -> dict:
         shutil.copy(path, inbox / path.name)
     home = work / "memory-home"
     shutil.copytree(Path(os.environ["TRANSCRIBE_HOME"]) / "cache", home / "cache")
-    watcher = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
+    watcher = subprocess.Popen([*_rss_prefix(), sys.executable, "-m", "transcribe", "watch",
+                                str(inbox), "-o",
                                 str(work / "memory-out"), "--settle", "0.2", "--poll", "0.2"],
                                env=dict(os.environ, TRANSCRIBE_HOME=str(home)),
                                stderr=subprocess.DEVNULL)
@@ -311,7 +322,7 @@ def memory(notes: dict, work: Path) -> dict:
     while time.monotonic() < deadline and \
             len(list((work / "memory-out").rglob("*.txt"))) < len(notes):
         time.sleep(0.5)
-    watcher.terminate()
+    subprocess.run(["pkill", "-TERM", "-P", str(watcher.pid)])  # the watcher, under time
     watcher_mb = _wait_rss_mb(watcher)
     print(f"\npeak RSS: CLI on a 60 s note {cli_mb:.0f} MB; watcher over "
           f"{len(notes)} notes {watcher_mb:.0f} MB")
@@ -319,10 +330,17 @@ def memory(notes: dict, work: Path) -> dict:
 
 
 def _wait_rss_mb(proc: subprocess.Popen) -> float:
-    """Wait for one child and return its own peak resident set size."""
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    return usage.ru_maxrss / 1024
+    """Wait for a child started under GNU time (`_rss_prefix`) and read its peak RSS.
+
+    (The kernel's own count for a child, from wait4, also holds the pages it
+    shared with this large process between fork and exec.)"""
+    proc.wait()
+    report = Path(proc.args[4])
+    return int(report.read_text().split()[-1]) / 1024
+
+
+def _rss_prefix() -> list[str]:
+    return ["/usr/bin/time", "-f", "%M", "-o", tempfile.mktemp(suffix=".rss")]
 
 
 if __name__ == "__main__":

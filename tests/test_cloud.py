@@ -16,7 +16,7 @@ from conftest import REFERENCES, ROOT, SAMPLES, json_lines, run_cli
 from servers import API_KEY, asr_server, free_port, silent_server
 from wer import wer
 
-from transcribe.audio import decode, file_sha256
+from transcribe.audio import file_sha256
 from transcribe.cloud import CloudClient, Offline, error_message
 from transcribe.errors import CloudError
 from transcribe.models import resolve

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes.util
-import json
 import os
 import shutil
 import signal
