@@ -232,3 +232,29 @@ def test_notes_kept_local_while_offline_go_to_the_cloud_when_it_is_back(space, h
     assert "low-confidence" in cloud["cloud_reason"]
     assert wer(REFERENCES[SPEECH[0]]["text"], cloud["text"]) <= 0.2
     assert (out / "inbox" / "PTT-20240312-WA0007.txt").read_text().strip() == cloud["text"]
+
+
+def test_a_long_note_reports_progress_while_it_runs(space):
+    import numpy as np
+
+    from transcribe.audio import decode
+
+    inbox, out, data = space
+    pieces = [decode(SAMPLES / name).samples for name in SPEECH] * 2
+    samples = np.concatenate(pieces)  # about 55 s of speech: two windows, several segments
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    import wave
+
+    with wave.open(str(inbox / "long.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+    seen = []
+    with watcher(inbox, out, data) as proc:
+        def progressing(rows):
+            seen.extend(r["progress"] for r in rows if r["state"] == "running")
+            return rows and rows[0]["state"] == "done"
+
+        wait_for(progressing, data, proc=proc)
+    assert any(p and 0 < p < 1 for p in seen), seen

@@ -7,7 +7,6 @@ store, so every way in shows up in the same inbox.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from .audio import check_readable, file_sha256, is_audio_name
@@ -49,16 +48,9 @@ def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto
     job = store.claim(job_id)
     if job is None:
         return None
-    last = 0.0
-
-    def progress(done: float, total: float) -> None:
-        nonlocal last
-        if total and time.monotonic() - last >= 0.3:
-            last = time.monotonic()
-            store.set_progress(job.id, min(done / total, 1.0))
-
     try:
-        transcript = transcriber.transcribe(job.path, on_progress=progress, engine=engine)
+        transcript = transcriber.transcribe(job.path, on_progress=store.progress_callback(job.id),
+                                            engine=engine)
     except InputError as e:
         store.fail(job.id, e.reason)
         return None

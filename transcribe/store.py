@@ -245,6 +245,18 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE jobs SET progress=? WHERE id=?", (progress, job_id))
 
+    def progress_callback(self, job_id: int, every_s: float = 0.5):
+        """An engine progress callback that records a job's progress, at most every `every_s`."""
+        last = [0.0]
+
+        def report(done: float, total: float) -> None:
+            now = time.monotonic()
+            if total and now - last[0] >= every_s:
+                last[0] = now
+                self.set_progress(job_id, min(done / total, 1.0))
+
+        return report
+
     def finish(self, job_id: int, transcript: Transcript, state: str = "done") -> None:
         """Store the transcript and the job's final state in one transaction."""
         now = time.time()

@@ -98,7 +98,6 @@ class Watcher:
         self._transcribers: dict[str, Transcriber] = {}
         self._folder_cache: dict[Path, tuple[int, dict]] = {}
         self._last_cloud_retry = time.monotonic()
-        self._last_progress = 0.0
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -248,8 +247,8 @@ class Watcher:
             transcriber = self._transcriber(job.options.get("settings", {}))
             if not path.exists():
                 raise InputError(path, "the file is gone")
-            transcript = transcriber.transcribe(
-                path, on_progress=lambda done, total: self._progress(job.id, done, total))
+            transcript = transcriber.transcribe(path,
+                                                on_progress=self.store.progress_callback(job.id))
         except KeyboardInterrupt:
             self.store.release(job.id)
             raise
@@ -284,12 +283,6 @@ class Watcher:
         return write_outputs(transcript, self.options.output_dir / root.name,
                              job.options.get("formats") or self.options.formats, source=path,
                              relative_dir=Path(job.options.get("rel", ".")))
-
-    def _progress(self, job_id: int, done: float, total: float) -> None:
-        now = time.monotonic()
-        if total and now - self._last_progress >= 0.5:
-            self._last_progress = now
-            self.store.set_progress(job_id, min(done / total, 1.0))
 
     # -- the cloud, later ------------------------------------------------------------------
 
