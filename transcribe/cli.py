@@ -196,6 +196,8 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
 
     settings = settings_from_args(args)
     transcriber = Transcriber(settings)
+    if args.engine != "cloud":
+        transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     failed = cloud_failed = 0
     many = len(paths) > 1

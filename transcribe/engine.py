@@ -113,6 +113,18 @@ class LocalEngine:
             self._resolved = resolve(self.settings.model, self.settings.paths.models_dir)
         return self._resolved
 
+    def preload(self) -> None:
+        """Start loading the model in the background, so decoding and the VAD overlap it.
+
+        A failure here is not reported: the next `load()` tries again and raises."""
+        def load_quietly() -> None:
+            try:
+                self.load()
+            except Exception:  # noqa: BLE001 - load() raises it again where it matters
+                log.debug("background model load failed", exc_info=True)
+
+        threading.Thread(target=load_quietly, name="model-load", daemon=True).start()
+
     def load(self):
         """The `WhisperModel`, shared by every engine of this process that asks for it."""
         model = self.resolved

