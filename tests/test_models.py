@@ -68,3 +68,14 @@ def test_a_directory_and_a_hub_name_resolve(tmp_path):
         resolve(str(tmp_path), tmp_path)
     with pytest.raises(ModelError, match="not found"):
         resolve("no-such-model", tmp_path)
+
+
+def test_a_join_clears_what_a_process_that_died_mid_join_left(tmp_path):
+    package = PACKAGES["base"]
+    target = tmp_path / "joined"
+    target.mkdir()
+    stale = target / "model.bin.tmp-99999"
+    stale.write_bytes(b"\0" * 1024)
+    join_parts(package, package.module_dirs(), target)
+    assert not stale.exists()
+    assert (target / "model.bin").stat().st_size == 145217607
