@@ -52,10 +52,13 @@ def jobs(data: Path) -> list[dict]:
     db = data / "data" / "transcribe.db"
     if not db.exists():
         return []
-    with sqlite3.connect(db) as con:
-        con.row_factory = sqlite3.Row
-        rows = con.execute("SELECT j.*, t.text, t.data FROM jobs j "
-                           "LEFT JOIN transcripts t ON t.job_id = j.id ORDER BY j.id").fetchall()
+    try:
+        with sqlite3.connect(db) as con:
+            con.row_factory = sqlite3.Row
+            rows = con.execute("SELECT j.*, t.text, t.data FROM jobs j LEFT JOIN transcripts t "
+                               "ON t.job_id = j.id ORDER BY j.id").fetchall()
+    except sqlite3.OperationalError:  # the watcher is still creating the store
+        return []
     return [dict(r) for r in rows]
 
 
