@@ -66,9 +66,9 @@ async def test_inbox_lists_every_note_newest_first(app_home):
         await pilot.pause()
         shown = rows(app)
         assert len(shown) == 4
-        assert [r[:2] for r in shown[:2]] == [["2024-03-12 18:45", "Telegram"],
+        assert [r[:2] for r in shown[:2]] == [["2024-03-12", "Telegram"],
                                               ["2024-03-12", "WhatsApp"]]
-        assert all(r[0] == "2023-11-14 22:13" for r in shown[2:])
+        assert all(r[0] == "2023-11-14" for r in shown[2:])
         by_source = {r[1]: r for r in shown}
         assert by_source["WhatsApp"][6].startswith("Hi Sam")
         assert by_source["Telegram"][3] == "en" and by_source["Telegram"][4] == "local"
@@ -177,6 +177,19 @@ async def test_first_run_is_a_friendly_empty_inbox(tmp_path, monkeypatch):
         assert "re-transcribe" in app.screen.query_one("Markdown").source
         await pilot.press("escape")
         await pilot.press("q")
+
+
+def test_times_read_like_a_mail_client():
+    from datetime import date
+
+    from tui.app import _when
+
+    today = date(2026, 11, 26)
+    assert _when("2026-11-26T08:32:06+00:00", today) == "08:32"
+    assert _when("2026-03-12T18:45:02", today) == "12 Mar 18:45"
+    assert _when("2026-03-12", today) == "12 Mar"
+    assert _when("2024-03-12T18:45:02", today) == "2024-03-12"
+    assert _when(None, today) == ""
 
 
 def test_snapshot_inbox(app_home, snap_compare):

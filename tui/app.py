@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from rich.text import Text
@@ -20,8 +20,8 @@ from transcribe.settings import Settings
 from transcribe.store import HIGHLIGHT, Job, SearchError, Store
 
 REFRESH_S = 1.0
-COLUMNS = (("when", "When", 16), ("from", "From", 12), ("length", "Length", 6),
-           ("lang", "Lang", 4), ("engine", "Engine", 7), ("status", "Status", 9),
+COLUMNS = (("when", "When", 12), ("from", "From", 11), ("length", "Len", 5),
+           ("lang", "Lang", 4), ("engine", "Engine", 6), ("status", "Status", 8),
            ("text", "Text", None))
 
 EMPTY = """\
@@ -128,8 +128,8 @@ class TranscribeApp(App):
 
     def _text_width(self) -> int:
         fixed = sum(width for _, _, width in COLUMNS if width)
-        padding = 2 * len(COLUMNS) + 4  # cell padding, and room for the scrollbar
-        return max(20, self.size.width - fixed - padding)
+        padding = 2 * len(COLUMNS) + 6  # cell padding, and room for the scrollbar
+        return max(10, self.size.width - fixed - padding)
 
     def selected_job_id(self) -> int | None:
         table = self.query_one("#inbox", DataTable)
@@ -277,7 +277,7 @@ class TranscribeApp(App):
 def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, tuple]:
     engine = ""
     if summary:
-        engine = "☁ cloud" if summary["engine"] == "cloud" else "local"
+        engine = "☁cloud" if summary["engine"] == "cloud" else "local"
     status = _status(job)
     first_line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if summary and summary["no_speech"]:
@@ -285,7 +285,8 @@ def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, t
     elif job.state == "failed":
         first_line = job.error or ""
     return job.id, (
-        _when(job.sent_at), _source(job), _length(summary["duration"] if summary else None),
+        _when(job.sent_at), _clip(_source(job), 11),
+        _length(summary["duration"] if summary else None),
         (summary or {}).get("language") or "", engine, status, first_line[:200])
 
 
@@ -297,7 +298,7 @@ def _search_row(job: Job, snippet: str) -> tuple[int, tuple]:
         hit, _, rest = part.partition(HIGHLIGHT[1])
         text.append(hit, style="bold reverse")
         text.append(rest)
-    return job.id, (_when(job.sent_at), _source(job), "", "", "", _status(job), text)
+    return job.id, (_when(job.sent_at), _clip(_source(job), 11), "", "", "", _status(job), text)
 
 
 def _clip(text, width: int):
@@ -312,19 +313,24 @@ def _status(job: Job) -> str:
     if job.state == "running":
         return f"{(job.progress or 0):.0%}"
     return {"waiting_cloud": "⏳ cloud", "done": "✓ done", "failed": "✗ failed",
-            "pending": "pending"}.get(job.state, job.state)
+            "pending": "queued"}.get(job.state, job.state)
 
 
-def _when(sent_at: str | None) -> str:
+def _when(sent_at: str | None, today: date | None = None) -> str:
+    """Like a mail client: the time today, day and time this year, the date before."""
     if not sent_at:
         return ""
     try:
         when = datetime.fromisoformat(sent_at)
     except ValueError:
-        return sent_at[:16]
-    if len(sent_at) == 10:
-        return when.strftime("%Y-%m-%d")
-    return when.strftime("%Y-%m-%d %H:%M")
+        return sent_at[:12]
+    today = today or date.today()
+    has_time = len(sent_at) > 10
+    if has_time and when.date() == today:
+        return when.strftime("%H:%M")
+    if when.year == today.year:
+        return when.strftime("%d %b %H:%M" if has_time else "%d %b")
+    return when.strftime("%Y-%m-%d")
 
 
 def _source(job: Job) -> str:
