@@ -31,7 +31,7 @@ def audio_files(path: Path) -> list[Path]:
 def enqueue(store: Store, path: Path, settings=None) -> tuple[Job, bool]:
     """A pending job for this file's content; (job, False) when the content is known."""
     path = Path(path).resolve()
-    size = check_readable(path, settings.max_file_mb * 2**20 if settings else None)
+    size = check_readable(path, settings.max_file_bytes if settings else None)
     where = origin(path)
     return store.add_job(file_sha256(path), str(path), size, sent_at=where.sent_at,
                          app=where.app)

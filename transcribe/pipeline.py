@@ -40,7 +40,7 @@ class Transcriber:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         path = Path(path)
-        audio = decode(path, max_bytes=self.settings.max_file_mb * 2**20)
+        audio = decode(path, max_bytes=self.settings.max_file_bytes)
         if engine == "cloud":
             return self._cloud(path, audio, "requested by the user")
         try:
@@ -68,7 +68,7 @@ class Transcriber:
     def transcribe_in_cloud(self, path: str | Path, reason: str) -> Transcript:
         """Ask the cloud for one file now (consent is checked): the watcher's retry."""
         path = Path(path)
-        return self._cloud(path, decode(path, max_bytes=self.settings.max_file_mb * 2**20),
+        return self._cloud(path, decode(path, max_bytes=self.settings.max_file_bytes),
                            reason)
 
     def _cloud(self, path: Path, audio: Audio, reason: str) -> Transcript:

@@ -162,6 +162,10 @@ class Settings:
             raise SettingsError("cloud.max_attempts must be at least 1")
         return dataclasses.replace(self, cloud=cloud)
 
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 2**20
+
     def with_watch(self, **values: Any) -> "Settings":
         """A copy whose `[watch]` table has `values` applied."""
         return dataclasses.replace(self, watch=_merged(self.watch, values))

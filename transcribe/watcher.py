@@ -179,7 +179,7 @@ class Watcher:
             return 0
         failure = None
         try:
-            decode(path, max_bytes=self.settings.max_file_mb * 2**20)
+            decode(path, max_bytes=self.settings.max_file_bytes)
         except (TruncatedAudio, NotAudio, EmptyFile) as e:
             if time.time() - st.st_mtime < self.options.grace_s:
                 log.debug("%s: not complete yet (%s); waiting", path, e.reason)
