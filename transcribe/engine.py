@@ -22,7 +22,7 @@ from .audio import SAMPLE_RATE, Audio
 from .errors import ModelError
 from .models import ResolvedModel, resolve
 from .settings import Settings
-from .transcript import Segment, Transcript, Word, join_segments
+from .transcript import Segment, Transcript, Word, join_segments, mean_logprob
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class LocalEngine:
         trim = settings.trim and audio.duration <= TRIM_MAX_S
         with self._lock:
             raw, info = self._decode(whisper, audio, trim, on_progress)
-            if trim and _needs_padded_pass(raw, speech):
+            if trim and _needs_padded_pass(raw):
                 log.info("%s: the trimmed pass looked wrong; decoding the padded window", file)
                 raw, info = self._decode(whisper, audio, False, on_progress)
         segments = []
@@ -260,15 +260,14 @@ def _trimmed_encoder(whisper, duration: float | None) -> Iterator[None]:
         del whisper.encode
 
 
-def _needs_padded_pass(segments: list, speech: Speech) -> bool:
-    """The guard: repetition, low confidence, or no words where the VAD heard speech."""
+def _needs_padded_pass(segments: list) -> bool:
+    """The guard: repetition, low confidence, or no words (it runs only on notes
+    where the VAD heard speech)."""
     if not any(seg.text.strip() for seg in segments):
         return True
     if any(seg.compression_ratio > GUARD_COMPRESSION_RATIO for seg in segments):
         return True
-    total = sum(max(seg.end - seg.start, 0.01) for seg in segments)
-    mean = sum(seg.avg_logprob * max(seg.end - seg.start, 0.01) for seg in segments) / total
-    return mean < GUARD_LOGPROB
+    return mean_logprob(segments) < GUARD_LOGPROB
 
 
 def _segment(seg) -> Segment:

@@ -45,11 +45,7 @@ class Transcript:
 
     @property
     def mean_logprob(self) -> float | None:
-        """Duration-weighted mean of the segments' average log-probabilities."""
-        weights = [max(s.end - s.start, 0.01) for s in self.segments]
-        if not weights:
-            return None
-        return sum(s.avg_logprob * w for s, w in zip(self.segments, weights)) / sum(weights)
+        return mean_logprob(self.segments)
 
     def to_dict(self, *, words: bool = False) -> dict:
         data = asdict(self)
@@ -62,6 +58,15 @@ class Transcript:
             if not words or seg["words"] is None:
                 seg.pop("words")
         return data
+
+
+def mean_logprob(segments) -> float | None:
+    """Duration-weighted mean of segments' average log-probabilities (ours or
+    faster-whisper's: anything with start, end and avg_logprob); None for none."""
+    weights = [max(s.end - s.start, 0.01) for s in segments]
+    if not weights:
+        return None
+    return sum(s.avg_logprob * w for s, w in zip(segments, weights)) / sum(weights)
 
 
 def join_segments(segments: list[Segment]) -> str:
