@@ -60,5 +60,5 @@ def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto
     except BaseException:
         store.release(job.id)
         raise
-    store.finish(job.id, transcript, "waiting_cloud" if transcript.cloud_pending else "done")
+    store.finish(job.id, transcript)
     return transcript

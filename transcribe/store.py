@@ -238,7 +238,7 @@ class Store:
                sent_at: str | None = None, app: str | None = None) -> Job:
         """Keep a transcript made outside the queue (the CLI), replacing an older one."""
         job, _ = self.add_job(sha256, path, size, sent_at=sent_at, app=app, state="running")
-        self.finish(job.id, transcript, "waiting_cloud" if transcript.cloud_pending else "done")
+        self.finish(job.id, transcript)
         return self.job(job.id)
 
     def set_progress(self, job_id: int, progress: float) -> None:
@@ -257,8 +257,12 @@ class Store:
 
         return report
 
-    def finish(self, job_id: int, transcript: Transcript, state: str = "done") -> None:
-        """Store the transcript and the job's final state in one transaction."""
+    def finish(self, job_id: int, transcript: Transcript, state: str | None = None) -> str:
+        """Store the transcript and the job's final state in one transaction; return the state.
+
+        Unless given, the state follows the transcript: `waiting_cloud` when it
+        still waits for the cloud, else `done`."""
+        state = state or ("waiting_cloud" if transcript.cloud_pending else "done")
         now = time.time()
         with self._tx() as db:
             db.execute(
@@ -273,6 +277,7 @@ class Store:
                  json.dumps(transcript.to_dict(words=True), ensure_ascii=False), now))
             db.execute("UPDATE jobs SET state=?, error=NULL, pid=NULL, progress=NULL, "
                        "updated_at=? WHERE id=?", (state, now, job_id))
+        return state
 
     def fail(self, job_id: int, reason: str, *, retry: bool = False) -> None:
         """Record a failure; `retry` puts the job back in the queue while attempts remain."""

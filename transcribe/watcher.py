@@ -262,8 +262,7 @@ class Watcher:
             time.sleep(self.options.poll_s)
             return True
         written = self._write(job, path, transcript)
-        state = "waiting_cloud" if transcript.cloud_pending else "done"
-        self.store.finish(job.id, transcript, state)
+        state = self.store.finish(job.id, transcript)
         log.info("transcribed %s in %.1f s (%s, %s %s)%s -> %s", path,
                  time.monotonic() - started, transcript.language or "no speech",
                  transcript.engine, transcript.model,
