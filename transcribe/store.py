@@ -202,12 +202,7 @@ class Store:
                 "SELECT * FROM jobs WHERE state='pending' AND attempts < ? "
                 "ORDER BY size / (1.0 + (? - created_at) / ?) ASC, id ASC LIMIT 1",
                 (MAX_ATTEMPTS, now, AGING_S)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE jobs SET state='running', attempts=attempts+1, pid=?, "
-                       "progress=0, updated_at=? WHERE id=?", (pid or os.getpid(), now, row["id"]))
-            row = db.execute("SELECT * FROM jobs WHERE id=?", (row["id"],)).fetchone()
-        return _job(row)
+            return None if row is None else _mark_running(db, row["id"], pid)
 
     def release(self, job_id: int) -> None:
         """Give back a job this process stopped working on; the attempt does not count."""
@@ -219,13 +214,7 @@ class Store:
     def claim(self, job_id: int, pid: int | None = None) -> Job | None:
         """Mark one given pending job running (the TUI works on the jobs it added)."""
         with self._tx() as db:
-            cur = db.execute("UPDATE jobs SET state='running', attempts=attempts+1, pid=?, "
-                             "progress=0, updated_at=? WHERE id=? AND state='pending'",
-                             (pid or os.getpid(), time.time(), job_id))
-            if cur.rowcount != 1:
-                return None
-            row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _job(row)
+            return _mark_running(db, job_id, pid)
 
     def requeue(self, job_id: int) -> None:
         """Queue a finished or failed job again (re-transcribe with other settings)."""
@@ -391,6 +380,16 @@ def transcript_from_dict(data: dict) -> Transcript:
                 for s in data.get("segments", [])]
     fields = {k: v for k, v in data.items() if k != "segments"}
     return Transcript(segments=segments, **fields)
+
+
+def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job | None:
+    """Inside a transaction: a pending job becomes running, one attempt more."""
+    cur = db.execute("UPDATE jobs SET state='running', attempts=attempts+1, pid=?, progress=0, "
+                     "updated_at=? WHERE id=? AND state='pending'",
+                     (pid or os.getpid(), time.time(), job_id))
+    if cur.rowcount != 1:
+        return None
+    return _job(db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
 
 
 def _job(row: sqlite3.Row) -> Job:
