@@ -61,30 +61,22 @@ class Diagnostics:
         return self._console
 
     def error(self, message: str) -> None:
-        if self.tty:
-            from rich.markup import escape
-
-            self.console.print(f"[bold red]error:[/] {escape(message)}")
-        else:
-            print(f"error: {message}", file=sys.stderr, flush=True)
+        self._say("error: ", "bold red", message)
 
     def warning(self, message: str) -> None:
-        if self.tty:
-            from rich.markup import escape
-
-            self.console.print(f"[yellow]warning:[/] {escape(message)}")
-        else:
-            print(f"warning: {message}", file=sys.stderr, flush=True)
+        self._say("warning: ", "yellow", message)
 
     def info(self, message: str) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            from rich.markup import escape
+        if not self.quiet:
+            self._say("", "", message, "dim")
 
-            self.console.print(f"[dim]{escape(message)}[/]")
+    def _say(self, prefix: str, prefix_style: str, message: str, style: str = "") -> None:
+        if self.tty:
+            from rich.text import Text
+
+            self.console.print(Text.assemble((prefix, prefix_style), (message, style)))
         else:
-            print(message, file=sys.stderr, flush=True)
+            print(f"{prefix}{message}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
