@@ -105,7 +105,6 @@ class LocalEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._resolved: ResolvedModel | None = None
-        self._lock = _decode_lock
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -147,7 +146,7 @@ class LocalEngine:
             return self._transcript(file, audio, [], settings.language, None, no_speech=True)
         whisper = self.load()
         trim = settings.trim and audio.duration <= TRIM_MAX_S
-        with self._lock:
+        with _decode_lock:
             raw, info = self._decode(whisper, audio, trim, on_progress)
             if trim and _needs_padded_pass(raw):
                 log.info("%s: the trimmed pass looked wrong; decoding the padded window", file)
