@@ -105,23 +105,92 @@ def _encode(path: Path, samples: np.ndarray, fmt: str, codec: str | None = None,
     return path
 
 
-def test_trimmed_encoding_keeps_the_words_of_the_padded_pass(home):
+ENGLISH = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "New Recording 12.m4a",
+           "voicemail-8k.wav"]
+
+
+@pytest.fixture(scope="module")
+def long_note(tmp_path_factory) -> tuple[Path, list[tuple[float, str]]]:
+    """The four English notes back to back, twice, with a 0.8 s pause after each:
+    a 60 s note, and where each sentence starts in it."""
+    parts, starts, at = [], [], 0.0
+    for name in ENGLISH * 2:
+        samples = decode(SAMPLES / name).samples
+        starts.append((at, REFERENCES[name]["text"]))
+        parts += [samples, np.zeros(int(0.8 * SAMPLE_RATE), dtype=np.float32)]
+        at += (len(samples) + int(0.8 * SAMPLE_RATE)) / SAMPLE_RATE
+    path = _encode(tmp_path_factory.mktemp("long") / "long.flac", np.concatenate(parts), "flac")
+    return path, starts
+
+
+def test_pieces_are_cut_in_pauses_and_cover_the_note(long_note):
+    from transcribe.engine import detect_speech
+    from transcribe.pieces import PIECE_MAX_S, PIECE_TARGET_S, plan
+
+    samples = decode(long_note[0]).samples
+    speech = detect_speech(samples)
+    pieces = plan(samples, speech.spans)
+    duration = len(samples) / SAMPLE_RATE
+    assert len(pieces) >= duration / PIECE_TARGET_S
+    assert pieces[0].start == 0 and pieces[-1].end == duration
+    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:]))  # nothing left out
+    pauses = [(a_end, b_start) for (_, a_end), (b_start, _) in zip(speech.spans,
+                                                                     speech.spans[1:])]
+    for piece in pieces[1:]:  # each cut in the middle of a pause the VAD heard
+        pause = [p for p in pauses if p[0] < piece.start < p[1]]
+        assert pause and abs(piece.start - sum(pause[0]) / 2) < 0.05, (piece, speech.spans)
+    assert max(p.duration for p in pieces) <= PIECE_MAX_S
+
+
+def test_speech_without_pauses_is_cut_at_its_quietest_within_a_window():
+    from transcribe.pieces import PIECE_MAX_S, plan
+
+    rng = np.random.default_rng(7)
+    samples = (rng.standard_normal(70 * SAMPLE_RATE) * 0.1).astype(np.float32)
+    samples[int(20 * SAMPLE_RATE):int(20.05 * SAMPLE_RATE)] = 0  # one quiet moment
+    pieces = plan(samples, [(0.0, 70.0)])
+    assert max(p.duration for p in pieces) <= PIECE_MAX_S
+    assert abs(pieces[0].end - 20.025) < 0.03, pieces
+
+
+def test_a_long_note_decoded_in_pieces_keeps_its_words_and_times(transcriber, long_note):
     from transcribe import Settings, Transcriber
 
-    trimmed = Transcriber(Settings.load())
-    padded = Transcriber(Settings.load().with_overrides(trim=False))
-    for name in ("PTT-20240312-WA0007.opus", "voicemail-8k.wav", "New Recording 12.m4a"):
-        a, b = trimmed.transcribe(SAMPLES / name), padded.transcribe(SAMPLES / name)
+    path, starts = long_note
+    progress = []
+    t = transcriber.transcribe(path, on_progress=lambda done, total: progress.append(done))
+    stock = Transcriber(Settings.load().with_overrides(split=False)).transcribe(path)
+    reference = " ".join(text for _, text in starts)
+    assert wer(reference, t.text) <= 0.1, t.text
+    assert wer(reference, t.text) <= wer(reference, stock.text) + 0.02, (t.text, stock.text)
+    assert t.language == "en"
+    # Each sentence is placed where it is in the note, on the note's own clock.
+    assert [s.start for s in t.segments] == sorted(s.start for s in t.segments)
+    assert all(s.start <= s.end <= t.duration for s in t.segments)
+    for at, text in starts:
+        nearest = min(t.segments, key=lambda s: abs(s.start - at))
+        assert abs(nearest.start - at) < 1.5, (at, text, t.segments)
+        assert nearest.text.split()[:2] == text.split()[:2], (at, text, nearest)
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(t.duration)
+
+
+def test_the_fast_path_keeps_the_words_of_the_stock_pass(home):
+    from transcribe import Settings, Transcriber
+
+    fast = Transcriber(Settings.load())
+    stock = Transcriber(Settings.load().with_overrides(split=False))
+    for name in ENGLISH:
+        a, b = fast.transcribe(SAMPLES / name), stock.transcribe(SAMPLES / name)
         assert wer(b.text, a.text) <= 0.1, (a.text, b.text)
         assert a.language == b.language == "en"
 
 
-def test_a_doubtful_trimmed_pass_is_redone_padded(transcriber, caplog):
-    """On this German note the trimmed pass hears Latin and has to fall back on sampling;
-    the guard notices and decodes the padded window, which gets the German right."""
+def test_a_doubtful_piece_is_redone_the_stock_way(transcriber, caplog):
+    """On this German note a trimmed piece hears Latin with low confidence; the
+    guard notices and decodes the piece the stock way, which gets the German right."""
     import logging
 
     with caplog.at_level(logging.INFO, logger="transcribe.engine"):
         t = transcriber.transcribe(SAMPLES / "recording-de.webm")
-    assert "the trimmed pass looked wrong" in caplog.text
+    assert "looked wrong; decoding it the stock way" in caplog.text
     assert t.language == "de" and "Paket" in t.text

