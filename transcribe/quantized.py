@@ -2,9 +2,9 @@
 
 The packaged models ship float16 weights, which CTranslate2 converts to int8
 at every load: about 0.5 s of a cold start, and a load-time peak of memory
-holding both. The copy is made with CTranslate2's own quantizer (the
-`WhisperSpec` its converters fill), from the `model.bin` format its
-`ModelSpec._serialize` writes, into `<models>/<name>-int8-<key>/`, where the
+holding both. The copy quantizes the weights CTranslate2's own
+`WhisperSpec` marks as quantizable, the way its converters do, and writes the
+`model.bin` format its `ModelSpec._serialize` writes, into `<models>/<name>-int8-<key>/`, where the
 key changes with the source file. It is written to a temporary directory and
 renamed into place, under the same lock as the join, so a crash or a second
 process never sees half a copy. Anything that goes wrong leaves the float16
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import shutil
@@ -47,10 +48,10 @@ def int8_location(model: ResolvedModel, models_dir: Path) -> str:
 
 
 def int8_target(model: ResolvedModel, models_dir: Path) -> Path:
-    """The copy's directory, named after the source file's path, size and mtime."""
-    source = Path(model.location) / "model.bin"
-    stat = source.stat()
-    key = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    """The copy's directory, named after the source file's size and mtime (which a
+    copy of the cache keeps, and a reinstall changes)."""
+    stat = (Path(model.location) / "model.bin").stat()
+    key = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     return models_dir / f"{model.name}-int8-{key[:12]}"
 
 
@@ -75,66 +76,124 @@ def make_int8_copy(source: Path, target: Path) -> None:
 
 
 def _quantize(model_bin: Path, out_dir: Path) -> None:
+    """Write `out_dir/model.bin` with every weight CTranslate2 can quantize in int8.
+
+    Which weights those are comes from CTranslate2's own `WhisperSpec` (a weight
+    `w` is quantizable where the spec has a `w_scale`); the quantization is the
+    one its converters apply (per row: scale = 127 / max |w|, rounded). Each
+    weight is mapped, converted in blocks of rows and written before the next
+    one, so converting costs little memory beyond the process's own."""
     from ctranslate2.specs import model_spec, whisper_spec
 
-    spec_name, variables, aliases = read_model_bin(model_bin)
+    version, spec_name, revision, entries, aliases = _index(model_bin)
     if spec_name != "WhisperSpec":
         raise ValueError(f"not a Whisper model ({spec_name})")
+    names = [entry[0] for entry in entries]
 
     def layers(side: str) -> int:
-        return len({m.group(0) for name in variables
-                    if (m := re.match(rf"{side}/layer_\d+/", name))})
+        return len({m.group(0) for name in names if (m := re.match(rf"{side}/layer_\d+/", name))})
 
-    spec = whisper_spec.WhisperSpec(layers("encoder"), int(variables["encoder/num_heads"]),
-                                    layers("decoder"), int(variables["decoder/num_heads"]))
-    for name, value in [*variables.items(),
-                        *((alias, variables[target]) for alias, target in aliases.items())]:
-        scope, key = name.rsplit("/", 1)
-        setattr(model_spec.index_spec(spec, scope), key, value)
-    # The vocabulary and config.json are copied as they are, so only the weights
-    # go through the spec (LanguageModelSpec's own checks want the vocabulary).
-    model_spec.LayerSpec.validate(spec)
-    spec.optimize(quantization="int8")
-    spec._config = None
-    model_spec.ModelSpec.save(spec, str(out_dir))
+    def scalar(name: str) -> int:
+        return int(_mapped(model_bin, next(e for e in entries if e[0] == name)))
+
+    spec = whisper_spec.WhisperSpec(layers("encoder"), scalar("encoder/num_heads"),
+                                    layers("decoder"), scalar("decoder/num_heads"))
+    scaled: set[str] = set()
+    model_spec.visit_spec(spec, lambda _, name, __: scaled.add(name.removesuffix("_scale"))
+                          if name.endswith("_scale") else None)
+    quantized = {e[0] for e in entries if e[0] in scaled and e[1].startswith("float")}
+    with (out_dir / "model.bin").open("wb") as out:
+        out.write(struct.pack("I", version))
+        _write_string(out, spec_name)
+        out.write(struct.pack("I", revision))
+        out.write(struct.pack("I", len(entries) + len(quantized)))
+        for entry in entries:
+            name, dtype, shape, _ = entry
+            value = _mapped(model_bin, entry)
+            if name in quantized:
+                _write_header(out, name, "int8", shape)
+                scales = []
+                rows = value.reshape(shape[0], -1)
+                for first in range(0, shape[0], 4096):
+                    weight, scale = _int8(rows[first:first + 4096])
+                    out.write(weight.tobytes())
+                    scales.append(scale)
+                _write_header(out, f"{name}_scale", "float32", [shape[0]])
+                out.write(np.concatenate(scales).tobytes())
+            else:
+                _write_header(out, name, dtype, shape)
+                out.write(np.ascontiguousarray(value).tobytes())
+            del value
+        out.write(struct.pack("I", len(aliases)))
+        for alias, target in aliases.items():
+            _write_string(out, alias)
+            _write_string(out, target)
+
+
+def _int8(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = rows.astype(np.float32)
+    amax = np.abs(rows).max(axis=1)
+    amax[amax == 0] = 127.0
+    amax = np.maximum(amax, np.float32(127) / np.finfo(np.float32).max)
+    scale = (127.0 / amax).astype(np.float32)
+    rows *= scale[:, None]
+    return np.rint(rows).astype(np.int8), scale
+
+
+def _write_string(out, string: str) -> None:
+    data = string.encode("utf-8")
+    out.write(struct.pack("H", len(data) + 1))
+    out.write(data + b"\0")
+
+
+def _write_header(out, name: str, dtype: str, shape: list[int]) -> None:
+    _write_string(out, name)
+    out.write(struct.pack("B", len(shape)))
+    for dim in shape:
+        out.write(struct.pack("I", dim))
+    out.write(struct.pack("B", _DTYPES.index(dtype)))
+    out.write(struct.pack("I", math.prod(shape) * np.dtype(dtype).itemsize))
 
 
 def read_model_bin(path: Path) -> tuple[str, dict[str, np.ndarray], dict[str, str]]:
-    """The spec name, variables and aliases of a CTranslate2 `model.bin`."""
-    data = path.read_bytes()
-    offset = 0
+    """The spec name, variables (mapped from the file) and aliases of a `model.bin`."""
+    _, spec_name, _, entries, aliases = _index(path)
+    return spec_name, {entry[0]: _mapped(path, entry) for entry in entries}, aliases
 
-    def number(fmt: str) -> int:
-        nonlocal offset
-        (value,) = struct.unpack_from(fmt, data, offset)
-        offset += struct.calcsize(fmt)
-        return value
 
-    def string() -> str:
-        nonlocal offset
-        size = number("H")
-        value = data[offset:offset + size - 1].decode("utf-8")
-        offset += size
-        return value
+def _mapped(path: Path, entry: tuple) -> np.ndarray:
+    _, dtype, shape, offset = entry
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
 
-    version = number("I")
-    if version < 5:
-        raise ValueError(f"model.bin version {version} is too old to copy")
-    spec_name = string()
-    number("I")  # the spec's revision
-    variables = {}
-    for _ in range(number("I")):
-        name = string()
-        shape = [number("I") for _ in range(number("B"))]
-        dtype = _DTYPES[number("B")]
-        if dtype == "bfloat16":
-            raise ValueError("bfloat16 weights are not copied")
-        size = number("I")
-        variables[name] = np.frombuffer(data, dtype=dtype, count=size // np.dtype(dtype).itemsize,
-                                        offset=offset).reshape(shape)
-        offset += size
-    aliases = {}
-    for _ in range(number("I")):
-        alias = string()
-        aliases[alias] = string()
-    return spec_name, variables, aliases
+
+def _index(path: Path) -> tuple[int, str, int, list[tuple[str, str, list[int], int]],
+                                dict[str, str]]:
+    """A CTranslate2 `model.bin`'s format version, spec name and revision, its
+    variables as (name, dtype, shape, offset), and its aliases."""
+    with path.open("rb") as f:
+        def number(fmt: str) -> int:
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+        def string() -> str:
+            return f.read(number("H"))[:-1].decode("utf-8")
+
+        version = number("I")
+        if version < 5:
+            raise ValueError(f"model.bin version {version} is too old to copy")
+        spec_name = string()
+        revision = number("I")
+        entries = []
+        for _ in range(number("I")):
+            name = string()
+            shape = [number("I") for _ in range(number("B"))]
+            dtype = _DTYPES[number("B")]
+            if dtype == "bfloat16":
+                raise ValueError("bfloat16 weights are not copied")
+            size = number("I")
+            entries.append((name, dtype, shape, f.tell()))
+            f.seek(size, os.SEEK_CUR)
+        aliases = {}
+        for _ in range(number("I")):
+            alias = string()
+            aliases[alias] = string()
+    return version, spec_name, revision, entries, aliases
