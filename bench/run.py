@@ -238,6 +238,18 @@ def cold(model_dir: str, notes: dict, repeats: int) -> dict:
         for name, cmd in commands.items():
             times[name].append(_timed(cmd))
         help_times.append(_timed(help_cmd))
+    # The same command while `transcribe watch` runs: the CLI hands the note over.
+    inbox = Path(tempfile.mkdtemp(prefix="empty-inbox-"))
+    watcher = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
+                                str(inbox / "out")], stderr=subprocess.PIPE, text=True)
+    for line in watcher.stderr:
+        if "loading model" in line:
+            break
+    time.sleep(1.0)  # the load itself
+    name = "transcribe note, watcher running"
+    times[name] = [_timed(commands["transcribe note"]) for _ in range(repeats)]
+    watcher.terminate()
+    watcher.wait()
     medians = {name: statistics.median(t) for name, t in times.items()}
     base = medians.get("whisper-ctranslate2", medians["minimal faster-whisper script"])
     print("\ncold CLI on a 10 s note (median of %d; ratio = / %s)" % (

@@ -261,3 +261,77 @@ def test_a_long_note_reports_progress_while_it_runs(space):
 
         wait_for(progressing, data, proc=proc)
     assert any(p and 0 < p < 1 for p in seen), seen
+
+
+def _service_ready(data: Path, proc) -> Path:
+    sock = data / "data" / "engine.sock"
+    log = data.parent / "watch.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "loading model" not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    assert sock.exists(), log.read_text()
+    return sock
+
+
+def test_the_cli_hands_a_note_to_the_running_watcher(space):
+    inbox, out, data = space
+    note = SAMPLES / "PTT-20240312-WA0007.opus"
+    env = {"TRANSCRIBE_HOME": str(data)}
+    with watcher(inbox, out, data) as proc:
+        sock = _service_ready(data, proc)
+        assert sock.stat().st_mode & 0o777 == 0o600
+        result = run_cli("-v", "--no-store", "--format", "json", str(note), env=env)
+        assert result.returncode == 0, result.stderr
+        transcript = json.loads(result.stdout)
+        assert wer(REFERENCES[note.name]["text"], transcript["text"]) <= 0.15
+        assert transcript["engine"] == "local" and transcript["model"] == "base"
+        assert transcript["segments"] and transcript["file"] == str(note)
+        assert "transcribed by the running service" in result.stderr
+        assert "loading model" not in result.stderr  # the CLI never loaded one
+        assert f"transcribing {note} for pid" in (data.parent / "watch.log").read_text()
+        # A note the service would need another model for is transcribed by the CLI.
+        other = run_cli("-v", "--no-store", "--compute-type", "float32", str(note), env=env)
+        assert other.returncode == 0, other.stderr
+        assert "the running service declined" in other.stderr
+        assert "loading model" in other.stderr
+        assert wer(REFERENCES[note.name]["text"], other.stdout) <= 0.15
+    assert not sock.exists(), "the watcher removes its socket when it stops"
+
+
+def test_the_cli_transcribes_itself_when_the_service_is_gone_or_hangs_up(space):
+    import socket
+    import threading
+
+    _, _, data = space
+    note = SAMPLES / "voicemail-8k.wav"
+    env = {"TRANSCRIBE_HOME": str(data)}
+    sock_path = data / "data" / "engine.sock"
+    sock_path.parent.mkdir(parents=True, exist_ok=True)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(sock_path))  # what a watcher killed with -9 leaves: nobody listens
+    stale.close()
+    result = run_cli("-v", "--no-store", str(note), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "did not answer" in result.stderr and "loading model" in result.stderr
+    assert wer(REFERENCES[note.name]["text"], result.stdout) <= 0.15
+
+    sock_path.unlink()
+    server = socket.socket(socket.AF_UNIX)  # a service that dies mid-request
+    server.bind(str(sock_path))
+    server.listen(1)
+
+    def hang_up():  # after taking the whole request, as if it died transcribing
+        conn, _ = server.accept()
+        with conn, conn.makefile("rb") as reader:
+            request = json.loads(reader.readline())
+            assert len(reader.read(4 * request["samples"])) == 4 * request["samples"]
+
+    thread = threading.Thread(target=hang_up)
+    thread.start()
+    result = run_cli("-v", "--no-store", str(note), env=env)
+    thread.join(10)
+    server.close()
+    assert result.returncode == 0, result.stderr
+    assert "hung up" in result.stderr and "loading model" in result.stderr
+    assert wer(REFERENCES[note.name]["text"], result.stdout) <= 0.15

@@ -188,7 +188,7 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
 
     settings = settings_from_args(args)
     transcriber = Transcriber(settings)
-    if args.engine != "cloud":
+    if args.engine != "cloud" and not transcriber.local.use_service():
         transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     failed = cloud_failed = 0

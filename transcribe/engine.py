@@ -98,6 +98,16 @@ class LocalEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._resolved: ResolvedModel | None = None
+        self._handoff = False
+
+    def use_service(self) -> bool:
+        """Hand notes to a running `transcribe watch` when there is one (`handoff.py`).
+
+        The CLI asks, before it would start loading the model itself."""
+        from .handoff import socket_path
+
+        self._handoff = socket_path(self.settings).exists()
+        return self._handoff
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -137,6 +147,13 @@ class LocalEngine:
     def transcribe(self, audio: Audio, file: str,
                    on_progress: ProgressCallback | None = None) -> Transcript:
         settings = self.settings
+        if self._handoff:
+            from .handoff import transcribe_via_service
+
+            transcript = transcribe_via_service(settings, audio.samples, file, on_progress)
+            if transcript is not None:
+                return transcript
+            self._handoff = False  # the rest of this run is transcribed here
         speech = detect_speech(audio.samples)
         if speech.total < MIN_SPEECH_S:
             log.info("%s: no speech found by the VAD", file)

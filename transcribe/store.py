@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import TranscribeError
-from .transcript import Segment, Transcript, Word
+from .transcript import Transcript, transcript_from_dict
 
 MAX_ATTEMPTS = 3
 # A waiting job's effective size halves for every this many seconds it waits,
@@ -371,15 +371,6 @@ def fts_query(text: str) -> str:
             quoted = '"' + token.rstrip("*").replace('"', '""') + '"'
             parts.append(quoted + ("*" if token.endswith("*") else ""))
     return " ".join(parts)
-
-
-def transcript_from_dict(data: dict) -> Transcript:
-    segments = [Segment(s["start"], s["end"], s["text"], s.get("avg_logprob", 0.0),
-                        s.get("no_speech_prob", 0.0),
-                        tuple(Word(**w) for w in s["words"]) if s.get("words") else None)
-                for s in data.get("segments", [])]
-    fields = {k: v for k, v in data.items() if k != "segments"}
-    return Transcript(segments=segments, **fields)
 
 
 def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job | None:

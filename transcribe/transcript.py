@@ -71,3 +71,13 @@ def mean_logprob(segments) -> float | None:
 
 def join_segments(segments: list[Segment]) -> str:
     return " ".join(s.text.strip() for s in segments if s.text.strip())
+
+
+def transcript_from_dict(data: dict) -> Transcript:
+    """The inverse of `Transcript.to_dict`."""
+    segments = [Segment(s["start"], s["end"], s["text"], s.get("avg_logprob", 0.0),
+                        s.get("no_speech_prob", 0.0),
+                        tuple(Word(**w) for w in s["words"]) if s.get("words") else None)
+                for s in data.get("segments", [])]
+    fields = {k: v for k, v in data.items() if k != "segments"}
+    return Transcript(segments=segments, **fields)

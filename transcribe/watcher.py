@@ -347,11 +347,16 @@ def serve(settings: Settings, options: WatchOptions) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    from .handoff import EngineServer
+
     with ServiceLock(settings.paths.data_dir):
         watcher = Watcher(settings, options)
+        server = EngineServer(settings)
+        server.start()
         try:
             watcher.run()
         except KeyboardInterrupt:
             log.info("stopping")
         finally:
+            server.close()
             watcher.close()
