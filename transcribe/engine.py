@@ -184,7 +184,7 @@ class LocalEngine:
 
         A piece the guard doubts is decoded again the stock way, on its own audio
         (with the stock language detection when the language was detected)."""
-        from .pieces import BEAM_BELOW_LOGPROB, PieceDecoder, groups, plan
+        from .pieces import BEAM_BELOW_LOGPROB, FIRST_PASS_BEAM, PieceDecoder, groups, plan
 
         settings = self.settings
         decoder = PieceDecoder(whisper, settings.task, settings.initial_prompt, settings.hotwords)
@@ -199,9 +199,10 @@ class LocalEngine:
             encoded = decoder.encode(features, group)
             if language is None:
                 language, probability = decoder.detect_language(encoded, group)
-            decoded = decoder.decode(encoded, group, language, beam_size=1)
+            first_beam = min(FIRST_PASS_BEAM, settings.beam_size)
+            decoded = decoder.decode(encoded, group, language, first_beam)
             unsure = [i for i, d in enumerate(decoded) if d.avg_logprob < BEAM_BELOW_LOGPROB]
-            if settings.beam_size > 1 and unsure:
+            if settings.beam_size > first_beam and unsure:
                 again = decoder.decode(encoded[unsure], [group[i] for i in unsure], language,
                                        settings.beam_size)
                 for i, result in zip(unsure, again):
