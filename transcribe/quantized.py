@@ -2,9 +2,10 @@
 
 The packaged models ship float16 weights, which CTranslate2 converts to int8
 at every load: about 0.5 s of a cold start, and a load-time peak of memory
-holding both. The copy quantizes the weights CTranslate2's own
-`WhisperSpec` marks as quantizable, the way its converters do, and writes the
-`model.bin` format its `ModelSpec._serialize` writes, into `<models>/<name>-int8-<key>/`, where the
+holding both. The copy quantizes the weights CTranslate2 quantizes when
+it loads float16 weights as int8 (the 2-D weights its `WhisperSpec` marks as
+quantizable), the way its converters do, and writes the `model.bin` format its
+`ModelSpec._serialize` writes, into `<models>/<name>-int8-<key>/`, where the
 key changes with the source file. It is written to a temporary directory and
 renamed into place, under the same lock as the join, so a crash or a second
 process never sees half a copy. Anything that goes wrong leaves the float16
@@ -28,6 +29,8 @@ from .models import ResolvedModel, exclusive_lock
 
 log = logging.getLogger(__name__)
 
+# Part of the copy's key: a change to how copies are made makes new ones.
+COPY_FORMAT = 2
 # CTranslate2's type ids in model.bin (ctranslate2/specs/model_spec.py).
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 
@@ -51,7 +54,7 @@ def int8_target(model: ResolvedModel, models_dir: Path) -> Path:
     """The copy's directory, named after the source file's size and mtime (which a
     copy of the cache keeps, and a reinstall changes)."""
     stat = (Path(model.location) / "model.bin").stat()
-    key = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    key = hashlib.sha256(f"{COPY_FORMAT}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     return models_dir / f"{model.name}-int8-{key[:12]}"
 
 
@@ -101,7 +104,12 @@ def _quantize(model_bin: Path, out_dir: Path) -> None:
     scaled: set[str] = set()
     model_spec.visit_spec(spec, lambda _, name, __: scaled.add(name.removesuffix("_scale"))
                           if name.endswith("_scale") else None)
-    quantized = {e[0] for e in entries if e[0] in scaled and e[1].startswith("float")}
+    # Only 2-D weights: loading float weights as int8, CTranslate2 leaves the
+    # encoder's convolutions unquantized (its converter quantizes them too, and
+    # a copy made that way changed the encoder's output). This way a model gives
+    # the same output from the copy as from its float16 weights.
+    quantized = {name for name, dtype, shape, _ in entries
+                 if name in scaled and dtype.startswith("float") and len(shape) == 2}
     with (out_dir / "model.bin").open("wb") as out:
         out.write(struct.pack("I", version))
         _write_string(out, spec_name)
