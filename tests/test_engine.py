@@ -194,3 +194,25 @@ def test_a_doubtful_piece_is_redone_the_stock_way(transcriber, caplog):
         t = transcriber.transcribe(SAMPLES / "recording-de.webm")
     assert "looked wrong; decoding it the stock way" in caplog.text
     assert t.language == "de" and "Paket" in t.text
+
+
+def test_words_in_a_pieces_silent_margin_or_said_twice_are_not_kept(transcriber):
+    """Two ways a trimmed piece can loop: text timed past the piece's own audio is
+    dropped, and a segment repeated word for word sends the piece to the stock way."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    from transcribe.pieces import Decoded, Piece, _timed_runs
+    from transcribe.transcript import Segment
+
+    whisper = transcriber.local.load()
+    tokenizer = Tokenizer(whisper.hf_tokenizer, True, task="transcribe", language="en")
+    begin = tokenizer.timestamp_begin
+    hello = tokenizer.encode(" Hello there.")
+    runs = list(_timed_runs([begin, *hello, begin + 150, begin + 275, *hello, begin + 300],
+                            tokenizer, duration=5.0))
+    assert [(start, end) for start, end, _ in runs] == [(0.0, 3.0)]
+    piece = Piece(0.0, 5.0, 4.0)
+    said_twice = [Segment(0.0, 1.0, "Hello there."), Segment(1.0, 2.0, "hello there")]
+    assert Decoded(piece, said_twice, "Hello there. hello there", -0.2, 0.0, 1.0, 2).looks_wrong
+    said_once = [Segment(0.0, 1.0, "Hello there."), Segment(1.0, 2.0, "Bye now.")]
+    assert not Decoded(piece, said_once, "Hello there. Bye now.", -0.2, 0.0, 1.0, 2).looks_wrong

@@ -88,7 +88,16 @@ class Decoded:
         if not self.text:
             return self.piece.speech_s >= WORDLESS_SPEECH_S
         return (self.compression_ratio > COMPRESSION_RATIO_MAX
-                or self.avg_logprob < LOGPROB_MIN)
+                or self.avg_logprob < LOGPROB_MIN
+                or self.repeats)
+
+    @property
+    def repeats(self) -> bool:
+        """A segment said again word for word right after itself: Whisper's loop on
+        the quiet end of a piece (seen once at beam 2, too short a loop for the
+        compression ratio to notice)."""
+        texts = [s.text.lower().strip(" .!?,") for s in self.segments]
+        return any(a == b for a, b in zip(texts, texts[1:]))
 
 
 def plan(samples: np.ndarray, spans: list[tuple[float, float]]) -> list[Piece]:
@@ -283,6 +292,8 @@ def _timed_runs(tokens: list[int], tokenizer, duration: float):
     for token in tokens:
         if token >= begin:
             time = min((token - begin) * 0.02, duration)
+            if time >= duration and not text:
+                break  # what starts past the piece's audio is in the silent margin
             if text:
                 yield (start if start is not None else last_end), max(time, start or 0.0), text
                 text, start, last_end = [], None, time
