@@ -69,7 +69,7 @@ def main() -> None:
         if "warm" in sections:
             results["warm"] = warm(transcriber, model_dir, notes, repeats)
         if "accuracy" in sections:
-            results["accuracy"] = accuracy(settings, model_dir, notes)
+            results["accuracy"] = accuracy(settings, model_dir, notes, work)
         if "cold" in sections:
             results["cold"] = cold(model_dir, notes, max(3, repeats))
         if "backlog" in sections:
@@ -177,9 +177,10 @@ def warm(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
     return table
 
 
-def accuracy(settings, model_dir: str, notes: dict) -> dict:
-    """WER of every shipped configuration, and stock, on the samples, the dev set and
-    the longer notes built from them (where the fast path cuts notes into pieces)."""
+def accuracy(settings, model_dir: str, notes: dict, work: Path) -> dict:
+    """WER of every shipped configuration, and stock, on the samples, the dev set, the
+    longer notes built from them (where the fast path cuts notes into pieces), and
+    the samples and dev set again under white noise at 10 dB SNR."""
     from faster_whisper import WhisperModel
 
     from transcribe import Transcriber
@@ -189,6 +190,7 @@ def accuracy(settings, model_dir: str, notes: dict) -> dict:
     if (DEVSET / "jfk.flac").exists():
         items.append((DEVSET / "jfk.flac", JFK))
     items += [notes[label] for label in ("10s", "30s", "60s")]
+    items += [(_noisy(path, work), text) for path, text in items[:7]]
     configs = {
         "ours int8 (default)": Transcriber(settings),
         "ours int8, split off": Transcriber(settings.with_overrides(split=False)),
@@ -205,6 +207,15 @@ def accuracy(settings, model_dir: str, notes: dict) -> dict:
     for name, value in results.items():
         print(f"  {name:<24} {value * 100:5.1f} %")
     return results
+
+
+def _noisy(path: Path, work: Path, snr_db: float = 10.0) -> Path:
+    from transcribe.audio import decode
+
+    samples = decode(path).samples
+    noise = np.random.default_rng(len(samples)).standard_normal(len(samples))
+    noise *= np.sqrt(np.mean(samples ** 2) / 10 ** (snr_db / 10)) / np.sqrt(np.mean(noise ** 2))
+    return _write(work / f"noisy-{path.stem}.wav", (samples + noise).astype(np.float32))
 
 
 def _wer(items, run) -> float:
