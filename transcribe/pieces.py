@@ -12,11 +12,11 @@ instead of about 75, and each step costs little more than one for a single
 piece. The whole note is still heard, pauses included; only where it is cut
 changes.
 
-Each piece is decoded with a narrow beam first. A piece the model is unsure of
-is decoded again with the full beam, and a piece that still looks wrong (repetition, very
-low confidence, no words where the VAD heard speech) is handed back to the
-caller, which decodes it the stock way. `bench/` measures all of this against
-stock faster-whisper.
+Each piece is decoded with a narrow beam first. A piece the model is unsure
+of is decoded again with the full beam, and a piece that still looks wrong
+(repetition, low confidence, no words where the VAD heard speech) is handed
+back to the caller, which decodes it the stock way. `bench/` measures all of
+this against stock faster-whisper.
 """
 
 from __future__ import annotations
@@ -195,7 +195,6 @@ class PieceDecoder:
         from faster_whisper.tokenizer import Tokenizer
 
         self.whisper = whisper
-        self.task = task
         self.multilingual = whisper.model.is_multilingual
         self._tokenizer = lambda language: Tokenizer(whisper.hf_tokenizer, self.multilingual,
                                                      task=task, language=language)
@@ -218,9 +217,9 @@ class PieceDecoder:
 
     def detect_language(self, encoded: np.ndarray, pieces: list[Piece]) -> tuple[str, float]:
         """The language most likely over all pieces, each weighted by its speech."""
-        totals: dict[str, float] = {}
         import ctranslate2
 
+        totals: dict[str, float] = {}
         ranks = self.whisper.model.detect_language(ctranslate2.StorageView.from_array(encoded))
         for piece, ranked in zip(pieces, ranks):
             for token, probability in ranked:
