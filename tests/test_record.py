@@ -123,17 +123,26 @@ def test_resampling_does_not_alias(tmp_path, home):
 @needs_portaudio
 def test_ctrl_c_keeps_what_was_recorded(tmp_path, home):
     speech = decode(SAMPLES / NOTE).samples
-    env = dict(os.environ, **microphone(tmp_path, speech, 48000))
+    env = dict(os.environ, PYTHONFAULTHANDLER="1", **microphone(tmp_path, speech, 48000))
     saved = tmp_path / "interrupted.ogg"
+    # Ctrl-C in a terminal reaches a process whose SIGINT is not ignored; a test run
+    # started in the background by a non-interactive shell ignores it, and that
+    # would pass on to the recorder.
     proc = subprocess.Popen([sys.executable, "-m", "transcribe", "record", "--samplerate",
                              "48000", "--save", str(saved)], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not saved.with_name(f".{saved.name}.part").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+        out, err = proc.communicate()
+        pytest.fail(f"record did not stop within 60 s of Ctrl-C:\n{err}")
     assert proc.returncode == 130, err
     assert "the recording is saved" in err
     audio = decode(saved)   # raises if the Ogg stream was left without its end
