@@ -166,6 +166,11 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
             finally:
                 closing.set()  # the callback stops waiting for room
     finally:
+        # Ctrl-C can land inside `with stream` starting the stream, where its exit
+        # does not run: the callback must still stop waiting and the stream close,
+        # or PortAudio's exit waits on a callback that waits for the queue.
+        closing.set()
+        stream.close(ignore_errors=True)
         # Enter and Ctrl-C land here too: blocks captured before the stop but still
         # queued are encoded, and the file is closed properly.
         while not finished:
