@@ -140,9 +140,11 @@ def test_ctrl_c_keeps_what_was_recorded(tmp_path, home):
     try:
         out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        status = [line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                  if line.startswith(("Sig", "ShdPnd"))]
         proc.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
         out, err = proc.communicate()
-        pytest.fail(f"record did not stop within 60 s of Ctrl-C:\n{err}")
+        pytest.fail(f"record did not stop within 60 s of Ctrl-C ({status}):\n{err}")
     assert proc.returncode == 130, err
     assert "the recording is saved" in err
     audio = decode(saved)   # raises if the Ogg stream was left without its end
