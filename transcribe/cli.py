@@ -506,12 +506,35 @@ def record_command(argv: list[str]) -> int:
         diag.info(f"recording from {device} ({rate} Hz) to {path}"
                   + (" (Enter or Ctrl-C to stop)" if diag.tty else ""))
 
+    # Ctrl-C stops the recording the way Enter does, through `stop`: a
+    # KeyboardInterrupt raised inside PyAV's or PortAudio's callbacks can be
+    # swallowed there. A second Ctrl-C interrupts for real. (A SIGINT the shell
+    # ignores, as for a background job, stays ignored.)
+    ctrl_c = threading.Event()
+
+    def on_ctrl_c(signum, frame) -> None:
+        if ctrl_c.is_set():
+            raise KeyboardInterrupt
+        ctrl_c.set()
+        stop.set()
+
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_ctrl_c)
     interrupted = False
     try:
         recording = record(path, device=args.device, samplerate=args.samplerate,
                            max_seconds=args.seconds, stop_after_silence=args.stop_after_silence,
                            stop=stop, on_level=meter, on_start=started)
     except KeyboardInterrupt:
+        interrupted = True
+        recording = None
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
+    if ctrl_c.is_set():
         interrupted = True
         recording = None
     meter.done()
