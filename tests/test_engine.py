@@ -216,3 +216,16 @@ def test_words_in_a_pieces_silent_margin_or_said_twice_are_not_kept(transcriber)
     assert Decoded(piece, said_twice, "Hello there. hello there", -0.2, 0.0, 1.0, 2).looks_wrong
     said_once = [Segment(0.0, 1.0, "Hello there."), Segment(1.0, 2.0, "Bye now.")]
     assert not Decoded(piece, said_once, "Hello there. Bye now.", -0.2, 0.0, 1.0, 2).looks_wrong
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_an_initial_prompt_steers_the_words(home, split):
+    """The prompt reaches the model on both paths: it decides how "ten" is written."""
+    from transcribe import Settings, Transcriber
+
+    note = SAMPLES / "PTT-20240312-WA0007.opus"
+    settings = Settings.load().with_overrides(split=split)
+    plain = Transcriber(settings).transcribe(note).text
+    prompted = Transcriber(settings.with_overrides(
+        initial_prompt="I always spell out numbers: one, two, ten, twenty.")).transcribe(note).text
+    assert "10 minutes" in plain and "ten minutes" in prompted, (plain, prompted)
