@@ -134,42 +134,39 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
     heard = False
     finished = False  # stopped by time or silence: later blocks are not part of the note
     try:
-        with stream:
+        stream.start()
+        if on_start is not None:
+            on_start(info["name"], rate)
+        while not stop.is_set():
             try:
-                if on_start is not None:
-                    on_start(info["name"], rate)
-                while not stop.is_set():
-                    try:
-                        block = blocks.get(timeout=0.5)
-                    except queue.Empty:
-                        if not stream.active:
-                            break
-                        continue
-                    writer.write(block)
-                    frames += len(block)
-                    elapsed = frames / rate
-                    level = dbfs(block)
-                    if on_level is not None:
-                        on_level(elapsed, level)
-                    if max_seconds is not None and elapsed >= max_seconds:
-                        finished = True
-                        break
-                    if level > silence_dbfs:
-                        heard, silent_since = True, None
-                    elif silent_since is None:
-                        silent_since = elapsed
-                    if (stop_after_silence and heard and silent_since is not None
-                            and elapsed - silent_since >= stop_after_silence):
-                        log.info("stopped after %.1f s of silence", stop_after_silence)
-                        finished = True
-                        break
-            finally:
-                closing.set()  # the callback stops waiting for room
+                block = blocks.get(timeout=0.5)
+            except queue.Empty:
+                if not stream.active:
+                    break
+                continue
+            writer.write(block)
+            frames += len(block)
+            elapsed = frames / rate
+            level = dbfs(block)
+            if on_level is not None:
+                on_level(elapsed, level)
+            if max_seconds is not None and elapsed >= max_seconds:
+                finished = True
+                break
+            if level > silence_dbfs:
+                heard, silent_since = True, None
+            elif silent_since is None:
+                silent_since = elapsed
+            if (stop_after_silence and heard and silent_since is not None
+                    and elapsed - silent_since >= stop_after_silence):
+                log.info("stopped after %.1f s of silence", stop_after_silence)
+                finished = True
+                break
     finally:
-        # Ctrl-C can land inside `with stream` starting the stream, where its exit
-        # does not run: the callback must still stop waiting and the stream close,
-        # or PortAudio's exit waits on a callback that waits for the queue.
+        # Before the stream stops, so the callback stops waiting for room; and here,
+        # not in an inner block, so a Ctrl-C while the stream starts stops it too.
         closing.set()
+        stream.stop(ignore_errors=True)
         stream.close(ignore_errors=True)
         # Enter and Ctrl-C land here too: blocks captured before the stop but still
         # queued are encoded, and the file is closed properly.
