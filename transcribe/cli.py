@@ -520,8 +520,8 @@ def record_command(argv: list[str]) -> int:
 
     import signal
 
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.default_int_handler:
+    takes_ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if takes_ctrl_c:
         signal.signal(signal.SIGINT, on_ctrl_c)
     interrupted = False
     try:
@@ -532,8 +532,8 @@ def record_command(argv: list[str]) -> int:
         interrupted = True
         recording = None
     finally:
-        if previous is signal.default_int_handler:
-            signal.signal(signal.SIGINT, previous)
+        if takes_ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     if ctrl_c.is_set():
         interrupted = True
         recording = None
