@@ -213,9 +213,9 @@ def test_words_in_a_pieces_silent_margin_or_said_twice_are_not_kept(transcriber)
     assert [(start, end) for start, end, _ in runs] == [(0.0, 3.0)]
     piece = Piece(0.0, 5.0, 4.0)
     said_twice = [Segment(0.0, 1.0, "Hello there."), Segment(1.0, 2.0, "hello there")]
-    assert Decoded(piece, said_twice, "Hello there. hello there", -0.2, 0.0, 1.0, 2).looks_wrong
+    assert Decoded(piece, said_twice, "Hello there. hello there", -0.2, 0.0, 1.0).looks_wrong
     said_once = [Segment(0.0, 1.0, "Hello there."), Segment(1.0, 2.0, "Bye now.")]
-    assert not Decoded(piece, said_once, "Hello there. Bye now.", -0.2, 0.0, 1.0, 2).looks_wrong
+    assert not Decoded(piece, said_once, "Hello there. Bye now.", -0.2, 0.0, 1.0).looks_wrong
 
 
 @pytest.mark.parametrize("split", [True, False])

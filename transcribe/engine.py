@@ -193,13 +193,13 @@ class LocalEngine:
         probability = None if detected else 1.0  # as faster-whisper reports a given language
         pieces = plan(audio.samples, speech.spans)
         features = whisper.feature_extractor(audio.samples)
+        first_beam = min(FIRST_PASS_BEAM, settings.beam_size)
         segments: list[Segment] = []
         votes: dict[str, list[tuple[float, float]]] = {}  # language -> (speech, probability)
         for group in groups(pieces):
             encoded = decoder.encode(features, group)
             if language is None:
                 language, probability = decoder.detect_language(encoded, group)
-            first_beam = min(FIRST_PASS_BEAM, settings.beam_size)
             decoded = decoder.decode(encoded, group, language, first_beam)
             unsure = [i for i, d in enumerate(decoded) if d.avg_logprob < BEAM_BELOW_LOGPROB]
             if settings.beam_size > first_beam and unsure:

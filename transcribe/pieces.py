@@ -85,7 +85,6 @@ class Decoded:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
-    beam_size: int
 
     @property
     def looks_wrong(self) -> bool:
@@ -114,9 +113,9 @@ def plan(samples: np.ndarray, spans: list[tuple[float, float]]) -> list[Piece]:
     duration = len(samples) / SAMPLE_RATE
     cuts = [(a_end + b_start) / 2 for (_, a_end), (b_start, _) in zip(spans, spans[1:])]
     cuts = _cut_long_stretches(samples, sorted(c for c in cuts if 0 < c < duration), duration)
-    count = len(_greedy(cuts, duration, PIECE_TARGET_S))
-    low, high = duration / count, max(PIECE_TARGET_S, _longest(_greedy(cuts, duration,
-                                                                         PIECE_TARGET_S)))
+    at_target = _greedy(cuts, duration, PIECE_TARGET_S)
+    count = len(at_target)
+    low, high = duration / count, max(PIECE_TARGET_S, _longest(at_target))
     for _ in range(20):  # the shortest longest piece that still needs only `count`
         middle = (low + high) / 2
         if len(_greedy(cuts, duration, middle)) <= count:
@@ -258,7 +257,7 @@ class PieceDecoder:
                 max_initial_timestamp_index=50,
             )
             for piece, output in zip(group, outputs):
-                results.append(self._decoded(tokenizer, piece, output, beam_size))
+                results.append(self._decoded(tokenizer, piece, output))
         return results
 
     def _prompt(self, tokenizer) -> list[int]:
@@ -268,7 +267,7 @@ class PieceDecoder:
             prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + words)[-223:]]
         return prompt + list(tokenizer.sot_sequence)
 
-    def _decoded(self, tokenizer, piece: Piece, output, beam_size: int) -> Decoded:
+    def _decoded(self, tokenizer, piece: Piece, output) -> Decoded:
         from faster_whisper.transcribe import get_compression_ratio
 
         tokens = output.sequences_ids[0]
@@ -284,7 +283,7 @@ class PieceDecoder:
                                         avg_logprob, output.no_speech_prob))
         text = " ".join(s.text for s in segments)
         return Decoded(piece, segments, text, avg_logprob, output.no_speech_prob,
-                       get_compression_ratio(text) if text else 0.0, beam_size)
+                       get_compression_ratio(text) if text else 0.0)
 
 
 def _timed_runs(tokens: list[int], tokenizer, duration: float):
