@@ -152,7 +152,7 @@ class EngineServer:
     def _serve(self, conn: socket.socket) -> None:
         import numpy as np
 
-        from .audio import Audio
+        from .audio import SAMPLE_RATE, Audio
         from .engine import LocalEngine
 
         pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
@@ -178,7 +178,7 @@ class EngineServer:
         if _model_key(engine) != _model_key(self.engine):
             return send({"refused": f"it serves model {self.settings.model} "
                                     f"({self.settings.compute_type})"})
-        audio = Audio(np.frombuffer(data, dtype="<f4").astype(np.float32), 16000, "pcm")
+        audio = Audio(np.frombuffer(data, dtype="<f4").astype(np.float32), SAMPLE_RATE, "pcm")
         log.info("transcribing %s for pid %d", request.get("file"), pid)
         transcript = engine.transcribe(audio, str(request.get("file")),
                                        lambda done, total: send({"progress": [done, total]}))
