@@ -23,6 +23,7 @@ REFRESH_S = 1.0
 COLUMNS = (("when", "When", 12), ("from", "From", 11), ("length", "Len", 5),
            ("lang", "Lang", 4), ("engine", "Engine", 6), ("status", "Status", 8),
            ("text", "Text", None))
+FROM_WIDTH = next(width for key, _, width in COLUMNS if key == "from")
 
 EMPTY = """\
 [b]No voice notes yet.[/b]
@@ -285,7 +286,7 @@ def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, t
     elif job.state == "failed":
         first_line = job.error or ""
     return job.id, (
-        _when(job.sent_at), _clip(_source(job), 11),
+        _when(job.sent_at), _clip(_source(job), FROM_WIDTH),
         _length(summary["duration"] if summary else None),
         (summary or {}).get("language") or "", engine, status, first_line[:200])
 
@@ -298,7 +299,8 @@ def _search_row(job: Job, snippet: str) -> tuple[int, tuple]:
         hit, _, rest = part.partition(HIGHLIGHT[1])
         text.append(hit, style="bold reverse")
         text.append(rest)
-    return job.id, (_when(job.sent_at), _clip(_source(job), 11), "", "", "", _status(job), text)
+    return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH), "", "", "",
+                    _status(job), text)
 
 
 def _clip(text, width: int):
