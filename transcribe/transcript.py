@@ -36,8 +36,10 @@ class Transcript:
     model: str
     no_speech: bool = False
     language_probability: float | None = None
+    language_unsure: bool = False  # detected with a probability below one half
     task: str = "transcribe"
     low_confidence: bool = False
+    looped: bool = False  # the model repeated itself; the repeats were cut out (see notes)
     provider: str | None = None
     cloud_reason: str | None = None
     cloud_pending: bool = False
