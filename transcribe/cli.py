@@ -116,6 +116,8 @@ def add_transcribe_options(parser: argparse.ArgumentParser, *,
                             "(default: base)")
     model.add_argument("-l", "--language", help="language code such as en or de "
                                                 "(default: detect)")
+    model.add_argument("--languages", metavar="CODES",
+                       help="detect only among these, such as pt,en (default: any)")
     model.add_argument("--task", choices=("transcribe", "translate"),
                        help="translate: English text from speech in any language")
     model.add_argument("--initial-prompt", help="text that sets style and spelling, such as "
@@ -175,7 +177,7 @@ def settings_from_args(args: argparse.Namespace):
     from .settings import Settings
 
     return Settings.load().with_overrides(
-        model=args.model, language=args.language, task=args.task,
+        model=args.model, language=args.language, languages=args.languages, task=args.task,
         initial_prompt=args.initial_prompt, hotwords=args.hotwords, beam_size=args.beam_size,
         device=getattr(args, "compute_device", None), compute_type=args.compute_type, cpu_threads=args.cpu_threads,
         word_timestamps=args.word_timestamps, store=args.store,

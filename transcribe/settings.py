@@ -112,6 +112,8 @@ class Settings:
 
     model: str = "base"
     language: str | None = None
+    # Detection chooses among these (codes such as "pt", "en"); empty: any language.
+    languages: tuple[str, ...] = ()
     task: str = "transcribe"
     device: str = "auto"
     compute_type: str = "int8"
@@ -120,7 +122,7 @@ class Settings:
     initial_prompt: str | None = None
     hotwords: str | None = None
     word_timestamps: bool = False
-    split: bool = True  # decode a note as pieces cut at its pauses, side by side (pieces.py)
+    split: bool = True  # decode window by window, a long note cut at its pauses (pieces.py)
     max_file_mb: int = 1024
     store: bool = True  # keep every CLI transcript in the store, for `search` and the TUI
     cloud: CloudSettings = field(default_factory=CloudSettings)
@@ -179,6 +181,11 @@ class Settings:
             raise SettingsError("cpu_threads must be 0 (automatic) or more")
         if self.language is not None and not self.language.strip():
             raise SettingsError("language must be a language code such as 'en', or unset")
+        unknown = [code for code in self.languages if code not in _language_codes()]
+        if unknown:
+            raise SettingsError(f"languages: {', '.join(map(repr, unknown))} "
+                                f"{'is not a language code' if len(unknown) == 1 else 'are not language codes'}"
+                                " Whisper knows (such as 'en', 'pt', 'de')")
 
 
 def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
@@ -284,7 +291,8 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
             return int(value) if type_name == "int" else float(value)
         if type_name.startswith("tuple"):
             if isinstance(value, str):
-                value = [v for v in value.split(os.pathsep) if v]
+                separator = "," if key == "languages" else os.pathsep
+                value = [v.strip() for v in value.split(separator) if v.strip()]
             if not isinstance(value, (list, tuple)):
                 raise ValueError(value)
             return tuple(str(v) for v in value)
@@ -293,3 +301,9 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
         return str(value)
     except ValueError:
         raise SettingsError(f"setting {key!r}: {value!r} is not a valid {type_name}") from None
+
+
+def _language_codes() -> frozenset[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return frozenset(_LANGUAGE_CODES)

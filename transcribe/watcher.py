@@ -41,7 +41,7 @@ from .writers import FORMATS, write_outputs
 log = logging.getLogger(__name__)
 
 FOLDER_SETTINGS = ".transcribe.toml"
-FOLDER_KEYS = {"language", "hotwords", "initial_prompt", "model", "task", "beam_size"}
+FOLDER_KEYS = {"language", "languages", "hotwords", "initial_prompt", "model", "task", "beam_size"}
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                       ".swp")
 
