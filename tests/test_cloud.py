@@ -311,10 +311,10 @@ def test_retries_stop_after_max_attempts(tmp_path):
 
 
 def test_error_bodies_of_both_shapes_read_as_one_line():
-    assert error_message(httpx.Response(401, json={"detail": "Unauthorized"})) == "Unauthorized"
-    assert error_message(httpx.Response(401, json={"error": {"message": "Incorrect API key"}})) \
-        == "Incorrect API key"
-    assert error_message(httpx.Response(502, text="<html>\nBad Gateway</html>")) == "<html>"
+    assert error_message(b'{"detail": "Unauthorized"}') == "Unauthorized"
+    assert error_message(b'{"error": {"message": "Incorrect API key"}}') == "Incorrect API key"
+    assert error_message(b"<html>\nBad Gateway</html>") == "<html>"
+    assert error_message(b"", "Service Unavailable") == "Service Unavailable"
 
 
 def test_a_key_in_a_shared_config_file_is_refused(tmp_path):

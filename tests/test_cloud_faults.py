@@ -1,0 +1,85 @@
+"""Hostile or broken cloud providers: real servers on loopback that trickle, never stop,
+or echo the key. Each is run against the real command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import ROOT, SAMPLES
+from servers import RawServer, endless, http_response, trickle
+
+NOTE = "PTT-20240312-WA0007.opus"
+KEY = "sk-proj-Zt9QmX4vLr2Kp7WnB8cYd3Fh"
+ANSWER = b'{"text": "hello there", "language": "english"}'
+MB = 2**20
+
+
+def cloud_env(home, url: str, **extra: str) -> dict:
+    return dict(os.environ, TRANSCRIBE_HOME=str(home), TRANSCRIBE_CLOUD_ALLOW="1",
+                TRANSCRIBE_CLOUD_BASE_URL=url, TRANSCRIBE_CLOUD_API_KEY=KEY, **extra)
+
+
+def run_measured(tmp_path, env: dict, *args: str, timeout: float = 120) -> tuple[int, str, int]:
+    """The real command; its exit code, stderr, and peak RSS in bytes (from wait4)."""
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, err_path.read_text(), usage.ru_maxrss * 1024
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_trickling_provider_is_cut_off_at_the_total_deadline(tmp_path, where):
+    # One byte every 0.1 s: each byte resets httpx's read timeout (300 s), so only a
+    # deadline for the whole request ends it. The whole answer would take about 13 s.
+    response = http_response("200 OK", ANSWER, close_delimited=True)
+    start = 0 if where == "headers" else response.index(b"\r\n\r\n") + 4
+    with RawServer(trickle(response, 0.1, from_byte=start)) as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "transcribe", "--engine", "cloud", str(SAMPLES / NOTE)],
+            env=cloud_env(tmp_path, server.url, TRANSCRIBE_CLOUD_TOTAL_TIMEOUT="2"),
+            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()[:1]
+    assert "127.0.0.1 did not finish within 2 s ([cloud] total_timeout)" in line
+    assert sum(server.sent) < len(response), "the client hung up before the answer ended"
+
+
+@pytest.mark.parametrize("status", ["200 OK", "500 Internal Server Error"])
+def test_an_endless_answer_is_read_only_up_to_a_cap(tmp_path, status):
+    """A body that never ends (the server stops at 256 MB): the client stops after a few MB
+    and stays small, for a 200 and for an error that is retried."""
+    note = str(SAMPLES / NOTE)
+    refused = http_response("401 Unauthorized", b'{"error": {"message": "no"}}')
+    with RawServer(lambda server, peer, headers: peer.send(refused)) as control:
+        code, _, baseline = run_measured(tmp_path, cloud_env(tmp_path, control.url),
+                                         "--engine", "cloud", note)
+    assert code == 4
+    with RawServer(endless(status, limit=256 * MB)) as server:
+        code, stderr, peak = run_measured(tmp_path, cloud_env(tmp_path, server.url),
+                                          "--engine", "cloud", note)
+    assert code == 4, stderr
+    [line] = stderr.strip().splitlines()[:1]
+    if status == "200 OK":
+        assert line.endswith("127.0.0.1: the answer is over 4 MB, which no transcription is; "
+                             "stopped reading it"), line
+        assert len(server.sent) == 1
+    else:
+        assert "127.0.0.1: HTTP 500: {\"error\": {\"message\": \"xxx" in line
+        assert len(line) < 400
+        assert len(server.sent) == 4, "retried as a 500 is"
+    # What a connection took includes the kernel's socket buffers (a few MB on loopback).
+    assert max(server.sent) < 32 * MB, server.sent
+    assert peak - baseline < 64 * MB, (peak, baseline)
