@@ -3,6 +3,7 @@ or echo the key. Each is run against the real command."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +20,8 @@ MB = 2**20
 
 
 def cloud_env(home, url: str, **extra: str) -> dict:
-    return dict(os.environ, TRANSCRIBE_HOME=str(home), TRANSCRIBE_CLOUD_ALLOW="1",
-                TRANSCRIBE_CLOUD_BASE_URL=url, TRANSCRIBE_CLOUD_API_KEY=KEY, **extra)
+    return {**os.environ, "TRANSCRIBE_HOME": str(home), "TRANSCRIBE_CLOUD_ALLOW": "1",
+            "TRANSCRIBE_CLOUD_BASE_URL": url, "TRANSCRIBE_CLOUD_API_KEY": KEY, **extra}
 
 
 def run_measured(tmp_path, env: dict, *args: str, timeout: float = 120) -> tuple[int, str, int]:
@@ -83,3 +84,42 @@ def test_an_endless_answer_is_read_only_up_to_a_cap(tmp_path, status):
     # What a connection took includes the kernel's socket buffers (a few MB on loopback).
     assert max(server.sent) < 32 * MB, server.sent
     assert peak - baseline < 64 * MB, (peak, baseline)
+
+
+def echo_the_key(status: str):
+    """Answers as OpenAI's 401 does, quoting the key it was sent, and two more key-shaped
+    tokens (another OpenAI key, a Groq key) in a second message."""
+    def reply(server, peer, headers: dict) -> None:
+        sent = headers["authorization"].removeprefix("Bearer ")
+        body = json.dumps({"error": {
+            "message": f"Incorrect API key provided: {sent}. Also tried "
+                       f"sk-Other9f8e7d6c5b4a and gsk_Groq1a2b3c4d5e6f7g.",
+            "type": "invalid_request_error", "code": "invalid_api_key"}})
+        peer.send(http_response(status, body.encode()))
+    return reply
+
+
+@pytest.mark.parametrize("key,status", [
+    (KEY, "401 Unauthorized"),                # OpenAI's key shape, refused: stops the batch
+    ("plainKey-77c1a9e2", "400 Bad Request"),  # any other key, in an error for this file
+])
+def test_a_key_the_provider_echoes_is_never_shown_logged_or_stored(tmp_path, key, status):
+    env = cloud_env(tmp_path, "", TRANSCRIBE_CLOUD_API_KEY=key)
+    with RawServer(echo_the_key(status)) as server:
+        env["TRANSCRIBE_CLOUD_BASE_URL"] = server.url
+        result = subprocess.run([sys.executable, "-m", "transcribe", "-vv", "--engine", "cloud",
+                                 str(SAMPLES / NOTE)], env=env, capture_output=True, text=True,
+                                cwd=ROOT, timeout=120)
+    assert result.returncode == 4, result.stderr
+    assert "Incorrect API key provided: [redacted]. Also tried [redacted] and [redacted]." \
+        in result.stderr
+    upload_log = (tmp_path / "data" / "cloud-uploads.jsonl").read_text()
+    [entry] = [json.loads(line) for line in upload_log.splitlines()]
+    assert "Incorrect API key provided: [redacted]" in entry["outcome"]
+    shown = [subprocess.run([sys.executable, "-m", "transcribe", "cloud", "log", *flags],
+                            env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+             for flags in ([], ["--json"])]
+    assert all(s.returncode == 0 and str(SAMPLES / NOTE) in s.stdout for s in shown)
+    for text in (result.stdout, result.stderr, upload_log, *(s.stdout for s in shown)):
+        for secret in (key, "sk-Other9f8e7d6c5b4a", "gsk_Groq1a2b3c4d5e6f7g", key[-12:]):
+            assert secret not in text

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,10 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 # retried 4 times peaked at 2.9 GB.
 MAX_ANSWER_BYTES = 4 * 2**20
 MAX_ERROR_BYTES = 64 * 2**10
+# Key-shaped tokens a provider may echo back: OpenAI's (sk-..., sk-proj-...) and Groq's
+# (gsk_...). OpenAI's 401 says "Incorrect API key provided: sk-...".
+KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])(?:sk-|gsk_)[A-Za-z0-9_*\-]{6,}")
+REDACTED = "[redacted]"
 # One request's deadline, start to end, when [cloud] total_timeout is 0: two minutes
 # for the provider to answer, plus 10 s per MB uploaded (an uplink of 100 kB/s). A
 # guess, not a measurement: no provider is reachable from where this was written.
@@ -181,18 +186,18 @@ class CloudClient:
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 if attempt >= self.settings.max_attempts:
                     self._went_offline()
-                    raise Offline(f"cannot connect to {self.host} ({_reason(e)}); offline?") \
-                        from None
+                    raise Offline(f"cannot connect to {self.host} "
+                                  f"({self._redact(_reason(e))}); offline?") from None
                 self._sleep(_backoff(attempt))
                 continue
             except httpx.TimeoutException:
                 raise CloudError(f"{self.host} did not answer within "
                                  f"{self.settings.read_timeout:.0f} s") from None
             except httpx.HTTPError as e:
-                raise CloudError(f"{self.host}: {_reason(e)}") from None
+                raise CloudError(f"{self.host}: {self._redact(_reason(e))}") from None
             if response.status_code == 200:
                 return _json_body(body, self.host)
-            message = error_message(body, response.reason_phrase)
+            message = error_message(body, response.reason_phrase, key=self._key)
             if response.status_code in (401, 403):
                 raise CloudAuthError(f"{self.host} refused the API key "
                                      f"(HTTP {response.status_code}: {message})")
@@ -234,6 +239,9 @@ class CloudClient:
                              "which no transcription is; stopped reading it")
         return response, body
 
+    def _redact(self, text: str) -> str:
+        return redact(text, self._key)
+
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
@@ -246,7 +254,7 @@ class CloudClient:
             "bytes": len(upload.data),
             "uploaded_as": upload.filename,
             "reason": reason,
-            "outcome": outcome,
+            "outcome": self._redact(outcome),
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a", encoding="utf-8") as f:
@@ -291,12 +299,28 @@ def _encoded_within(samples: np.ndarray, start: int, limit: int, path: Path) -> 
             + _encoded_within(samples[half:], start + half, limit, path))
 
 
-def error_message(body: bytes, reason: str = "") -> str:
-    """OpenAI's `{"error": {"message"}}` and FastAPI's `{"detail": ...}` alike, in one line."""
-    parsed = _parsed(body)
+def redact(text: str, key: str | None) -> str:
+    """`text` without the API key or anything shaped like one.
+
+    Every message that comes from a provider goes through here before it is
+    raised, printed, logged or stored: some echo the key they were sent.
+    """
+    if key and len(key) >= 6:
+        text = text.replace(key, REDACTED)
+    return KEY_SHAPED.sub(REDACTED, text)
+
+
+def error_message(body: bytes, reason: str = "", key: str | None = None) -> str:
+    """The provider's message in one line, without the key: OpenAI's `{"error":
+    {"message"}}` and FastAPI's `{"detail": ...}` alike, else the first line of text."""
+    text = redact(body.decode("utf-8", "replace"), key)  # before cutting, not a key's half
+    return redact(_message(text), key) or reason
+
+
+def _message(text: str) -> str:
+    parsed = _parsed(text)
     if parsed is None:
-        text = body.decode("utf-8", "replace").strip()
-        return _one_line(text) if text else reason
+        return _one_line(text)
     if isinstance(parsed, dict):
         error = parsed.get("error")
         if isinstance(error, dict) and error.get("message"):
@@ -321,7 +345,7 @@ def _one_line(text: str) -> str:
     return lines[0][:200] if lines else ""
 
 
-def _parsed(body: bytes):
+def _parsed(body: bytes | str):
     """The body as JSON, or None when it is not JSON (or was cut off at the cap)."""
     try:
         return json.loads(body)
