@@ -153,6 +153,23 @@ def test_what_the_provider_refuses_as_too_large_is_a_clear_error(tmp_path, stric
     assert "too large for the provider (HTTP 413: File too large)" in result.stderr
 
 
+def test_the_upload_log_as_json_is_one_array_even_when_empty(tmp_path):
+    env = {"TRANSCRIBE_HOME": str(tmp_path)}
+    result = run_cli("cloud", "log", "--json", env=env)
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+    prose = run_cli("cloud", "log", env=env)
+    assert prose.stdout == "" and "no uploads" in prose.stderr
+    # A crash mid-write leaves a line cut short: the rest is still shown.
+    entry = {"time": "2024-03-12T18:45:02+00:00", "file": "/n.ogg", "sha256": "ab" * 32,
+             "host": "api.openai.com", "bytes": 1, "uploaded_as": "n.ogg", "reason": "r",
+             "outcome": "ok"}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cloud-uploads.jsonl").write_text(json.dumps(entry) + '\n{"time": "20')
+    result = run_cli("cloud", "log", "--json", env=env)
+    assert result.returncode == 0 and json.loads(result.stdout) == [entry]
+    assert "skipped 1 damaged line(s)" in result.stderr
+
+
 def test_engine_cloud_without_consent_is_refused(tmp_path, server, server_model):
     result = run_cli("--engine", "cloud", str(SAMPLES / NOTE),
                      env=cloud_env(tmp_path, server, server_model, allow="0"))

@@ -120,6 +120,7 @@ def test_a_key_the_provider_echoes_is_never_shown_logged_or_stored(tmp_path, key
                             env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
              for flags in ([], ["--json"])]
     assert all(s.returncode == 0 and str(SAMPLES / NOTE) in s.stdout for s in shown)
+    assert json.loads(shown[1].stdout) == [entry]
     for text in (result.stdout, result.stderr, upload_log, *(s.stdout for s in shown)):
         for secret in (key, "sk-Other9f8e7d6c5b4a", "gsk_Groq1a2b3c4d5e6f7g", key[-12:]):
             assert secret not in text
