@@ -39,8 +39,8 @@ RETRY_AFTER_CAP_S = 30.0
 BACKOFF_BASE_S = 0.5
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 # A transcript is kilobytes (open-asr-server's verbose_json for the 8 s sample note is
-# about 2 kB, so 4 MB is hours of speech); an error says what it has to in its first
-# 64 kB. Before these caps a 1 GB 200 body was read whole, and a 256 MB error body
+# 413 bytes; with OpenAI's token lists a few times that, so 4 MB is many hours of
+# speech); an error says what it has to in its first 64 kB. Before these caps a 1 GB 200 body was read whole, and a 256 MB error body
 # retried 4 times peaked at 2.9 GB.
 MAX_ANSWER_BYTES = 4 * 2**20
 MAX_ERROR_BYTES = 64 * 2**10
