@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, encode_opus, file_sha256
-from .errors import CloudError
+from .errors import CloudError, one_line
 from .settings import CloudSettings, Secret
 from .transcript import Segment, Transcript, join_segments
 
@@ -40,8 +40,8 @@ BACKOFF_BASE_S = 0.5
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 # A transcript is kilobytes (open-asr-server's verbose_json for the 8 s sample note is
 # 413 bytes; with OpenAI's token lists a few times that, so 4 MB is many hours of
-# speech); an error says what it has to in its first 64 kB. Before these caps a 1 GB 200 body was read whole, and a 256 MB error body
-# retried 4 times peaked at 2.9 GB.
+# speech); an error says what it has to in its first 64 kB. Before these caps a 1 GB
+# 200 body was read whole, and a 256 MB error body retried 4 times peaked at 2.9 GB.
 MAX_ANSWER_BYTES = 4 * 2**20
 MAX_ERROR_BYTES = 64 * 2**10
 # A split cuts at the quietest 150 ms in the half part before where the size
@@ -348,29 +348,24 @@ def error_message(body: bytes, reason: str = "", key: str | None = None) -> str:
 def _message(text: str) -> str:
     parsed = _parsed(text)
     if parsed is None:
-        return _one_line(text)
+        return one_line(text)
     if isinstance(parsed, dict):
         error = parsed.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return _one_line(str(error["message"]))
+            return one_line(str(error["message"]))
         if isinstance(error, str):
-            return _one_line(error)
+            return one_line(error)
         detail = parsed.get("detail")
         if isinstance(detail, str):
-            return _one_line(detail)
+            return one_line(detail)
         if isinstance(detail, dict) and detail.get("message"):
-            return _one_line(str(detail["message"]))
+            return one_line(str(detail["message"]))
         if isinstance(detail, list) and detail and isinstance(detail[0], dict):
             first = detail[0]
             where = ".".join(str(p) for p in first.get("loc", []))
             msg = str(first.get("msg", "invalid request"))
-            return _one_line(f"{msg} ({where})" if where else msg)
-    return _one_line(str(parsed))
-
-
-def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0][:200] if lines else ""
+            return one_line(f"{msg} ({where})" if where else msg)
+    return one_line(str(parsed))
 
 
 def _parsed(body: bytes | str):
@@ -433,6 +428,8 @@ class _Deadline:
         # A duplicate of the descriptor: TLS later takes the original over, and a
         # shutdown through either ends the one connection.
         with self._lock:
+            if self._sock is not None:
+                self._sock.close()
             self._sock = socket.socket(fileno=os.dup(raw.fileno()))
             if self.expired:
                 self._shut()

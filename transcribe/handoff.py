@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .audio import SAMPLE_RATE
-from .errors import TranscribeError
+from .audio import SAMPLE_RATE, Audio
+from .errors import TranscribeError, one_line
 from .settings import Settings
 from .transcript import Transcript, transcript_from_dict
 
@@ -194,14 +194,12 @@ class EngineServer:
         except OSError as e:
             log.info("a CLI request ended early (%s)", e.strerror or e.__class__.__name__)
         except Exception as e:  # noqa: BLE001 - the service goes on; the CLI falls back
-            log.error("a CLI request failed: %s: %s", e.__class__.__name__, _one_line(e))
+            log.error("a CLI request failed: %s: %s", e.__class__.__name__, one_line(e))
         finally:
             conn.close()
             self._peers.release()
 
     def _serve(self, conn: socket.socket) -> None:
-        from .audio import SAMPLE_RATE, Audio
-
         pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                           struct.calcsize("3i")))
         if uid != os.getuid():
@@ -231,7 +229,7 @@ class EngineServer:
             engine = LocalEngine(settings)
             same = _model_key(engine) == _model_key(self.engine)
         except (TypeError, ValueError, TranscribeError) as e:
-            raise Refused(f"bad settings ({_one_line(e)})") from None
+            raise Refused(f"bad settings ({one_line(e)})") from None
         if not same:
             raise Refused(f"it serves model {self.settings.model} "
                           f"({self.settings.compute_type})")
@@ -284,13 +282,13 @@ class _Reader:
 
     def _recv_into(self, view: memoryview) -> int:
         left = self.deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise TimeoutError
+        if left > 0:
             self.conn.settimeout(left)
-            return self.conn.recv_into(view, min(len(view), 2**20))
-        except TimeoutError:
-            raise Refused("the peer was too slow to send its request") from None
+            try:
+                return self.conn.recv_into(view, min(len(view), 2**20))
+            except TimeoutError:
+                pass
+        raise Refused("the peer was too slow to send its request")
 
 
 def _parse_request(line: bytes) -> dict:
@@ -302,7 +300,7 @@ def _parse_request(line: bytes) -> dict:
     if not isinstance(request, dict):
         raise Refused("the request is not a JSON object")
     if request.get("protocol") != PROTOCOL:
-        raise Refused(f"protocol {_one_line(request.get('protocol'))} is not {PROTOCOL}")
+        raise Refused(f"protocol {one_line(request.get('protocol'))} is not {PROTOCOL}")
     count = request.get("samples")
     if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= MAX_SAMPLES:
         raise Refused(f"samples must be a count from 1 to {MAX_SAMPLES}")
@@ -321,11 +319,6 @@ def _send_quietly(conn: socket.socket, message: dict) -> None:
         conn.sendall(json.dumps(message).encode() + b"\n")
     except OSError:
         pass
-
-
-def _one_line(value) -> str:
-    text = str(value).strip()
-    return (text.splitlines() or [""])[0][:200]
 
 
 def _model_key(engine) -> tuple:
