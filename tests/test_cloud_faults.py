@@ -10,7 +10,7 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, run_cli
 from servers import RawServer, endless, http_response, trickle
 
 NOTE = "PTT-20240312-WA0007.opus"
@@ -20,7 +20,7 @@ MB = 2**20
 
 
 def cloud_env(home, url: str, **extra: str) -> dict:
-    return {**os.environ, "TRANSCRIBE_HOME": str(home), "TRANSCRIBE_CLOUD_ALLOW": "1",
+    return {"TRANSCRIBE_HOME": str(home), "TRANSCRIBE_CLOUD_ALLOW": "1",
             "TRANSCRIBE_CLOUD_BASE_URL": url, "TRANSCRIBE_CLOUD_API_KEY": KEY, **extra}
 
 
@@ -28,8 +28,9 @@ def run_measured(tmp_path, env: dict, *args: str, timeout: float = 120) -> tuple
     """The real command; its exit code, stderr, and peak RSS in bytes (from wait4)."""
     err_path = tmp_path / "stderr.txt"
     with err_path.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args], env=env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args], cwd=ROOT,
+                                env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                stderr=err)
     killer = threading.Timer(timeout, proc.kill)
     killer.start()
     try:
@@ -47,10 +48,8 @@ def test_a_trickling_provider_is_cut_off_at_the_total_deadline(tmp_path, where):
     response = http_response("200 OK", ANSWER, close_delimited=True)
     start = 0 if where == "headers" else response.index(b"\r\n\r\n") + 4
     with RawServer(trickle(response, 0.1, from_byte=start)) as server:
-        result = subprocess.run(
-            [sys.executable, "-m", "transcribe", "--engine", "cloud", str(SAMPLES / NOTE)],
-            env=cloud_env(tmp_path, server.url, TRANSCRIBE_CLOUD_TOTAL_TIMEOUT="2"),
-            capture_output=True, text=True, cwd=ROOT, timeout=120)
+        result = run_cli("--engine", "cloud", str(SAMPLES / NOTE), timeout=120,
+                         env=cloud_env(tmp_path, server.url, TRANSCRIBE_CLOUD_TOTAL_TIMEOUT="2"))
     assert result.returncode == 4, result.stderr
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()[:1]
@@ -107,18 +106,14 @@ def test_a_key_the_provider_echoes_is_never_shown_logged_or_stored(tmp_path, key
     env = cloud_env(tmp_path, "", TRANSCRIBE_CLOUD_API_KEY=key)
     with RawServer(echo_the_key(status)) as server:
         env["TRANSCRIBE_CLOUD_BASE_URL"] = server.url
-        result = subprocess.run([sys.executable, "-m", "transcribe", "-vv", "--engine", "cloud",
-                                 str(SAMPLES / NOTE)], env=env, capture_output=True, text=True,
-                                cwd=ROOT, timeout=120)
+        result = run_cli("-vv", "--engine", "cloud", str(SAMPLES / NOTE), env=env, timeout=120)
     assert result.returncode == 4, result.stderr
     assert "Incorrect API key provided: [redacted]. Also tried [redacted] and [redacted]." \
         in result.stderr
     upload_log = (tmp_path / "data" / "cloud-uploads.jsonl").read_text()
     [entry] = [json.loads(line) for line in upload_log.splitlines()]
     assert "Incorrect API key provided: [redacted]" in entry["outcome"]
-    shown = [subprocess.run([sys.executable, "-m", "transcribe", "cloud", "log", *flags],
-                            env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
-             for flags in ([], ["--json"])]
+    shown = [run_cli("cloud", "log", *flags, env=env) for flags in ([], ["--json"])]
     assert all(s.returncode == 0 and str(SAMPLES / NOTE) in s.stdout for s in shown)
     assert json.loads(shown[1].stdout) == [entry]
     for text in (result.stdout, result.stderr, upload_log, *(s.stdout for s in shown)):
