@@ -374,18 +374,37 @@ def cloud_command(argv: list[str]) -> int:
             for key, value in status.items():
                 print(f"  {key:<18} {value}")
         return EXIT_OK
-    if not policy.upload_log.exists():
+    entries, damaged = _upload_log(policy.upload_log)
+    if damaged:
+        print(f"{policy.upload_log}: skipped {damaged} damaged line(s)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(entries, ensure_ascii=False))  # one array; [] when nothing was sent
+        return EXIT_OK
+    if not entries:
         print("no uploads: no audio has been sent to a cloud provider", file=sys.stderr)
         return EXIT_OK
-    for line in policy.upload_log.read_text(encoding="utf-8").splitlines():
-        if args.json:
-            print(line)
-            continue
-        entry = json.loads(line)
+    for entry in entries:
         print(f"{entry['time']}  {entry['outcome']:<8.8} {entry['host']}  "
               f"{entry['bytes']:>9} B  {entry['sha256'][:12]}  {entry['file']}  "
               f"({entry['reason']})")
     return EXIT_OK
+
+
+def _upload_log(path: Path) -> tuple[list[dict], int]:
+    """The upload log's entries, and how many lines were cut short (a crash mid-write)."""
+    import json
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return [], 0
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            pass
+    return entries, len(lines) - len(entries)
 
 
 def watch_command(argv: list[str]) -> int:

@@ -80,7 +80,8 @@ class CloudSettings:
     low_confidence_logprob: float = -1.0
     connect_timeout: float = 3.0
     offline_ttl_s: float = 60.0  # how long an offline verdict stands
-    read_timeout: float = 300.0
+    read_timeout: float = 300.0  # per socket read: a trickling server resets it with each byte
+    total_timeout: float = 0.0  # one request, start to end; 0: scaled to the upload (cloud.py)
     max_attempts: int = 4
 
     @property
@@ -162,6 +163,8 @@ class Settings:
         cloud = _merged(self.cloud, values)
         if cloud.max_attempts < 1:
             raise SettingsError("cloud.max_attempts must be at least 1")
+        if cloud.total_timeout < 0:
+            raise SettingsError("cloud.total_timeout must be 0 (scaled to the upload) or more")
         return dataclasses.replace(self, cloud=cloud)
 
     @property
