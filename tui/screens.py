@@ -69,11 +69,18 @@ class TranscriptScreen(Screen):
         if transcript.engine == "cloud":
             made_by = f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} " \
                       f"· {transcript.cloud_reason}"
-        meta.append(f"{transcript.language or '?'} · {transcript.duration:.1f} s · {made_by}")
+        language = transcript.language or "?"
+        if transcript.language_unsure:
+            language = (f"[b yellow]{language}? (language unsure, "
+                        f"p={transcript.language_probability or 0:.2f})[/b yellow]")
+        meta.append(f"{language} · {transcript.duration:.1f} s · {made_by}")
         marks = []
         if transcript.no_speech:
             marks.append("[b]no speech[/b]")
-        if transcript.low_confidence:
+        if transcript.looped:
+            marks.append("[b yellow]low confidence: the model repeated itself; the repeats "
+                         "were cut out[/b yellow]")
+        elif transcript.low_confidence:
             marks.append("[b yellow]low confidence[/b yellow]")
         if transcript.cloud_pending:
             marks.append("[b]waiting for the cloud[/b]")
@@ -304,6 +311,10 @@ class SettingsScreen(Screen[Settings | None]):
                 yield Label("Language")
                 yield Input(s.language or "", placeholder="detect (or en, de, es, ...)",
                             id="language")
+                yield Label("My languages")
+                yield Input(", ".join(s.languages), placeholder="any (or pt, en: detect "
+                                                                  "only among these)",
+                            id="languages")
                 yield Label("Watched folders")
                 yield Input(", ".join(s.watch.dirs), placeholder="~/VoiceNotes, ~/Downloads",
                             id="dirs")
@@ -347,15 +358,23 @@ class SettingsScreen(Screen[Settings | None]):
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         language = self.query_one("#language", Input).value.strip()
+        languages = [c.strip() for c in self.query_one("#languages", Input).value.split(",")
+                     if c.strip()]
         dirs = [d.strip() for d in self.query_one("#dirs", Input).value.split(",") if d.strip()]
         formats = self.query_one("#formats", Input).value.replace(" ", "")
         bad = [f for f in formats.split(",") if f and f not in FORMATS]
         if bad:
             self.notify(f"unknown format(s): {', '.join(bad)}", severity="error")
             return
+        try:  # a bad code is refused here, not saved to break the next start
+            self.settings.with_overrides(language=language or None, languages=languages)
+        except TranscribeError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
         updates = {
             "model": self.query_one("#model", Select).value,
             "language": language or None,
+            "languages": languages or None,
             "watch": {"dirs": dirs, "formats": formats or "txt"},
             "cloud": {"allow": self.query_one("#cloud", Checkbox).value,
                       "base_url": self.query_one("#base_url", Input).value.strip(),
