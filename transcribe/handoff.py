@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "engine.sock"
 PROTOCOL = 1
 # Settings that change what the engine does; the request carries them.
-ENGINE_KEYS = ("model", "language", "task", "beam_size", "initial_prompt", "hotwords",
-               "word_timestamps", "split", "device", "compute_type", "cpu_threads")
+ENGINE_KEYS = ("model", "language", "languages", "task", "beam_size", "initial_prompt",
+               "hotwords", "word_timestamps", "split", "device", "compute_type", "cpu_threads")
 CONNECT_TIMEOUT_S = 0.5
 # A request line is a path and a dozen settings, well under 1 kB; one that is not a
 # line by 64 kB is refused (a 300 MB line without a newline once grew the watcher by
@@ -307,8 +307,13 @@ def _parse_request(line: bytes) -> dict:
     settings = request.get("settings")
     if not isinstance(settings, dict) or set(settings) != set(ENGINE_KEYS):
         raise Refused("settings must name exactly the engine's settings")
-    if not all(v is None or isinstance(v, (str, int, float)) for v in settings.values()):
+    if not all(v is None or isinstance(v, (str, int, float)) for k, v in settings.items()
+               if k != "languages"):
         raise Refused("settings must be strings, numbers or null")
+    languages = settings["languages"]
+    if not isinstance(languages, list) or not all(isinstance(c, str) for c in languages):
+        raise Refused("languages must be a list of language codes")
+    settings["languages"] = tuple(languages)
     return request
 
 
