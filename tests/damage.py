@@ -82,19 +82,23 @@ OGG_DAMAGES = {"granule": bogus_granules}
 MP4_DAMAGES = {"moov": broken_moov}
 
 
-def damaged_variants(samples: list[Path], seed: int, per_kind: int) -> dict[str, bytes]:
-    """{file name: bytes} for `per_kind` variants of each damage kind of each sample."""
+def damaged_variants(samples: list[Path], seed: int, per_kind: int,
+                     kinds: int | None = None) -> dict[str, bytes]:
+    """{file name: bytes} for `per_kind` variants of each damage kind of each sample
+    (of `kinds` kinds drawn at random per sample, when given)."""
     rng = random.Random(seed)
     variants: dict[str, bytes] = {}
     for sample in samples:
         data = sample.read_bytes()
-        kinds = dict(DAMAGES)
+        found = dict(DAMAGES)
         if data[:4] == b"OggS":
-            kinds.update(OGG_DAMAGES)
+            found.update(OGG_DAMAGES)
         if data[4:8] == b"ftyp":
-            kinds.update(MP4_DAMAGES)
+            found.update(MP4_DAMAGES)
         stem = sample.stem.replace(" ", "_")
-        for kind, damage in kinds.items():
+        chosen = sorted(rng.sample(sorted(found), kinds)) if kinds else sorted(found)
+        for kind in chosen:
+            damage = found[kind]
             for n in range(per_kind):
                 variants[f"{stem}.{kind}{n}{sample.suffix}"] = damage(data, rng)
     return variants
