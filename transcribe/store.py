@@ -166,7 +166,7 @@ class Store:
     def known_path(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The content hash recorded for this exact file state, if any."""
         row = self._db.execute("SELECT sha256 FROM paths WHERE path=? AND size=? AND mtime_ns=?",
-                               (path, size, mtime_ns)).fetchone()
+                               (_db_path(path), size, mtime_ns)).fetchone()
         return row["sha256"] if row else None
 
     def remember_path(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
@@ -174,7 +174,7 @@ class Store:
             db.execute("INSERT INTO paths(path, sha256, size, mtime_ns) VALUES (?,?,?,?) "
                        "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, "
                        "size=excluded.size, mtime_ns=excluded.mtime_ns",
-                       (path, sha256, size, mtime_ns))
+                       (_db_path(path), sha256, size, mtime_ns))
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -188,7 +188,8 @@ class Store:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs(sha256, path, root, size, state, attempts, error, "
                 "sent_at, app, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (sha256, path, root, size, state, 1 if state == "failed" else 0, error, sent_at,
+                (sha256, _db_path(path), _db_path(root), size, state,
+                 1 if state == "failed" else 0, error, sent_at,
                  app, json.dumps(options or {}), now, now))
             created = cur.rowcount == 1
             row = db.execute("SELECT * FROM jobs WHERE sha256=?", (sha256,)).fetchone()
@@ -263,7 +264,7 @@ class Store:
                 "data=excluded.data, created_at=excluded.created_at",
                 (job_id, transcript.text, transcript.language, transcript.duration,
                  transcript.engine, transcript.model, int(transcript.no_speech),
-                 json.dumps(transcript.to_dict(words=True), ensure_ascii=False), now))
+                 _json_text(transcript.to_dict(words=True)), now))
             db.execute("UPDATE jobs SET state=?, error=NULL, pid=NULL, progress=NULL, "
                        "updated_at=? WHERE id=?", (state, now, job_id))
         return state
@@ -384,11 +385,36 @@ def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job |
 
 
 def _job(row: sqlite3.Row) -> Job:
-    return Job(id=row["id"], sha256=row["sha256"], path=row["path"], root=row["root"],
+    return Job(id=row["id"], sha256=row["sha256"], path=_py_path(row["path"]),
+               root=_py_path(row["root"]),
                size=row["size"], state=row["state"], attempts=row["attempts"],
                error=row["error"], sent_at=row["sent_at"], app=row["app"],
                options=json.loads(row["options"] or "{}"), progress=row["progress"],
                created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+def _db_path(path: str | None) -> str | bytes | None:
+    """A path as SQLite can hold it: text, or its bytes when the name is not UTF-8
+    (`nota_\xe9.ogg` from an old archive: sqlite3 refuses the surrogate in text)."""
+    try:
+        path and path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _json_text(data: dict) -> str:
+    """JSON as readable UTF-8; escaped where a non-UTF-8 file name would not encode."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data)
+    return text
+
+
+def _py_path(value: str | bytes | None) -> str | None:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def _alive(pid: int) -> bool:

@@ -44,6 +44,8 @@ class Transcript:
     cloud_reason: str | None = None
     cloud_pending: bool = False
     notes: list[str] = field(default_factory=list)
+    truncated: bool = False  # the file stops before its declared end: text as far as it goes
+    damaged: bool = False  # corrupt stretches of the file were skipped
 
     @property
     def mean_logprob(self) -> float | None:

@@ -30,7 +30,11 @@ def render(transcript: Transcript, fmt: str, *, words: bool = False) -> str:
     if fmt == "vtt":
         return _vtt(transcript)
     if fmt == "json":
-        return json.dumps(transcript.to_dict(words=words), ensure_ascii=False) + "\n"
+        data = transcript.to_dict(words=words)
+        text = json.dumps(data, ensure_ascii=False)
+        if _has_surrogates(text):  # a file name that is not UTF-8: escape it
+            text = json.dumps(data)
+        return text + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -94,7 +98,7 @@ def _free_name(target_dir: Path, source: Path, fmt: str, owner: str,
     """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed."""
     import hashlib
 
-    digest = hashlib.sha256(owner.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(owner.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     for name in (f"{source.stem}.{fmt}", f"{source.name}.{fmt}", f"{source.stem}-{digest}.{fmt}"):
         if manifest.get(name) == owner or not (target_dir / name).exists() and name not in manifest:
             return name
@@ -114,3 +118,11 @@ def _locked_manifest(target_dir: Path) -> Iterator[dict[str, str]]:
         yield manifest
         if manifest != before:
             write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
