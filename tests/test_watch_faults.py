@@ -1,0 +1,194 @@
+"""Faults around a real watcher: a note whose decoder blows up, a name that is not UTF-8,
+an output folder that refuses files, half-finished writes, a damaged store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import REFERENCES, ROOT, SAMPLES, run_cli
+from test_watch import SPEECH, by_name, jobs, settled, space, wait_for, watcher  # noqa: F401
+from wer import wer
+
+NOTE = "voicemail-8k.wav"  # "Please call me back when you get this message."
+OTHER = "New Recording 12.m4a"  # about milk
+
+# A decoder that raises its own error (not an InputError) on some files: what a
+# bit-flipped mp3 did to PyAV ("Frame does not match AudioResampler setup"). The
+# real decoder may be taught to raise clean InputErrors for the damage we know, so
+# the fault is injected to keep the watcher honest about the damage we don't.
+POISON = """
+import sys
+import transcribe.audio as audio, transcribe.pipeline as pipeline, transcribe.watcher as watcher
+
+real = audio.decode
+
+def raising(marker):
+    def decode(path, **kw):
+        if marker in str(path):
+            raise ValueError("Frame does not match AudioResampler setup.")
+        return real(path, **kw)
+    return decode
+
+watcher.decode = raising("poison-at-intake")
+pipeline.decode = raising("poison-at-work")
+sys.argv[0] = "transcribe"
+from transcribe.cli import run
+run()
+"""
+
+
+@contextmanager
+def poisoned_watcher(inbox: Path, out: Path, data: Path):
+    log = (data.parent / "watch.log").open("a")
+    env = dict(os.environ, TRANSCRIBE_HOME=str(data))
+    proc = subprocess.Popen([sys.executable, "-c", POISON, "watch", str(inbox), "-o", str(out),
+                             "--settle", "0.5", "--grace", "2", "--poll", "0.2"],
+                            env=env, stderr=log, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        log.close()
+
+
+def test_a_note_whose_decoder_blows_up_is_one_failure_and_the_watcher_goes_on(space):
+    inbox, out, data = space
+    shutil.copy(SAMPLES / NOTE, inbox / "poison-at-intake.wav")
+    shutil.copy(SAMPLES / SPEECH[0], inbox / "poison-at-work.opus")
+    shutil.copy(SAMPLES / OTHER, inbox / "good.m4a")
+    for start in range(2):  # and again at the next start: it must not die on them then
+        with poisoned_watcher(inbox, out, data) as proc:
+            rows = by_name(wait_for(lambda rows: settled(3)(rows) and all(
+                r["state"] != "pending" for r in rows), data, proc=proc))
+            time.sleep(1)
+            assert proc.poll() is None
+    log = (data.parent / "watch.log").read_text()
+    assert "Traceback" not in log
+    assert rows["good.m4a"]["state"] == "done" and "milk" in rows["good.m4a"]["text"]
+    for name in ("poison-at-intake.wav", "poison-at-work.opus"):
+        assert rows[name]["state"] == "failed", rows[name]
+        assert "ValueError" in rows[name]["error"]
+    assert rows["poison-at-work.opus"]["attempts"] == 3  # the note's own fault: it counts
+    assert (out / "inbox" / "good.txt").exists()
+    assert not (out / "inbox" / "poison-at-work.txt").exists()
+
+
+NOT_UTF8 = os.fsdecode(b"nota_\xe9.wav")  # Latin-1 on an old share: not valid UTF-8
+
+
+def test_a_file_name_that_is_not_utf8_is_transcribed_stored_and_shown(space):
+    inbox, out, data = space
+    env = {"TRANSCRIBE_HOME": str(data)}
+    note = inbox.parent / NOT_UTF8
+    shutil.copy(SAMPLES / NOTE, note)
+    result = run_cli(str(note), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "call me back" in result.stdout
+    found = run_cli("search", "call", env=env)
+    assert found.returncode == 0, found.stderr
+    assert "nota_\\xe9.wav" in found.stdout
+
+    shutil.copy(SAMPLES / OTHER, inbox / NOT_UTF8.replace(".wav", ".m4a"))
+    with watcher(inbox, out, data) as proc:
+        rows = wait_for(lambda rows: len(rows) == 2 and all(r["state"] == "done" for r in rows),
+                        data, proc=proc)
+    paths = sorted(os.fsencode(r["path"]) for r in rows)
+    assert paths == sorted([os.fsencode(note), os.fsencode(inbox / NOT_UTF8.replace(
+        ".wav", ".m4a"))])
+    txt = out / "inbox" / os.fsdecode(b"nota_\xe9.txt")
+    assert "milk" in txt.read_text()
+    status = run_cli("status", "--all", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "nota_\\xe9.m4a" in status.stdout
+
+
+def _no_override_caps() -> list[str]:
+    """Root writes anywhere; without these capabilities it obeys permissions like a user."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv to drop the override capabilities")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_read_only_output_folder_keeps_the_note_done_and_gets_its_files_later(space):
+    inbox, out, data = space
+    (out / "inbox").mkdir(parents=True)
+    (out / "inbox").chmod(0o555)
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    log = (data.parent / "watch.log").open("a")
+    proc = subprocess.Popen([*_no_override_caps(), sys.executable, "-m", "transcribe", "watch",
+                             str(inbox), "-o", str(out), "--settle", "0.5", "--poll", "0.2"],
+                            env=dict(os.environ, TRANSCRIBE_HOME=str(data)), stderr=log,
+                            cwd=ROOT)
+    try:
+        [row] = wait_for(lambda rows: rows and rows[0]["state"] in ("done", "failed"), data,
+                         proc=proc)
+        assert row["state"] == "done" and row["attempts"] == 1
+        time.sleep(5)  # a few rounds of retrying the folder
+        assert proc.poll() is None
+        text = (data.parent / "watch.log").read_text()
+        assert text.count("cannot write transcripts there (Permission denied)") == 1, text
+        assert str(out / "inbox") in text
+        assert not (out / "inbox" / "voicemail-8k.txt").exists()
+        (out / "inbox").chmod(0o755)
+        deadline = time.monotonic() + 60
+        while not (out / "inbox" / "voicemail-8k.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (out / "inbox" / "voicemail-8k.txt").read_text().strip() == row["text"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    assert by_name(jobs(data))[NOTE]["state"] == "done"
+    assert "Traceback" not in (data.parent / "watch.log").read_text()
+
+
+def test_a_full_output_disk_keeps_the_note_done_and_gets_its_files_when_there_is_room(space):
+    """A 1 MiB tmpfs as the output folder, filled up, in a mount namespace of its own."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to mount a small tmpfs")
+    inbox, out, data = space
+    out.mkdir()
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    script = (f"mount -t tmpfs -o size=1m tmpfs '{out}' && "
+              f"(dd if=/dev/zero of='{out}/filler' bs=4k 2>/dev/null; true) && "
+              f"exec {sys.executable} -m transcribe watch '{inbox}' -o '{out}' "
+              "--settle 0.5 --poll 0.2")
+    log = (data.parent / "watch.log").open("a")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                            env=dict(os.environ, TRANSCRIBE_HOME=str(data)), stderr=log,
+                            cwd=ROOT)
+    inside = Path(f"/proc/{proc.pid}/root") / str(out).lstrip("/")  # the tmpfs, as it sees it
+    try:
+        [row] = wait_for(lambda rows: rows and rows[0]["state"] in ("done", "failed"), data,
+                         proc=proc)
+        assert row["state"] == "done" and row["attempts"] == 1
+        time.sleep(3)
+        assert proc.poll() is None
+        text = (data.parent / "watch.log").read_text()
+        assert text.count("cannot write transcripts there (No space left on device)") == 1, text
+        assert not [p for p in (inside / "inbox").iterdir() if p.name.endswith(".tmp")]
+        (inside / "filler").unlink()
+        deadline = time.monotonic() + 60
+        txt = inside / "inbox" / "voicemail-8k.txt"
+        while not txt.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert txt.read_text().strip() == row["text"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    assert "Traceback" not in (data.parent / "watch.log").read_text()
