@@ -192,3 +192,66 @@ def test_a_full_output_disk_keeps_the_note_done_and_gets_its_files_when_there_is
         proc.wait(30)
         log.close()
     assert "Traceback" not in (data.parent / "watch.log").read_text()
+
+
+# A kill -9 at one exact point of writing a transcript file, once (the marker file says
+# it happened): during its fsync (the temporary file is left), or just after its rename.
+KILL_WHILE_WRITING = """
+import os, signal, sys
+from pathlib import Path
+import transcribe.writers as writers
+
+marker = Path(os.environ["KILL_MARKER"])
+where = os.environ["KILL_AT"]
+real_fsync, real_write = os.fsync, writers.write_atomic
+
+def die_once():
+    if not marker.exists():
+        marker.write_text(where)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def fsync(fd):
+    real_fsync(fd)
+    if where == "fsync" and os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp") \\
+            and ".txt." in os.readlink(f"/proc/self/fd/{fd}"):
+        die_once()
+
+def write_atomic(path, text):
+    real_write(path, text)
+    if where == "rename" and str(path).endswith(".txt"):
+        die_once()
+
+os.fsync = fsync
+writers.write_atomic = write_atomic
+sys.argv[0] = "transcribe"
+from transcribe.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["fsync", "rename"])
+def test_a_kill_while_writing_a_transcript_leaves_one_file_and_no_temporary(space, kill_at):
+    inbox, out, data = space
+    shutil.copy(SAMPLES / NOTE, inbox / "note.wav")
+    env = dict(os.environ, TRANSCRIBE_HOME=str(data), KILL_AT=kill_at,
+               KILL_MARKER=str(data.parent / "killed"))
+    with (data.parent / "watch.log").open("a") as log:
+        first = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING, "watch", str(inbox),
+                                "-o", str(out), "--settle", "0.5", "--poll", "0.2"],
+                               env=env, stderr=log, cwd=ROOT, timeout=300)
+    assert first.returncode == -signal.SIGKILL, (data.parent / "watch.log").read_text()
+    if kill_at == "fsync":
+        assert [p.name for p in (out / "inbox").glob(".note.txt.*.tmp")]
+    with watcher(inbox, out, data) as proc:
+        wait_for(lambda rows: rows and rows[0]["state"] == "done", data, proc=proc)
+        deadline = time.monotonic() + 60
+        while (not (out / "inbox" / "note.txt").exists() or list(out.rglob("*.tmp"))) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+    [row] = jobs(data)
+    names = sorted(p.name for p in (out / "inbox").iterdir())
+    assert names == [".transcribe-outputs.json", "note.txt"], names
+    assert (out / "inbox" / "note.txt").read_text().strip() == row["text"]
+    assert "call me back" in row["text"]
+    manifest = json.loads((out / "inbox" / ".transcribe-outputs.json").read_text())
+    assert manifest == {"note.txt": str(inbox / "note.wav")}
