@@ -255,3 +255,49 @@ def test_a_kill_while_writing_a_transcript_leaves_one_file_and_no_temporary(spac
     assert "call me back" in row["text"]
     manifest = json.loads((out / "inbox" / ".transcribe-outputs.json").read_text())
     assert manifest == {"note.txt": str(inbox / "note.wav")}
+
+
+def _damage(db: Path, how: str) -> None:
+    if how == "garbage":
+        db.write_bytes(os.urandom(8192))
+    elif how == "truncated":
+        whole = db.read_bytes()
+        db.write_bytes(whole[:len(whole) // 2])
+    else:
+        db.unlink()
+        db.mkdir()
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "folder"])
+def test_a_damaged_store_is_named_and_the_watcher_starts_a_new_one(space, how):
+    inbox, out, data = space
+    env = {"TRANSCRIBE_HOME": str(data)}
+    first = run_cli(str(SAMPLES / OTHER), env=env)
+    assert first.returncode == 0, first.stderr
+    db = data / "data" / "transcribe.db"
+    _damage(db, how)
+    for command in (["status"], ["search", "milk"]):
+        result = run_cli(*command, env=env)
+        assert result.returncode == 1, result.stderr
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+        assert f"{db}: the job store is damaged" in result.stderr
+        assert "mv " in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    cli = run_cli(str(SAMPLES / NOTE), env=env)
+    assert cli.returncode == 0 and "call me back" in cli.stdout
+    assert "transcribed, but not kept in the store" in cli.stderr
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    with watcher(inbox, out, data) as proc:
+        deadline = time.monotonic() + 60
+        while not list((data / "data").glob("transcribe.db.corrupt-*")):
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (data.parent / "watch.log").read_text()
+            time.sleep(0.1)
+        [row] = wait_for(lambda rows: rows and rows[0]["state"] == "done", data, proc=proc)
+    log = (data.parent / "watch.log").read_text()
+    assert "Traceback" not in log
+    assert "the job store is damaged" in log and "moved it aside" in log
+    [aside] = (data / "data").glob("transcribe.db.corrupt-*")
+    assert aside.is_dir() if how == "folder" else aside.is_file()
+    assert (out / "inbox" / "voicemail-8k.txt").read_text().strip() == row["text"]
+    status = run_cli("status", "--all", env=env)
+    assert status.returncode == 0 and "done: 1" in status.stdout
