@@ -301,3 +301,34 @@ def test_a_damaged_store_is_named_and_the_watcher_starts_a_new_one(space, how):
     assert (out / "inbox" / "voicemail-8k.txt").read_text().strip() == row["text"]
     status = run_cli("status", "--all", env=env)
     assert status.returncode == 0 and "done: 1" in status.stdout
+
+
+def test_a_note_the_cli_transcribed_gets_its_files_in_a_watched_folder_without_the_model(space):
+    inbox, out, data = space
+    env = {"TRANSCRIBE_HOME": str(data)}
+    first = run_cli(str(SAMPLES / OTHER), str(SAMPLES / NOTE), env=env)
+    assert first.returncode == 0, first.stderr
+    before = {r["path"]: r for r in jobs(data)}
+    (inbox / "voice").mkdir()
+    (inbox / "voice" / ".transcribe.toml").write_text('formats = "txt,srt"\n')
+    shutil.copy(SAMPLES / OTHER, inbox / "milk.m4a")
+    shutil.copy(SAMPLES / NOTE, inbox / "voice" / "call.wav")
+    with watcher(inbox, out, data) as proc:
+        deadline = time.monotonic() + 120
+        wanted = [out / "inbox" / "milk.txt", out / "inbox" / "voice" / "call.txt",
+                  out / "inbox" / "voice" / "call.srt"]
+        while not all(p.exists() for p in wanted):
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (data.parent / "watch.log").read_text()
+            time.sleep(0.2)
+    rows = jobs(data)
+    assert len(rows) == 2
+    for row in rows:  # the CLI's jobs, untouched: no second transcription
+        assert row["updated_at"] == before[row["path"]]["updated_at"]
+        assert row["attempts"] == before[row["path"]]["attempts"]
+    texts = {Path(r["path"]).name: r["text"] for r in rows}
+    assert (out / "inbox" / "milk.txt").read_text().strip() == texts[OTHER]
+    assert (out / "inbox" / "voice" / "call.txt").read_text().strip() == texts[NOTE]
+    assert "call me back" in (out / "inbox" / "voice" / "call.srt").read_text()
+    log = (data.parent / "watch.log").read_text()
+    assert "same audio as" in log and "transcribed /" not in log
