@@ -99,6 +99,9 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_stored_and_shown(space):
     found = run_cli("search", "call", env=env)
     assert found.returncode == 0, found.stderr
     assert "nota_\\xe9.wav" in found.stdout
+    found = run_cli("search", "--json", "call", env=env)
+    assert found.returncode == 0, found.stderr
+    assert os.fsencode(json.loads(found.stdout)["file"]) == os.fsencode(note)
 
     shutil.copy(SAMPLES / OTHER, inbox / NOT_UTF8.replace(".wav", ".m4a"))
     with watcher(inbox, out, data) as proc:

@@ -620,9 +620,10 @@ def search_command(argv: list[str]) -> int:
     for hit in hits:
         snippet = hit.snippet.replace(HIGHLIGHT[0], start).replace(HIGHLIGHT[1], end)
         if args.json:
+            utf8 = readable(hit.job.path) == hit.job.path  # else \u-escape the bytes
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
                               "app": hit.job.app, "snippet": snippet, "job": hit.job.id},
-                             ensure_ascii=False))
+                             ensure_ascii=not utf8))
         else:
             print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'})\n    {snippet}")
     if not hits:
