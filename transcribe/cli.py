@@ -278,7 +278,7 @@ class _Keeper:
             return
         from .audio import file_sha256
         from .messaging import origin
-        from .store import Store
+        from .store import Store, StoreDamaged
 
         try:
             if self.store is None:
@@ -286,7 +286,7 @@ class _Keeper:
             where = origin(path)
             self.store.record(str(path.resolve()), file_sha256(path), path.stat().st_size,
                               transcript, sent_at=where.sent_at, app=where.app)
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, StoreDamaged) as e:
             self.diag.warning(f"{path}: transcribed, but not kept in the store ({e})")
 
     def close(self) -> None:
@@ -508,7 +508,7 @@ def status_command(argv: list[str]) -> int:
     import json
 
     from .settings import Settings
-    from .store import STATES, Store
+    from .store import STATES, Store, readable
 
     settings = Settings.load()
     store = Store.open_default(settings.paths.data_dir)
@@ -526,7 +526,7 @@ def status_command(argv: list[str]) -> int:
         detail = job.error or ""
         if job.state == "running" and job.progress is not None:
             detail = f"{job.progress:.0%}"
-        print(f"{job.state:<14} {job.path}" + (f"  ({detail})" if detail else ""))
+        print(f"{job.state:<14} {readable(job.path)}" + (f"  ({detail})" if detail else ""))
     return EXIT_OK
 
 
@@ -666,7 +666,7 @@ def search_command(argv: list[str]) -> int:
     import json
 
     from .settings import Settings
-    from .store import HIGHLIGHT, Store
+    from .store import HIGHLIGHT, Store, readable
 
     store = Store.open_default(Settings.load().paths.data_dir)
     try:
@@ -678,11 +678,12 @@ def search_command(argv: list[str]) -> int:
     for hit in hits:
         snippet = hit.snippet.replace(HIGHLIGHT[0], start).replace(HIGHLIGHT[1], end)
         if args.json:
+            utf8 = readable(hit.job.path) == hit.job.path  # else \u-escape the bytes
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
                               "app": hit.job.app, "snippet": snippet, "job": hit.job.id},
-                             ensure_ascii=False))
+                             ensure_ascii=not utf8))
         else:
-            print(f"{hit.job.path}  ({hit.job.sent_at or '?'})\n    {snippet}")
+            print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'})\n    {snippet}")
     if not hits:
         print("no matches", file=sys.stderr)
     return EXIT_OK

@@ -48,6 +48,7 @@ def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto
     job = store.claim(job_id)
     if job is None:
         return None
+    store.start(job.id)
     try:
         transcript = transcriber.transcribe(job.path, on_progress=store.progress_callback(job.id),
                                             engine=engine)

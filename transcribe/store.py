@@ -14,12 +14,22 @@ Job states:
 A job's transcript and its `done` state are committed in one transaction, so a
 crash leaves a job either done with its transcript or not done at all; a job
 left `running` by a dead process goes back to `pending` when the next watcher
-starts.
+starts. An attempt counts only from `start()`, when the note's own work begins:
+a crash while the model loads is not the note's fault and costs it nothing.
+
+`outputs` holds the transcript files owed to each watched file: one row per
+audio path, `written` NULL until its files are in place. A new transcript makes
+its job's files owed again, and a folder that cannot take them (read-only, full)
+leaves them owed, never the note failed.
+
+Paths are text; a file name that is not valid UTF-8 is kept as its bytes (a
+BLOB), so it round-trips exactly (`os.fsencode`/`os.fsdecode`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -29,8 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .errors import TranscribeError
+from .errors import EXIT_INPUT, TranscribeError
 from .transcript import Transcript, transcript_from_dict
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 # A waiting job's effective size halves for every this many seconds it waits,
@@ -54,10 +66,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     options TEXT,
     pid INTEGER,
     progress REAL,
+    started REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS outputs (
+    path TEXT PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    root TEXT NOT NULL,
+    options TEXT NOT NULL,
+    written REAL
+);
+CREATE INDEX IF NOT EXISTS outputs_job ON outputs(job_id);
 CREATE TABLE IF NOT EXISTS paths (
     path TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -98,6 +119,20 @@ class SearchError(TranscribeError):
     exit_code = 2
 
 
+class StoreDamaged(TranscribeError):
+    """The store file is not a database any more (truncated, overwritten, a folder)."""
+
+    exit_code = EXIT_INPUT
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path = Path(path)
+        self.why = why
+        super().__init__(
+            f"{path}: the job store is damaged ({why}). Your audio files are not affected. "
+            f"Move it aside (mv '{path}' '{path}.corrupt') and the next run starts a new "
+            "one; `transcribe watch` does that by itself")
+
+
 @dataclass(frozen=True)
 class Hit:
     job: "Job"
@@ -106,6 +141,16 @@ class Hit:
 
 
 HIGHLIGHT = ("\x02", "\x03")
+
+
+@dataclass(frozen=True)
+class Owed:
+    """Transcript files owed to one watched audio file."""
+
+    path: str
+    job_id: int
+    root: str
+    options: dict
 
 
 @dataclass(frozen=True)
@@ -133,18 +178,54 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        if self.path.is_dir():
+            raise StoreDamaged(self.path, "a folder is in its place")
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
+        try:
+            self._open()
+        except sqlite3.OperationalError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as e:  # "file is not a database", "malformed"
+            self._db.close()
+            raise StoreDamaged(self.path, str(e)) from None
+
+    def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(check)
         with self._lock:
             self._db.executescript(SCHEMA)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            if "started" not in columns:  # a store made before attempts counted from start()
+                self._db.execute("ALTER TABLE jobs ADD COLUMN started REAL")
 
     @classmethod
     def open_default(cls, data_dir: Path) -> "Store":
         return cls(data_dir / "transcribe.db")
+
+    @classmethod
+    def open_or_start_anew(cls, data_dir: Path) -> "Store":
+        """The default store; a damaged one is moved aside to `transcribe.db.corrupt-<time>`
+        (with its -wal and -shm files) and a new one started. The watcher's way in."""
+        path = data_dir / "transcribe.db"
+        try:
+            return cls(path)
+        except StoreDamaged as e:
+            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{path}{suffix}")
+                if part.exists():
+                    part.rename(f"{aside}{suffix}")
+            log.warning("%s: the job store is damaged (%s); moved it aside to %s and started "
+                        "a new one (audio files untouched; notes in the watched folders are "
+                        "transcribed again)", path, e.why, aside)
+            return cls(path)
 
     def close(self) -> None:
         with self._lock:
@@ -166,7 +247,7 @@ class Store:
     def known_path(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The content hash recorded for this exact file state, if any."""
         row = self._db.execute("SELECT sha256 FROM paths WHERE path=? AND size=? AND mtime_ns=?",
-                               (_db_path(path), size, mtime_ns)).fetchone()
+                               (to_db(path), size, mtime_ns)).fetchone()
         return row["sha256"] if row else None
 
     def remember_path(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
@@ -174,7 +255,7 @@ class Store:
             db.execute("INSERT INTO paths(path, sha256, size, mtime_ns) VALUES (?,?,?,?) "
                        "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, "
                        "size=excluded.size, mtime_ns=excluded.mtime_ns",
-                       (_db_path(path), sha256, size, mtime_ns))
+                       (to_db(path), sha256, size, mtime_ns))
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -188,8 +269,8 @@ class Store:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs(sha256, path, root, size, state, attempts, error, "
                 "sent_at, app, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (sha256, _db_path(path), _db_path(root), size, state,
-                 1 if state == "failed" else 0, error, sent_at,
+                (sha256, to_db(path), to_db(root), size, state, 1 if state == "failed" else 0,
+                 error, sent_at,
                  app, json.dumps(options or {}), now, now))
             created = cur.rowcount == 1
             row = db.execute("SELECT * FROM jobs WHERE sha256=?", (sha256,)).fetchone()
@@ -199,18 +280,30 @@ class Store:
         """Mark the next pending job running and return it (short notes first, with aging)."""
         now = time.time()
         with self._tx() as db:
+            # A note that crashed the process goes after the ones that did not, so one
+            # bad note cannot hold the queue up for its three tries.
             row = db.execute(
                 "SELECT * FROM jobs WHERE state='pending' AND attempts < ? "
-                "ORDER BY size / (1.0 + (? - created_at) / ?) ASC, id ASC LIMIT 1",
+                "ORDER BY attempts ASC, size / (1.0 + (? - created_at) / ?) ASC, id ASC LIMIT 1",
                 (MAX_ATTEMPTS, now, AGING_S)).fetchone()
             return None if row is None else _mark_running(db, row["id"], pid)
+
+    def start(self, job_id: int) -> None:
+        """The note's own work (decoding, transcribing) begins: one attempt more.
+
+        A process that dies from here until `finish`/`fail`/`release` died on
+        this note, and after MAX_ATTEMPTS such deaths the note is given up."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET attempts=attempts+1, started=?, updated_at=? "
+                       "WHERE id=? AND state='running'", (time.time(), time.time(), job_id))
 
     def release(self, job_id: int) -> None:
         """Give back a job this process stopped working on; the attempt does not count."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state='pending', attempts=MAX(attempts-1, 0), pid=NULL, "
-                       "progress=NULL, updated_at=? WHERE id=? AND state='running'",
-                       (time.time(), job_id))
+            db.execute("UPDATE jobs SET state='pending', "
+                       "attempts=MAX(attempts - (started IS NOT NULL), 0), pid=NULL, "
+                       "progress=NULL, started=NULL, updated_at=? "
+                       "WHERE id=? AND state='running'", (time.time(), job_id))
 
     def claim(self, job_id: int, pid: int | None = None) -> Job | None:
         """Mark one given pending job running (the TUI works on the jobs it added)."""
@@ -264,9 +357,10 @@ class Store:
                 "data=excluded.data, created_at=excluded.created_at",
                 (job_id, transcript.text, transcript.language, transcript.duration,
                  transcript.engine, transcript.model, int(transcript.no_speech),
-                 _json_text(transcript.to_dict(words=True)), now))
+                 _json(transcript.to_dict(words=True)), now))
             db.execute("UPDATE jobs SET state=?, error=NULL, pid=NULL, progress=NULL, "
-                       "updated_at=? WHERE id=?", (state, now, job_id))
+                       "started=NULL, updated_at=? WHERE id=?", (state, now, job_id))
+            db.execute("UPDATE outputs SET written=NULL WHERE job_id=?", (job_id,))
         return state
 
     def fail(self, job_id: int, reason: str, *, retry: bool = False) -> None:
@@ -275,23 +369,66 @@ class Store:
         with self._tx() as db:
             row = db.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
             state = "pending" if retry and row["attempts"] < MAX_ATTEMPTS else "failed"
-            db.execute("UPDATE jobs SET state=?, error=?, pid=NULL, progress=NULL, updated_at=? "
-                       "WHERE id=?", (state, reason, now, job_id))
+            db.execute("UPDATE jobs SET state=?, error=?, pid=NULL, progress=NULL, started=NULL, "
+                       "updated_at=? WHERE id=?", (state, reason, now, job_id))
 
     def recover(self) -> int:
-        """Put jobs left running by a dead process back in the queue; return how many."""
+        """Put jobs left running by a dead process back in the queue; return how many.
+
+        Only a job whose own work had started (`start`) has used an attempt; one
+        that had used all of them crashed the process each time and is given up."""
         recovered = 0
         with self._tx() as db:
-            for row in db.execute("SELECT id, pid, attempts FROM jobs WHERE state='running'"):
+            rows = db.execute("SELECT id, pid, attempts, started FROM jobs "
+                              "WHERE state='running'").fetchall()
+            for row in rows:
                 if row["pid"] and row["pid"] != os.getpid() and _alive(row["pid"]):
                     continue
-                state = "pending" if row["attempts"] < MAX_ATTEMPTS else "failed"
-                db.execute("UPDATE jobs SET state=?, pid=NULL, progress=NULL, error=? "
-                           "WHERE id=?", (state, "interrupted (the process stopped while "
-                                          "transcribing it)" if state == "failed" else None,
-                                          row["id"]))
+                given_up = row["started"] is not None and row["attempts"] >= MAX_ATTEMPTS
+                error = (f"the process stopped while transcribing it, {row['attempts']} times"
+                         if given_up else None)
+                db.execute("UPDATE jobs SET state=?, pid=NULL, progress=NULL, started=NULL, "
+                           "error=? WHERE id=?",
+                           ("failed" if given_up else "pending", error, row["id"]))
                 recovered += 1
         return recovered
+
+    # -- outputs ---------------------------------------------------------------------
+
+    def owe_outputs(self, path: str, job_id: int, root: str, options: dict) -> bool:
+        """Record that `path` (a watched file of job `job_id`) needs its transcript files.
+
+        Return True when this is news: the path had no outputs, or had another
+        note's (a reused name). A path already owed or written for this job is left."""
+        with self._tx() as db:
+            row = db.execute("SELECT job_id FROM outputs WHERE path=?",
+                             (to_db(path),)).fetchone()
+            if row is not None and row["job_id"] == job_id:
+                return False
+            db.execute("INSERT INTO outputs(path, job_id, root, options, written) "
+                       "VALUES (?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE SET "
+                       "job_id=excluded.job_id, root=excluded.root, options=excluded.options, "
+                       "written=NULL", (to_db(path), job_id, to_db(root), json.dumps(options)))
+        return True
+
+    def owed_outputs(self) -> list[Owed]:
+        """Outputs owed for finished jobs (done, or done locally and waiting for the cloud)."""
+        return self._outputs("o.written IS NULL AND j.state IN ('done', 'waiting_cloud')")
+
+    def outputs_of(self, job_id: int) -> list[Owed]:
+        """Every watched file of this job, its outputs written or not."""
+        return self._outputs("o.job_id=?", (job_id,))
+
+    def _outputs(self, where: str, args: tuple = ()) -> list[Owed]:
+        rows = self._db.execute("SELECT o.* FROM outputs o JOIN jobs j ON j.id = o.job_id "
+                                f"WHERE {where} ORDER BY o.rowid", args).fetchall()
+        return [Owed(from_db(r["path"]), r["job_id"], from_db(r["root"]),
+                     json.loads(r["options"])) for r in rows]
+
+    def outputs_written(self, owed: Owed) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outputs SET written=? WHERE path=? AND job_id=?",
+                       (time.time(), to_db(owed.path), owed.job_id))
 
     def jobs(self, states: tuple[str, ...] = STATES, limit: int | None = None) -> list[Job]:
         marks = ",".join("?" * len(states))
@@ -375,8 +512,8 @@ def fts_query(text: str) -> str:
 
 
 def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job | None:
-    """Inside a transaction: a pending job becomes running, one attempt more."""
-    cur = db.execute("UPDATE jobs SET state='running', attempts=attempts+1, pid=?, progress=0, "
+    """Inside a transaction: a pending job becomes running (its attempt counts from `start`)."""
+    cur = db.execute("UPDATE jobs SET state='running', pid=?, progress=0, started=NULL, "
                      "updated_at=? WHERE id=? AND state='pending'",
                      (pid or os.getpid(), time.time(), job_id))
     if cur.rowcount != 1:
@@ -384,27 +521,28 @@ def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job |
     return _job(db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
 
 
-def _job(row: sqlite3.Row) -> Job:
-    return Job(id=row["id"], sha256=row["sha256"], path=_py_path(row["path"]),
-               root=_py_path(row["root"]),
-               size=row["size"], state=row["state"], attempts=row["attempts"],
-               error=row["error"], sent_at=row["sent_at"], app=row["app"],
-               options=json.loads(row["options"] or "{}"), progress=row["progress"],
-               created_at=row["created_at"], updated_at=row["updated_at"])
-
-
-def _db_path(path: str | None) -> str | bytes | None:
-    """A path as SQLite can hold it: text, or its bytes when the name is not UTF-8
-    (`nota_\xe9.ogg` from an old archive: sqlite3 refuses the surrogate in text)."""
+def to_db(path: str | None) -> str | bytes | None:
+    """A path as SQLite keeps it: text, or its bytes when it is not valid UTF-8."""
+    if path is None:
+        return None
     try:
-        path and path.encode("utf-8")
-    except UnicodeEncodeError:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes: a name that is not UTF-8
         return os.fsencode(path)
     return path
 
 
-def _json_text(data: dict) -> str:
-    """JSON as readable UTF-8; escaped where a non-UTF-8 file name would not encode."""
+def from_db(value: str | bytes | None) -> str | None:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def readable(path: str | os.PathLike) -> str:
+    """A path fit to print anywhere: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _json(data: dict) -> str:
+    """JSON for a text column: UTF-8 as it is, and a non-UTF-8 file name \\u-escaped."""
     text = json.dumps(data, ensure_ascii=False)
     try:
         text.encode("utf-8")
@@ -413,8 +551,13 @@ def _json_text(data: dict) -> str:
     return text
 
 
-def _py_path(value: str | bytes | None) -> str | None:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
+def _job(row: sqlite3.Row) -> Job:
+    return Job(id=row["id"], sha256=row["sha256"], path=from_db(row["path"]),
+               root=from_db(row["root"]),
+               size=row["size"], state=row["state"], attempts=row["attempts"],
+               error=row["error"], sent_at=row["sent_at"], app=row["app"],
+               options=json.loads(row["options"] or "{}"), progress=row["progress"],
+               created_at=row["created_at"], updated_at=row["updated_at"])
 
 
 def _alive(pid: int) -> bool:

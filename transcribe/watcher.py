@@ -13,7 +13,14 @@ second look at each file anyway. A file becomes a job when:
 Jobs live in the store (store.py), keyed by content, so copies, renames and
 re-syncs of a note are transcribed once. Transcripts go to the output folder,
 mirroring each note's path under its watched folder, written atomically; the
-audio is only ever read.
+audio is only ever read. Exactly once is about transcribing, not outputs: a copy
+of a known note gets its own transcript files, written from the stored transcript.
+
+Nothing one note does stops the watcher: whatever decoding, transcribing or
+writing it raises is that note's failure (one line), and the watcher goes on.
+Outputs are written after the transcript is stored; a folder that cannot take
+them (read-only, full) gets one line and is tried again later, and the note
+stays done.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -35,8 +43,8 @@ from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, Se
 from .messaging import origin
 from .pipeline import Transcriber
 from .settings import Settings
-from .store import Store
-from .writers import FORMATS, write_outputs
+from .store import Owed, Store, readable
+from .writers import FORMATS, sweep_temp_files, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,8 @@ FOLDER_SETTINGS = ".transcribe.toml"
 FOLDER_KEYS = {"language", "languages", "hotwords", "initial_prompt", "model", "task", "beam_size"}
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                       ".swp")
+# How often outputs a folder could not take are tried again.
+OUTPUT_RETRY_S = 2.0
 
 
 class AlreadyRunning(TranscribeError):
@@ -92,12 +102,14 @@ class Watcher:
                  transport=None) -> None:
         self.settings = settings
         self.options = options
-        self.store = store or Store.open_default(settings.paths.data_dir)
+        self.store = store or Store.open_or_start_anew(settings.paths.data_dir)
         self._transport = transport
         self._seen: dict[Path, _Seen] = {}
         self._transcribers: dict[str, Transcriber] = {}
         self._folder_cache: dict[Path, tuple[int, dict]] = {}
+        self._folder_errors: dict[Path, str] = {}
         self._last_cloud_retry = time.monotonic()
+        self._last_output_retry = 0.0
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -105,12 +117,17 @@ class Watcher:
         recovered = self.store.recover()
         if recovered:
             log.info("put %d interrupted job(s) back in the queue", recovered)
+        for temp in sweep_temp_files(self.options.output_dir):
+            log.info("removed %s, left by an interrupted write", temp)
         log.info("watching %s -> %s (%s)", ", ".join(map(str, self.options.dirs)),
                  self.options.output_dir, ",".join(self.options.formats))
+        self.write_owed()
         while not should_stop():
             self.scan()
             if self.work_one():
                 continue
+            if time.monotonic() - self._last_output_retry >= OUTPUT_RETRY_S:
+                self.write_owed()
             if self._cloud_due():
                 self.retry_cloud()
             time.sleep(self.options.poll_s)
@@ -140,7 +157,13 @@ class Watcher:
                 continue
             if seen.settled or now - seen.since < self.options.settle_s:
                 continue
-            queued += self._consider(root, path, st, seen)
+            try:
+                queued += self._consider(root, path, st, seen)
+            except (KeyboardInterrupt, sqlite3.Error):
+                raise
+            except Exception as e:  # noqa: BLE001 - one file's trouble, never the watcher's
+                log.error("failed %s: %s: %s", readable(path), type(e).__name__, e)
+                seen.settled = True
         for gone in set(self._seen) - present:
             del self._seen[gone]
         return queued
@@ -173,33 +196,44 @@ class Watcher:
         if existing is not None:
             self.store.remember_path(key_path, sha, st.st_size, st.st_mtime_ns)
             seen.settled = True
-            if existing.path != key_path:
-                log.info("%s: same audio as %s (job %d), not transcribing again", path,
-                         existing.path, existing.id)
+            owed = (existing.state != "failed"
+                    and self.store.owe_outputs(key_path, existing.id, str(root),
+                                               self._output_options(root, path)))
+            if owed and existing.path != key_path:
+                log.info("%s: same audio as %s (job %d): its transcript, not transcribed "
+                         "again", readable(path), readable(existing.path), existing.id)
             return 0
         failure = None
         try:
             decode(path, max_bytes=self.settings.max_file_bytes)
         except (TruncatedAudio, NotAudio, EmptyFile) as e:
             if time.time() - st.st_mtime < self.options.grace_s:
-                log.debug("%s: not complete yet (%s); waiting", path, e.reason)
+                log.debug("%s: not complete yet (%s); waiting", readable(path), e.reason)
                 seen.since = time.monotonic()
                 return 0
             failure = e.reason
         except InputError as e:
             failure = e.reason
+        except Exception as e:  # noqa: BLE001 - a decoder's own error on a damaged file
+            failure = f"cannot decode it ({type(e).__name__}: {e})"
         where = origin(path, st.st_mtime)
         self.store.remember_path(key_path, sha, st.st_size, st.st_mtime_ns)
         seen.settled = True
-        self.store.add_job(sha, key_path, st.st_size, root=str(root), sent_at=where.sent_at,
-                           app=where.app, options=self._job_options(root, path),
-                           state="failed" if failure else "pending", error=failure)
+        options = self._job_options(root, path)
+        job, _ = self.store.add_job(sha, key_path, st.st_size, root=str(root),
+                                    sent_at=where.sent_at, app=where.app, options=options,
+                                    state="failed" if failure else "pending", error=failure)
         if failure:
-            log.error("failed %s: %s", path, failure)
+            log.error("failed %s: %s", readable(path), failure)
             return 0
-        log.info("queued %s%s", path, f" ({where.app}, sent {where.sent_at})"
+        self.store.owe_outputs(key_path, job.id, str(root), self._output_options(root, path))
+        log.info("queued %s%s", readable(path), f" ({where.app}, sent {where.sent_at})"
                  if where.from_name else "")
         return 1
+
+    def _output_options(self, root: Path, path: Path) -> dict:
+        options = self._job_options(root, path)
+        return {"formats": options["formats"], "rel": options["rel"]}
 
     def _job_options(self, root: Path, path: Path) -> dict:
         merged: dict = {}
@@ -242,9 +276,10 @@ class Watcher:
         if job is None:
             return False
         path = Path(job.path)
-        started = time.monotonic()
         try:
-            transcriber = self._transcriber(job.options.get("settings", {}))
+            transcriber = self._ready_transcriber(job.options.get("settings", {}))
+            self.store.start(job.id)  # from here on, a crash is this note's
+            started = time.monotonic()
             if not path.exists():
                 raise InputError(path, "the file is gone")
             transcript = transcriber.transcribe(path,
@@ -253,22 +288,40 @@ class Watcher:
             self.store.release(job.id)
             raise
         except InputError as e:
-            log.error("failed %s: %s", path, e.reason)
+            log.error("failed %s: %s", readable(path), e.reason)
             self.store.fail(job.id, e.reason)
             return True
         except (ModelError, CloudError, SettingsError) as e:
-            log.error("failed %s: %s (attempt %d)", path, e, job.attempts)
-            self.store.fail(job.id, str(e), retry=True)
+            self._fail_and_retry(job, path, str(e))
             time.sleep(self.options.poll_s)
             return True
-        written = self._write(job, path, transcript)
-        state = self.store.finish(job.id, transcript)
-        log.info("transcribed %s in %.1f s (%s, %s %s)%s -> %s", path,
+        except sqlite3.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - a decoder's or the engine's own error
+            self._fail_and_retry(job, path, f"{type(e).__name__}: {e}")
+            return True
+        state, written = self._write_outputs(job.id, transcript)
+        log.info("transcribed %s in %.1f s (%s, %s %s)%s -> %s", readable(path),
                  time.monotonic() - started, transcript.language or "no speech",
                  transcript.engine, transcript.model,
                  ", waiting for the cloud" if state == "waiting_cloud" else "",
-                 ", ".join(str(p) for p in written))
+                 ", ".join(str(p) for p in written) or "no files yet")
         return True
+
+    def _fail_and_retry(self, job, path: Path, reason: str) -> None:
+        attempt = (self.store.job(job.id) or job).attempts
+        log.error("failed %s: %s (attempt %d)", readable(path), reason, attempt)
+        self.store.fail(job.id, reason, retry=True)
+
+    def _ready_transcriber(self, overrides: dict) -> Transcriber:
+        """The transcriber for these settings with its model loaded: loading is not a note's
+        work, so a crash while it loads costs no note an attempt."""
+        transcriber = self._transcriber(overrides)
+        try:
+            transcriber.local.load()
+        except ModelError:
+            pass  # transcribe() says so, or asks the cloud when that is allowed
+        return transcriber
 
     def _transcriber(self, overrides: dict) -> Transcriber:
         key = json.dumps(overrides, sort_keys=True)
@@ -277,11 +330,64 @@ class Watcher:
             self._transcribers[key] = Transcriber(settings, transport=self._transport)
         return self._transcribers[key]
 
-    def _write(self, job, path: Path, transcript) -> list[Path]:
-        root = Path(job.root) if job.root else path.parent
-        return write_outputs(transcript, self.options.output_dir / root.name,
-                             job.options.get("formats") or self.options.formats, source=path,
-                             relative_dir=Path(job.options.get("rel", ".")))
+    # -- outputs ---------------------------------------------------------------------------
+
+    def _write_outputs(self, job_id: int, transcript,
+                       state: str | None = None) -> tuple[str, list[Path]]:
+        """Store a new transcript of a job and write its files: the files first, so a job
+        that shows `done` has them (unless its folder refused them: then they are owed)."""
+        written, paths = [], []
+        for owed in self.store.outputs_of(job_id):
+            files = self._write_one(owed, transcript)
+            if files is not None:
+                written.append(owed)
+                paths.extend(files)
+        state = self.store.finish(job_id, transcript, state)  # every file of the job owed again...
+        for owed in written:
+            self.store.outputs_written(owed)  # ...but those just written
+        return state, paths
+
+    def write_owed(self) -> list[Path]:
+        """Write the transcript files still owed (a folder refused them, or a crash came
+        between a transcript and its files); return those written."""
+        self._last_output_retry = time.monotonic()
+        written: list[Path] = []
+        transcripts: dict[int, object] = {}
+        for owed in self.store.owed_outputs():
+            if owed.job_id not in transcripts:
+                transcripts[owed.job_id] = self.store.transcript(owed.job_id)
+            files = self._write_one(owed, transcripts[owed.job_id])
+            if files is not None:
+                self.store.outputs_written(owed)
+                written.extend(files)
+        return written
+
+    def _write_one(self, owed: Owed, transcript) -> list[Path] | None:
+        """One watched file's outputs; None when its folder refuses them (said once)."""
+        if transcript is None:
+            return None
+        folder = self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
+        try:
+            files = self._write(owed, transcript)
+        except OSError as e:
+            self._folder_failed(folder, e)
+            return None
+        if self._folder_errors.pop(folder, None):
+            log.info("%s: writing transcripts there again", folder)
+        return files
+
+    def _write(self, owed: Owed, transcript) -> list[Path]:
+        return write_outputs(transcript, self.options.output_dir / Path(owed.root).name,
+                             owed.options.get("formats") or self.options.formats,
+                             source=Path(owed.path),
+                             relative_dir=Path(owed.options.get("rel", ".")))
+
+    def _folder_failed(self, folder: Path, error: OSError) -> None:
+        why = error.strerror or str(error)
+        if self._folder_errors.get(folder) != why:
+            log.error("%s: cannot write transcripts there (%s); they are kept in the store "
+                      "and written when the folder can take them", folder, why)
+        self._folder_errors[folder] = why
 
     # -- the cloud, later ------------------------------------------------------------------
 
@@ -307,8 +413,7 @@ class Watcher:
             except CloudError as e:
                 log.info("%s: still waiting for the cloud (%s)", job.path, e)
                 return
-            self._write(job, Path(job.path), transcript)
-            self.store.finish(job.id, transcript, "done")
+            self._write_outputs(job.id, transcript, "done")
             log.info("transcribed %s in the cloud (%s)", job.path, transcript.provider)
 
 

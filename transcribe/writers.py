@@ -4,14 +4,23 @@ Transcript files are written to a temporary name and renamed into place, so
 nobody ever sees half of one. An output directory keeps a small manifest of
 which audio file each transcript came from, so a transcript of one note never
 overwrites the transcript of a different note that happens to share its name.
+
+The manifest entry is written before the file it names: a writer killed in
+between finds its own entry on the next try and writes the same name again,
+rather than taking `note.ogg.txt` because `note.txt` looks like another note's.
+Temporary files carry the writer's pid (`.note.txt.<pid>.<random>.tmp`), so
+`sweep_temp_files` can remove those whose writer is dead. The folder itself is
+the lock (flock on its descriptor): no lock file is left beside the transcripts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +29,7 @@ from .transcript import Transcript
 
 FORMATS = ("txt", "srt", "vtt", "json")
 MANIFEST = ".transcribe-outputs.json"
+_TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 
 def render(transcript: Transcript, fmt: str, *, words: bool = False) -> str:
@@ -32,7 +42,7 @@ def render(transcript: Transcript, fmt: str, *, words: bool = False) -> str:
     if fmt == "json":
         data = transcript.to_dict(words=words)
         text = json.dumps(data, ensure_ascii=False)
-        if _has_surrogates(text):  # a file name that is not UTF-8: escape it
+        if not _encodable(text):  # a file name that is not UTF-8: \u-escape it
             text = json.dumps(data)
         return text + "\n"
     raise ValueError(f"unknown format {fmt!r}")
@@ -63,9 +73,10 @@ def _vtt(transcript: Transcript) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the new, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -83,46 +94,96 @@ def write_outputs(transcript: Transcript, out_dir: Path, formats: list[str], *,
     target_dir = out_dir / relative_dir
     target_dir.mkdir(parents=True, exist_ok=True)
     owner = str(Path(source).resolve())
-    written = []
+    texts = {fmt: render(transcript, fmt, words=words) for fmt in formats}
     with _locked_manifest(target_dir) as manifest:
-        for fmt in formats:
-            path = target_dir / _free_name(target_dir, source, fmt, owner, manifest)
-            write_atomic(path, render(transcript, fmt, words=words))
-            manifest[path.name] = owner
-            written.append(path)
-    return written
+        names = {fmt: _free_name(target_dir, source, fmt, owner, manifest, texts[fmt])
+                 for fmt in formats}
+        manifest.update((name, owner) for name in names.values())
+        manifest.save()  # the intent first: see the module's docstring
+        for fmt, name in names.items():
+            write_atomic(target_dir / name, texts[fmt])
+    return [target_dir / name for name in names.values()]
+
+
+def sweep_temp_files(folder: Path) -> list[Path]:
+    """Remove the temporary files of writers that died (a kill -9 mid-write) under `folder`."""
+    removed = []
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            match = _TEMP.match(name)
+            if match and not _alive(int(match.group(1))):
+                path = Path(dirpath) / name
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def _free_name(target_dir: Path, source: Path, fmt: str, owner: str,
-               manifest: dict[str, str]) -> str:
-    """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed."""
-    import hashlib
+               manifest: dict[str, str], text: str) -> str:
+    """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed.
 
-    digest = hashlib.sha256(owner.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    A file the manifest does not know but that holds exactly this transcript is
+    ours (written by a version that kept no entry first) and is taken back."""
+    digest = hashlib.sha256(os.fsencode(owner)).hexdigest()[:8]
     for name in (f"{source.stem}.{fmt}", f"{source.name}.{fmt}", f"{source.stem}-{digest}.{fmt}"):
-        if manifest.get(name) == owner or not (target_dir / name).exists() and name not in manifest:
+        if manifest.get(name) == owner:
+            return name
+        if name not in manifest and (not (target_dir / name).exists()
+                                     or _holds(target_dir / name, text)):
             return name
     return f"{source.stem}-{digest}.{fmt}"
 
 
-@contextlib.contextmanager
-def _locked_manifest(target_dir: Path) -> Iterator[dict[str, str]]:
-    manifest_path = target_dir / MANIFEST
-    with (target_dir / f"{MANIFEST}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_bytes() == text.encode("utf-8", "surrogateescape")
+    except (OSError, UnicodeEncodeError):
+        return False
+
+
+class _Manifest(dict):
+    def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+            super().__init__(json.loads(path.read_text()) if path.exists() else {})
         except (OSError, ValueError):
-            manifest = {}
-        before = dict(manifest)
+            super().__init__()
+        self._saved = dict(self)
+
+    def save(self) -> None:
+        if self != self._saved:
+            write_atomic(self.path, json.dumps(self, indent=1, sort_keys=True))
+            self._saved = dict(self)
+
+
+@contextlib.contextmanager
+def _locked_manifest(target_dir: Path) -> Iterator[_Manifest]:
+    fd = os.open(target_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # the lock file older versions left behind
+            (target_dir / f"{MANIFEST}.lock").unlink()
+        manifest = _Manifest(target_dir / MANIFEST)
         yield manifest
-        if manifest != before:
-            write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+        manifest.save()
+    finally:
+        os.close(fd)
 
 
-def _has_surrogates(text: str) -> bool:
+def _encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
-    return False
+    return True
