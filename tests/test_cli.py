@@ -221,3 +221,20 @@ def test_search_finds_kept_transcripts_with_or_without_accents(tmp_path, home):
     assert run_cli("search", "--json", "call", env=env).stdout == "", "--no-store kept nothing"
     bad = run_cli("search", '"unclosed', env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error: cannot search for")
+
+
+def test_word_timestamps_print_as_json_and_as_subtitles(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    result = run_cli("--word-timestamps", "--json", str(SAMPLES / NOTE), env=env)
+    assert result.returncode == 0, result.stderr
+    [note] = json_lines(result.stdout)
+    words = [w for seg in note["segments"] for w in seg["words"]]
+    assert len(words) >= 10 and all(w["start"] <= w["end"] for w in words)
+    assert "meeting" in " ".join(w["word"] for w in words).lower()
+    assert note["low_confidence"] in (True, False)
+
+    srt = run_cli("--word-timestamps", "--format", "srt", str(SAMPLES / NOTE), env=env)
+    assert srt.returncode == 0, srt.stderr
+    assert srt.stdout.startswith("1\n") and srt.stderr == ""
+    [hit] = json_lines(run_cli("search", "--json", "meeting", env=env).stdout)
+    assert Path(hit["file"]).name == NOTE, "the transcript with its words is kept"
