@@ -294,3 +294,16 @@ def test_without_portaudio_the_record_screen_says_how_to_fix_it(tmp_path, home):
     assert not seen["started"]
     assert "Recording is not available" in seen["status"]
     assert "libportaudio2" in seen["status"]
+
+
+async def test_a_wrong_language_is_refused_before_it_is_saved(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        app.screen.query_one("#language", Input).value = "klingon"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.screen.query_one("#language", Input), "the settings stay open"
+    assert not (app_home / "config" / "config.toml").exists()
+    assert Settings.load().language is None

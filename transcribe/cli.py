@@ -495,7 +495,7 @@ def record_command(argv: list[str]) -> int:
     from .recorder import default_recording_path, record
     from .settings import Settings
 
-    settings = Settings.load()
+    settings = settings_from_args(args)  # a wrong setting stops us before the recording
     path = args.save or default_recording_path(settings.paths.data_dir / "recordings")
     stop = threading.Event()
     if sys.stdin.isatty():

@@ -14,7 +14,8 @@ from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, Mar
                              ProgressBar, Select, Static)
 
 from transcribe.errors import TranscribeError
-from transcribe.settings import Settings, save_settings
+from transcribe.languages import language_code
+from transcribe.settings import Settings, check_formats, save_settings
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
 
@@ -346,17 +347,18 @@ class SettingsScreen(Screen[Settings | None]):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        language = self.query_one("#language", Input).value.strip()
         dirs = [d.strip() for d in self.query_one("#dirs", Input).value.split(",") if d.strip()]
-        formats = self.query_one("#formats", Input).value.replace(" ", "")
-        bad = [f for f in formats.split(",") if f and f not in FORMATS]
-        if bad:
-            self.notify(f"unknown format(s): {', '.join(bad)}", severity="error")
+        formats = self.query_one("#formats", Input).value.replace(" ", "") or "txt"
+        try:  # checked before saving: a wrong value in config.toml would stop every command
+            language = language_code(self.query_one("#language", Input).value.strip() or None)
+            check_formats(formats.split(","), "output formats")
+        except TranscribeError as e:
+            self.notify(str(e), severity="error", timeout=8)
             return
         updates = {
             "model": self.query_one("#model", Select).value,
-            "language": language or None,
-            "watch": {"dirs": dirs, "formats": formats or "txt"},
+            "language": language,
+            "watch": {"dirs": dirs, "formats": formats},
             "cloud": {"allow": self.query_one("#cloud", Checkbox).value,
                       "base_url": self.query_one("#base_url", Input).value.strip(),
                       "model": self.query_one("#cloud_model", Input).value.strip()},
