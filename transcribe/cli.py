@@ -582,17 +582,19 @@ def devices_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import json
 
+    from .errors import MicrophoneError
     from .recorder import input_devices
 
     devices = input_devices()
+    if not devices:
+        raise MicrophoneError("no input device found: connect a microphone, or check that "
+                              "the sound system (ALSA, PulseAudio, PipeWire) offers one")
     for d in devices:
         if args.json:
             print(json.dumps(d))
         else:
             print(f"{'*' if d['default'] else ' '} {d['index']:>3}  {d['name']}  "
                   f"({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
-    if not devices and not args.json:
-        print("no input devices found", file=sys.stderr)
     return EXIT_OK
 
 
