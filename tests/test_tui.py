@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES, private_home, run_cli
+from conftest import REFERENCES, ROOT, SAMPLES, private_home, run_cli
 from textual.widgets import DataTable, Input, Static
 
 from transcribe.settings import Settings
@@ -37,20 +37,69 @@ def filled_home(tmp_path_factory, home) -> Path:
     return data
 
 
-@pytest.fixture
-def app_home(filled_home, tmp_path, monkeypatch) -> Path:
-    """A private copy of the filled store for one test, so tests do not see each other.
+@pytest.fixture(scope="module")
+def fixed_home(tmp_path_factory, home) -> Path:
+    """A TRANSCRIBE_HOME whose store holds fixed transcripts of the sample notes (their
+    reference texts), for snapshots: the model's words differ between CPU kinds (AVX2
+    and AVX-512 gave "half past seven" and "half past 7" for the Telegram note)."""
+    from datetime import datetime, timezone
+
+    from transcribe.audio import decode, file_sha256
+    from transcribe.messaging import origin
+    from transcribe.store import Store
+    from transcribe.transcript import Segment, Transcript
+
+    root = tmp_path_factory.mktemp("tui-fixed")
+    data = private_home(root / "home", home)
+    notes = root / "notes"
+    notes.mkdir()
+    store = Store.open_default(data / "data")
+    for name in NOTES:
+        path = notes / name
+        shutil.copy(SAMPLES / name, path)
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+        text, language = REFERENCES[name]["text"], REFERENCES[name]["language"]
+        duration = decode(path).duration
+        segments = [Segment(0.0, round(duration - 1.0, 1), text, -0.2, 0.01)] if text else []
+        transcript = Transcript(file=str(path), text=text, language=language, duration=duration,
+                                segments=segments, engine="local", model="base",
+                                no_speech=not text, language_probability=0.98 if text else None)
+        where = origin(path, FIXED_MTIME)
+        sent_at = where.sent_at if where.from_name else datetime.fromtimestamp(
+            FIXED_MTIME, tz=timezone.utc).isoformat(timespec="seconds")
+        store.record(str(path), file_sha256(path), path.stat().st_size, transcript,
+                     sent_at=sent_at, app=where.app)
+    store.close()
+    return data
+
+
+def private_copy(filled: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of a filled store for one test, so tests do not see each other.
 
     HOME is where the notes are and the clock is UTC, so what the screens show
     (~/notes/..., times) is the same on every run, as snapshots need.
     """
     data = tmp_path / "home"
-    shutil.copytree(filled_home, data, symlinks=True)
+    shutil.copytree(filled, data, symlinks=True)
     monkeypatch.setenv("TRANSCRIBE_HOME", str(data))
-    monkeypatch.setenv("HOME", str(filled_home.parent))
+    monkeypatch.setenv("HOME", str(filled.parent))
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    yield data
+    return data
+
+
+@pytest.fixture
+def app_home(filled_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the store filled by the real model: for tests of behaviour."""
+    yield private_copy(filled_home, tmp_path, monkeypatch)
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def snap_home(fixed_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the store of fixed transcripts: for snapshots, the same on every CPU."""
+    yield private_copy(fixed_home, tmp_path, monkeypatch)
     monkeypatch.undo()
     time.tzset()
 
@@ -192,11 +241,11 @@ def test_times_read_like_a_mail_client():
     assert _when(None, today) == ""
 
 
-def test_snapshot_inbox(app_home, snap_compare):
+def test_snapshot_inbox(snap_home, snap_compare):
     assert snap_compare(TranscribeApp(Settings.load()), terminal_size=(100, 24))
 
 
-def test_snapshot_transcript(app_home, snap_compare):
+def test_snapshot_transcript(snap_home, snap_compare):
     async def open_whatsapp(pilot):
         table = pilot.app.query_one("#inbox", DataTable)
         table.move_cursor(row=next(i for i, r in enumerate(rows(pilot.app))
@@ -208,7 +257,7 @@ def test_snapshot_transcript(app_home, snap_compare):
                         run_before=open_whatsapp)
 
 
-def test_snapshot_settings(app_home, snap_compare):
+def test_snapshot_settings(snap_home, snap_compare):
     assert snap_compare(TranscribeApp(Settings.load()), press=["s"], terminal_size=(80, 24))
 
 
