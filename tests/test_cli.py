@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -238,3 +239,37 @@ def test_word_timestamps_print_as_json_and_as_subtitles(tmp_path, home):
     assert srt.stdout.startswith("1\n") and srt.stderr == ""
     [hit] = json_lines(run_cli("search", "--json", "meeting", env=env).stdout)
     assert Path(hit["file"]).name == NOTE, "the transcript with its words is kept"
+
+
+def test_a_translation_is_kept_beside_the_transcript(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    note = str(SAMPLES / "recording-de.webm")
+    assert run_cli(note, env=env).returncode == 0
+    translated = run_cli("--task", "translate", "--json", note, env=env)
+    assert translated.returncode == 0, translated.stderr
+    assert "help" in json_lines(translated.stdout)[0]["text"].lower()
+
+    [german] = json_lines(run_cli("search", "--json", "paket", env=env).stdout)
+    [english] = json_lines(run_cli("search", "--json", "help", env=env).stdout)
+    assert german["job"] == english["job"] and german["file"] == note
+    assert "**Paket**" in german["snippet"] and "**help**" in english["snippet"]
+    [either] = json_lines(run_cli("search", "--json", "paket OR help", env=env).stdout)
+    assert either["job"] == german["job"], "one note, one hit"
+
+
+def test_a_store_from_the_previous_version_opens_and_keeps_its_translation(tmp_path, home):
+    """tests/data/store-v1.db was written by the store before translations were kept
+    apart: it holds one job whose only transcript is the German note's translation."""
+    data = private_home(tmp_path / "home", home)
+    (data / "data").mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "store-v1.db", data / "data" / "transcribe.db")
+    env = {"TRANSCRIBE_HOME": str(data)}
+
+    [old] = json_lines(run_cli("search", "--json", "help", env=env).stdout)
+    assert old["file"] == "/home/user/VoiceNotes/recording-de.webm"
+    assert run_cli(str(SAMPLES / "recording-de.webm"), env=env).returncode == 0
+    [german] = json_lines(run_cli("search", "--json", "paket", env=env).stdout)
+    [english] = json_lines(run_cli("search", "--json", "help", env=env).stdout)
+    assert german["job"] == english["job"] == old["job"]
+    status = run_cli("status", "--json", "--all", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["counts"]["done"] == 1

@@ -356,3 +356,23 @@ async def test_a_wrong_language_is_refused_before_it_is_saved(app_home):
         assert app.screen.query_one("#language", Input), "the settings stay open"
     assert not (app_home / "config" / "config.toml").exists()
     assert Settings.load().language is None
+
+
+async def test_a_note_shows_its_transcript_and_its_translation(app_home):
+    note = SAMPLES / "recording-de.webm"
+    translated = run_cli("--task", "translate", str(note),
+                         env={"TRANSCRIBE_HOME": str(app_home)})
+    assert translated.returncode == 0, translated.stderr
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        index = next(i for i, r in enumerate(rows(app)) if "Paket" in r[6])
+        assert len(rows(app)) == 4, "one note, not two"
+        app.query_one("#inbox", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        headings = [str(h.render()) for h in app.screen.query(".heading")]
+        assert [h.split()[0] for h in headings] == ["Transcript", "English"]
+        shown = [str(s.render()) for s in app.screen.query(".segment")]
+        assert any("Paket" in s for s in shown) and any("help" in s.lower() for s in shown)
+        assert "de · " in str(app.screen.query_one("#meta", Static).render())

@@ -53,7 +53,7 @@ class TranscriptScreen(Screen):
             self.show()
 
     def show(self) -> None:
-        transcript = self.app.store.transcript(self.job.id)
+        kept = self.app.store.transcripts(self.job.id)
         meta = [f"[b]{_escape(Path(self.job.path).name)}[/b]",
                 f"[dim]{_escape(_home_relative(self.job.path))}[/dim]"]
         if self.job.sent_at:
@@ -61,16 +61,14 @@ class TranscriptScreen(Screen):
                                                       if self.job.app else ""))
         segments = self.query_one("#segments", Vertical)
         segments.remove_children()
-        if transcript is None:
+        if not kept:
             state = self.job.state if self.job.state != "failed" else f"failed: {self.job.error}"
             meta.append(f"[i]{state}[/i]")
             self.query_one("#meta", Static).update("\n".join(meta))
             return
-        made_by = f"{transcript.engine} · {transcript.model}"
-        if transcript.engine == "cloud":
-            made_by = f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} " \
-                      f"· {transcript.cloud_reason}"
-        meta.append(f"{transcript.language or '?'} · {transcript.duration:.1f} s · {made_by}")
+        transcript = kept[0]
+        meta.append(f"{transcript.language or '?'} · {transcript.duration:.1f} s · "
+                    f"{_made_by(transcript)}")
         marks = []
         if transcript.no_speech:
             marks.append("[b]no speech[/b]")
@@ -81,6 +79,16 @@ class TranscriptScreen(Screen):
         if marks:
             meta.append(" · ".join(marks))
         self.query_one("#meta", Static).update("\n".join(meta))
+        for transcript in kept:
+            if len(kept) > 1:  # the note in its language, and its English translation
+                title = ("English translation" if transcript.task == "translate"
+                         else f"Transcript ({transcript.language or '?'})")
+                segments.mount(Static(f"[b]{title}[/b] [dim]{_made_by(transcript)}[/dim]",
+                                      classes="heading"))
+            self._mount_segments(segments, transcript)
+
+    @staticmethod
+    def _mount_segments(segments: Vertical, transcript) -> None:
         for seg in transcript.segments:
             unsure = seg.avg_logprob < -1.0
             stamp = f"[dim]{_clock(seg.start)} → {_clock(seg.end)}[/dim]"
@@ -404,6 +412,13 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="help"):
             yield Markdown(HELP)
+
+
+def _made_by(transcript) -> str:
+    if transcript.engine == "cloud":
+        return (f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} "
+                f"· {transcript.cloud_reason}")
+    return f"{transcript.engine} · {transcript.model}"
 
 
 def _clock(seconds: float) -> str:
