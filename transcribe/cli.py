@@ -411,6 +411,12 @@ def watch_command(argv: list[str]) -> int:
                         help="allow the cloud fallback")
     parser.add_argument("--no-cloud", dest="cloud_allow", action="store_false")
     parser.add_argument("-v", "--verbose", action="count", default=0)
+    service = parser.add_mutually_exclusive_group()
+    service.add_argument("--install-service", action="store_true",
+                         help="write a systemd user unit that runs this `transcribe watch` "
+                              "with these arguments, and say how to start it")
+    service.add_argument("--print-service", action="store_true",
+                         help="print that unit instead of writing it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                         format="%(levelname)s %(message)s", stream=sys.stderr)
@@ -435,7 +441,43 @@ def watch_command(argv: list[str]) -> int:
                            recursive=not args.no_recursive, settle_s=watch.settle_s,
                            grace_s=watch.grace_s, poll_s=watch.poll_s,
                            cloud_retry_s=watch.cloud_retry_s)
+    if args.install_service or args.print_service:
+        return _service(args, options)
     serve(settings, options)
+    return EXIT_OK
+
+
+def _service(args: argparse.Namespace, options) -> int:
+    """`watch --install-service` / `--print-service`: the unit for this very command line,
+    once its settings and folders have been checked."""
+    from . import service
+
+    watch_args = [str(d) for d in options.dirs] if args.dirs else []
+    if args.output_dir is not None:
+        watch_args += ["-o", str(options.output_dir)]
+    for flag, value in (("-f", args.formats), ("--settle", args.settle_s),
+                        ("--grace", args.grace_s), ("--poll", args.poll_s),
+                        ("-m", args.model), ("-l", args.language)):
+        if value is not None:
+            watch_args += [flag, str(value)]
+    if args.no_recursive:
+        watch_args.append("--no-recursive")
+    if args.cloud_allow is not None:
+        watch_args.append("--cloud" if args.cloud_allow else "--no-cloud")
+    watch_args += ["-v"] * args.verbose
+    if args.print_service:
+        sys.stdout.write(service.unit_text(watch_args))
+        return EXIT_OK
+    path = service.install(watch_args)
+    name = service.UNIT_NAME.removesuffix(".service")
+    print(f"wrote {path}\n"
+          "start it now and at every login with:\n"
+          "  systemctl --user daemon-reload\n"
+          f"  systemctl --user enable --now {name}\n"
+          "keep it running while you are logged out:\n"
+          '  loginctl enable-linger "$USER"\n'
+          "follow what it does:\n"
+          f"  journalctl --user -u {name} -f")
     return EXIT_OK
 
 
