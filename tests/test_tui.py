@@ -376,3 +376,64 @@ async def test_a_note_shows_its_transcript_and_its_translation(app_home):
         shown = [str(s.render()) for s in app.screen.query(".segment")]
         assert any("Paket" in s for s in shown) and any("help" in s.lower() for s in shown)
         assert "de · " in str(app.screen.query_one("#meta", Static).render())
+
+
+def screen_text(app) -> str:
+    """The text on the terminal, line by line, as a person reads it."""
+    import html
+    import re
+
+    lines: dict[float, list] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>',
+                         app.export_screenshot(), re.S):
+        lines.setdefault(float(m[2]), []).append((float(m[1]),
+                                                  html.unescape(re.sub("<[^>]+>", "", m[3]))))
+    text = "\n".join("".join(t for _, t in sorted(v)) for _, v in sorted(lines.items()))
+    return text.replace("\xa0", " ")
+
+
+async def test_search_results_show_length_language_and_engine(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        inbox = {r[6][:12]: r for r in rows(app)}
+        await pilot.press("slash", *"paket")
+        await pilot.pause()
+        [row] = rows(app)
+        assert row[2:5] == ["0:07", "de", "local"]
+        assert row[2:6] == inbox["Guten Morgen"][2:6]
+
+
+async def test_a_file_added_is_selected_and_shown_wherever_it_sorts(app_home, tmp_path):
+    old = tmp_path / "old-voicemail.wav"
+    shutil.copy(SAMPLES / "voicemail-8k.wav", old)
+    os.utime(old, (946_684_800, 946_684_800))  # 2000-01-01: it sorts last, below the fold
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 12)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#inbox", DataTable)
+        assert table.cursor_row == 0
+        await pilot.press("a")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(old)
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if len(rows(app)) == 5:
+                break
+        await pilot.pause()
+        assert rows(app)[-1][0] == "2000-01-01"
+        assert table.cursor_row == 4, "the note just added is selected"
+        assert "2000-01-01" in screen_text(app), "and scrolled into view"
+
+
+async def test_the_help_says_how_to_close_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSCRIBE_HOME", str(tmp_path))
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "Esc or ? to close" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "Esc or ? to close" not in screen_text(app)

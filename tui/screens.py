@@ -388,6 +388,8 @@ class SettingsScreen(Screen[Settings | None]):
 HELP = """\
 # transcribe
 
+Press `Esc` (or `?`) to close this help.
+
 | key | where | what |
 | --- | --- | --- |
 | `/` | inbox | search every transcript (accents optional; `"phrases"`, `OR`, `word*`) |
@@ -402,7 +404,7 @@ HELP = """\
 | `q` | anywhere | quit |
 
 The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
-reads the same store. Press `Esc` to close this help.
+reads the same store.
 """
 
 
@@ -410,7 +412,9 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss")]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog", id="help"):
+        with VerticalScroll(classes="dialog", id="help") as box:
+            box.border_title = "Help"
+            box.border_subtitle = "Esc or ? to close"  # on the frame: seen however it scrolls
             yield Markdown(HELP)
 
 
