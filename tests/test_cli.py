@@ -273,3 +273,25 @@ def test_a_store_from_the_previous_version_opens_and_keeps_its_translation(tmp_p
     assert german["job"] == english["job"] == old["job"]
     status = run_cli("status", "--json", "--all", env=env)
     assert status.returncode == 0 and json.loads(status.stdout)["counts"]["done"] == 1
+
+
+def test_several_formats_in_one_run_with_an_output_dir(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = tmp_path / "out"
+    result = run_cli("-f", "txt,srt,json", "-o", str(out), str(SAMPLES / NOTE), env=env)
+    assert result.returncode == 0, result.stderr
+    stem = Path(NOTE).stem
+    assert sorted(p.name for p in out.glob(f"{stem}.*")) == [f"{stem}.{f}" for f in
+                                                              ("json", "srt", "txt")]
+    assert "meeting" in (out / f"{stem}.txt").read_text()
+    assert (out / f"{stem}.srt").read_text().startswith("1\n")
+    assert json.loads((out / f"{stem}.json").read_text())["language"] == "en"
+
+    every = run_cli("--format", "all", "-o", str(tmp_path / "all"), str(SAMPLES / OTHER), env=env)
+    assert every.returncode == 0, every.stderr
+    assert sorted(p.suffix for p in (tmp_path / "all").glob("voicemail-8k.*")) == \
+        [".json", ".srt", ".txt", ".vtt"]
+
+    printed = run_cli("-f", "txt,srt", str(SAMPLES / NOTE), env=env)
+    assert printed.returncode == 2 and "several formats need --output-dir" in printed.stderr
+    assert printed.stdout == ""

@@ -101,8 +101,9 @@ def add_transcribe_options(parser: argparse.ArgumentParser, *,
     the engine's --device.
     """
     out = parser.add_argument_group("output")
-    out.add_argument("-f", "--format", choices=FORMATS, default="txt",
-                     help="output format (default: txt)")
+    out.add_argument("-f", "--format", default="txt", metavar="FORMAT",
+                     help="txt, srt, vtt or json (default: txt); with --output-dir several, "
+                          "comma-separated (txt,srt), or all")
     out.add_argument("--json", dest="format", action="store_const", const="json",
                      help="same as --format json: one JSON object per file (JSON Lines)")
     out.add_argument("-o", "--output-dir", type=Path,
@@ -166,9 +167,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def transcribe_command(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _output_formats(parser, args)
     _setup_logging(args.verbose, args.quiet)
     return transcribe_paths(args.files, args, Diagnostics(args.quiet))
+
+
+def _output_formats(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--format as a list in `args.formats` (`all` is every format); `args.format` is the
+    first. Several need --output-dir: printed one after another they could not be told apart."""
+    from .settings import check_formats
+
+    named = FORMATS if args.format.strip() == "all" else args.format.split(",")
+    args.formats = check_formats(list(named), "--format")
+    if len(args.formats) > 1 and args.output_dir is None:
+        parser.error(f"--format {args.format}: several formats need --output-dir")
+    args.format = args.formats[0]
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -262,7 +277,7 @@ def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: boo
     if transcript.no_speech:
         diag.info(f"{path}: no speech found")
     if args.output_dir is not None:
-        for written in write_outputs(transcript, args.output_dir, [args.format], source=path,
+        for written in write_outputs(transcript, args.output_dir, args.formats, source=path,
                                      words=words):
             diag.info(f"{path} -> {written}")
         return
@@ -530,6 +545,7 @@ def record_command(argv: list[str]) -> int:
     rec.add_argument("--no-transcribe", action="store_true", help="only record")
     add_transcribe_options(parser, compute_device=False)
     args = parser.parse_args(argv)
+    _output_formats(parser, args)
     _setup_logging(args.verbose, args.quiet)
     diag = Diagnostics(args.quiet)
     import threading
