@@ -422,6 +422,10 @@ def watch_command(argv: list[str]) -> int:
                         help="seconds between looks at the folders (default 1)")
     parser.add_argument("-m", "--model", help="model name or directory")
     parser.add_argument("-l", "--language", help="language code (default: detect)")
+    parser.add_argument("--task", choices=("transcribe", "translate"),
+                        help="translate: English text from speech in any language")
+    parser.add_argument("--initial-prompt", help="text that sets style and spelling")
+    parser.add_argument("--hotwords", help="words or names to favour")
     parser.add_argument("--cloud", dest="cloud_allow", action="store_true", default=None,
                         help="allow the cloud fallback")
     parser.add_argument("--no-cloud", dest="cloud_allow", action="store_false")
@@ -440,7 +444,9 @@ def watch_command(argv: list[str]) -> int:
     from .settings import Settings
     from .watcher import WatchOptions, serve
 
-    settings = (Settings.load().with_overrides(model=args.model, language=args.language)
+    settings = (Settings.load().with_overrides(model=args.model, language=args.language,
+                                               task=args.task, hotwords=args.hotwords,
+                                               initial_prompt=args.initial_prompt)
                 .with_cloud(allow=args.cloud_allow)
                 .with_watch(settle_s=args.settle_s, grace_s=args.grace_s, poll_s=args.poll_s,
                             formats=args.formats))
@@ -472,7 +478,9 @@ def _service(args: argparse.Namespace, options) -> int:
         watch_args += ["-o", str(options.output_dir)]
     for flag, value in (("-f", args.formats), ("--settle", args.settle_s),
                         ("--grace", args.grace_s), ("--poll", args.poll_s),
-                        ("-m", args.model), ("-l", args.language)):
+                        ("-m", args.model), ("-l", args.language), ("--task", args.task),
+                        ("--initial-prompt", args.initial_prompt),
+                        ("--hotwords", args.hotwords)):
         if value is not None:
             watch_args += [flag, str(value)]
     if args.no_recursive:
