@@ -437,3 +437,46 @@ async def test_the_help_says_how_to_close_it(tmp_path, monkeypatch):
         await pilot.press("escape")
         await pilot.pause()
         assert "Esc or ? to close" not in screen_text(app)
+
+
+async def test_the_add_dialog_picks_a_note_from_a_tree_of_folders_and_notes(app_home, tmp_path,
+                                                                          monkeypatch):
+    from textual.widgets import DirectoryTree
+
+    user = tmp_path / "user"
+    (user / "voice").mkdir(parents=True)
+    shutil.copy(SAMPLES / "voicemail-8k.wav", user / "voice" / "voicemail-8k.wav")
+    (user / "voice" / "letter.txt").write_text("not a voice note\n")
+    shutil.copy(SAMPLES / "silence.opus", user / "voice" / ".hidden.opus")
+    monkeypatch.setenv("HOME", str(user))
+
+    def labels(node) -> list[str]:
+        return [str(child.label) for child in node.children]
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        tree = app.screen.query_one(DirectoryTree)
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if labels(tree.root):
+                break
+        assert labels(tree.root) == ["voice"]
+        tree.focus()
+        await pilot.press("down", "enter")
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if labels(tree.root.children[0]):
+                break
+        assert app.screen.query_one("#path", Input).value == str(user / "voice")
+        assert labels(tree.root.children[0]) == ["voicemail-8k.wav"]
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen.query_one("#path", Input).value == str(user / "voice" /
+                                                                 "voicemail-8k.wav")
+        await pilot.press("enter")  # the Transcribe button has the focus now
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if any("call me back" in r[6] for r in rows(app)):
+                break
+        assert any("call me back" in r[6] and r[5] == "✓ done" for r in rows(app))

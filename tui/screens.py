@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, Markdown,
-                             ProgressBar, Select, Static)
+from textual.widgets import (Button, Checkbox, DirectoryTree, Footer, Header, Input, Label,
+                             Markdown, ProgressBar, Select, Static)
 
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
@@ -171,13 +172,30 @@ class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
         self.dismiss((self.query_one("#model", Select).value, event.button.id))
 
 
+class VoiceNoteTree(DirectoryTree):
+    """Folders and voice notes only, hidden ones left out: what can be added."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        from transcribe.audio import is_audio_name
+
+        return [p for p in paths
+                if not p.name.startswith(".") and (p.is_dir() or is_audio_name(p))]
+
+
 class AddFilesScreen(ModalScreen[list[Path] | None]):
+    """A path typed in, or picked from a tree of folders and voice notes."""
+
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
+    def __init__(self, start: Path | None = None) -> None:
+        super().__init__()
+        self.start = start or Path.home()
+
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog", id="add"):
             yield Label("Transcribe a file, or every voice note in a folder")
             yield Input(placeholder="~/Downloads/PTT-20240312-WA0007.opus", id="path")
+            yield VoiceNoteTree(self.start, id="picker")
             yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Transcribe", id="go", variant="primary")
@@ -193,6 +211,15 @@ class AddFilesScreen(ModalScreen[list[Path] | None]):
                                                       "or folder[/red]")
             return
         self.dismiss([path])
+
+    @on(DirectoryTree.FileSelected)
+    @on(DirectoryTree.DirectorySelected)
+    def picked(self, event: DirectoryTree.FileSelected | DirectoryTree.DirectorySelected) -> None:
+        """A note or a folder picked in the tree becomes the path; a note is ready to go."""
+        self.query_one("#path", Input).value = str(event.path)
+        self.query_one("#problem", Static).update("")
+        if isinstance(event, DirectoryTree.FileSelected):
+            self.query_one("#go", Button).focus()
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
