@@ -559,7 +559,6 @@ def record_command(argv: list[str]) -> int:
     import threading
 
     from .recorder import default_recording_path, record
-    from .settings import Settings
 
     settings = settings_from_args(args)  # a wrong setting stops us before the recording
     path = args.save or default_recording_path(settings.paths.data_dir / "recordings")
