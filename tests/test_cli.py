@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -310,3 +311,76 @@ def test_exit_is_clean_while_the_model_is_still_loading(home, tmp_path):
         assert "terminate called" not in result.stderr, size
         assert result.returncode == 1, (size, result.returncode)
         assert len([e for e in result.stderr.splitlines() if e.startswith("error:")]) == size
+
+
+def test_word_timestamps_print_as_json_and_as_subtitles(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    result = run_cli("--word-timestamps", "--json", str(SAMPLES / NOTE), env=env)
+    assert result.returncode == 0, result.stderr
+    [note] = json_lines(result.stdout)
+    words = [w for seg in note["segments"] for w in seg["words"]]
+    assert len(words) >= 10 and all(w["start"] <= w["end"] for w in words)
+    assert "meeting" in " ".join(w["word"] for w in words).lower()
+    assert note["low_confidence"] in (True, False)
+
+    srt = run_cli("--word-timestamps", "--format", "srt", str(SAMPLES / NOTE), env=env)
+    assert srt.returncode == 0, srt.stderr
+    assert srt.stdout.startswith("1\n") and srt.stderr == ""
+    [hit] = json_lines(run_cli("search", "--json", "meeting", env=env).stdout)
+    assert Path(hit["file"]).name == NOTE, "the transcript with its words is kept"
+
+
+def test_a_translation_is_kept_beside_the_transcript(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    note = str(SAMPLES / "recording-de.webm")
+    assert run_cli(note, env=env).returncode == 0
+    translated = run_cli("--task", "translate", "--json", note, env=env)
+    assert translated.returncode == 0, translated.stderr
+    assert "help" in json_lines(translated.stdout)[0]["text"].lower()
+
+    [german] = json_lines(run_cli("search", "--json", "paket", env=env).stdout)
+    [english] = json_lines(run_cli("search", "--json", "help", env=env).stdout)
+    assert german["job"] == english["job"] and german["file"] == note
+    assert "**Paket**" in german["snippet"] and "**help**" in english["snippet"]
+    [either] = json_lines(run_cli("search", "--json", "paket OR help", env=env).stdout)
+    assert either["job"] == german["job"], "one note, one hit"
+
+
+def test_a_store_from_the_previous_version_opens_and_keeps_its_translation(tmp_path, home):
+    """tests/data/store-v1.db was written by the store before translations were kept
+    apart: it holds one job whose only transcript is the German note's translation."""
+    data = private_home(tmp_path / "home", home)
+    (data / "data").mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "store-v1.db", data / "data" / "transcribe.db")
+    env = {"TRANSCRIBE_HOME": str(data)}
+
+    [old] = json_lines(run_cli("search", "--json", "help", env=env).stdout)
+    assert old["file"] == "/home/user/VoiceNotes/recording-de.webm"
+    assert run_cli(str(SAMPLES / "recording-de.webm"), env=env).returncode == 0
+    [german] = json_lines(run_cli("search", "--json", "paket", env=env).stdout)
+    [english] = json_lines(run_cli("search", "--json", "help", env=env).stdout)
+    assert german["job"] == english["job"] == old["job"]
+    status = run_cli("status", "--json", "--all", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["counts"]["done"] == 1
+
+
+def test_several_formats_in_one_run_with_an_output_dir(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = tmp_path / "out"
+    result = run_cli("-f", "txt,srt,json", "-o", str(out), str(SAMPLES / NOTE), env=env)
+    assert result.returncode == 0, result.stderr
+    stem = Path(NOTE).stem
+    assert sorted(p.name for p in out.glob(f"{stem}.*")) == [f"{stem}.{f}" for f in
+                                                              ("json", "srt", "txt")]
+    assert "meeting" in (out / f"{stem}.txt").read_text()
+    assert (out / f"{stem}.srt").read_text().startswith("1\n")
+    assert json.loads((out / f"{stem}.json").read_text())["language"] == "en"
+
+    every = run_cli("--format", "all", "-o", str(tmp_path / "all"), str(SAMPLES / OTHER), env=env)
+    assert every.returncode == 0, every.stderr
+    assert sorted(p.suffix for p in (tmp_path / "all").glob("voicemail-8k.*")) == \
+        [".json", ".srt", ".txt", ".vtt"]
+
+    printed = run_cli("-f", "txt,srt", str(SAMPLES / NOTE), env=env)
+    assert printed.returncode == 2 and "several formats need --output-dir" in printed.stderr
+    assert printed.stdout == ""

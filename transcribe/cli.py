@@ -103,8 +103,9 @@ def add_transcribe_options(parser: argparse.ArgumentParser, *,
     the engine's --device.
     """
     out = parser.add_argument_group("output")
-    out.add_argument("-f", "--format", choices=FORMATS, default="txt",
-                     help="output format (default: txt)")
+    out.add_argument("-f", "--format", default="txt", metavar="FORMAT",
+                     help="txt, srt, vtt or json (default: txt); with --output-dir several, "
+                          "comma-separated (txt,srt), or all")
     out.add_argument("--json", dest="format", action="store_const", const="json",
                      help="same as --format json: one JSON object per file (JSON Lines)")
     out.add_argument("-o", "--output-dir", type=Path,
@@ -170,9 +171,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def transcribe_command(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _output_formats(parser, args)
     _setup_logging(args.verbose, args.quiet)
     return transcribe_paths(args.files, args, Diagnostics(args.quiet))
+
+
+def _output_formats(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--format as a list in `args.formats` (`all` is every format); `args.format` is the
+    first. Several need --output-dir: printed one after another they could not be told apart."""
+    from .settings import check_formats
+
+    named = FORMATS if args.format.strip() == "all" else args.format.split(",")
+    args.formats = check_formats(list(named), "--format")
+    if len(args.formats) > 1 and args.output_dir is None:
+        parser.error(f"--format {args.format}: several formats need --output-dir")
+    args.format = args.formats[0]
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -301,7 +316,7 @@ def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: boo
     if transcript.no_speech:
         diag.info(f"{path}: no speech found")
     if args.output_dir is not None:
-        for written in write_outputs(transcript, args.output_dir, [args.format], source=path,
+        for written in write_outputs(transcript, args.output_dir, args.formats, source=path,
                                      words=words):
             diag.info(f"{path} -> {written}")
         return
@@ -465,10 +480,20 @@ def watch_command(argv: list[str]) -> int:
                         help="seconds between looks at the folders (default 1)")
     parser.add_argument("-m", "--model", help="model name or directory")
     parser.add_argument("-l", "--language", help="language code (default: detect)")
+    parser.add_argument("--task", choices=("transcribe", "translate"),
+                        help="translate: English text from speech in any language")
+    parser.add_argument("--initial-prompt", help="text that sets style and spelling")
+    parser.add_argument("--hotwords", help="words or names to favour")
     parser.add_argument("--cloud", dest="cloud_allow", action="store_true", default=None,
                         help="allow the cloud fallback")
     parser.add_argument("--no-cloud", dest="cloud_allow", action="store_false")
     parser.add_argument("-v", "--verbose", action="count", default=0)
+    service = parser.add_mutually_exclusive_group()
+    service.add_argument("--install-service", action="store_true",
+                         help="write a systemd user unit that runs this `transcribe watch` "
+                              "with these arguments, and say how to start it")
+    service.add_argument("--print-service", action="store_true",
+                         help="print that unit instead of writing it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                         format="%(levelname)s %(message)s", stream=sys.stderr)
@@ -477,7 +502,9 @@ def watch_command(argv: list[str]) -> int:
     from .settings import Settings
     from .watcher import WatchOptions, serve
 
-    settings = (Settings.load().with_overrides(model=args.model, language=args.language)
+    settings = (Settings.load().with_overrides(model=args.model, language=args.language,
+                                               task=args.task, hotwords=args.hotwords,
+                                               initial_prompt=args.initial_prompt)
                 .with_cloud(allow=args.cloud_allow)
                 .with_watch(settle_s=args.settle_s, grace_s=args.grace_s, poll_s=args.poll_s,
                             formats=args.formats))
@@ -493,7 +520,45 @@ def watch_command(argv: list[str]) -> int:
                            recursive=not args.no_recursive, settle_s=watch.settle_s,
                            grace_s=watch.grace_s, poll_s=watch.poll_s,
                            cloud_retry_s=watch.cloud_retry_s)
+    if args.install_service or args.print_service:
+        return _service(args, options)
     serve(settings, options)
+    return EXIT_OK
+
+
+def _service(args: argparse.Namespace, options) -> int:
+    """`watch --install-service` / `--print-service`: the unit for this very command line,
+    once its settings and folders have been checked."""
+    from . import service
+
+    watch_args = [str(d) for d in options.dirs] if args.dirs else []
+    if args.output_dir is not None:
+        watch_args += ["-o", str(options.output_dir)]
+    for flag, value in (("-f", args.formats), ("--settle", args.settle_s),
+                        ("--grace", args.grace_s), ("--poll", args.poll_s),
+                        ("-m", args.model), ("-l", args.language), ("--task", args.task),
+                        ("--initial-prompt", args.initial_prompt),
+                        ("--hotwords", args.hotwords)):
+        if value is not None:
+            watch_args += [flag, str(value)]
+    if args.no_recursive:
+        watch_args.append("--no-recursive")
+    if args.cloud_allow is not None:
+        watch_args.append("--cloud" if args.cloud_allow else "--no-cloud")
+    watch_args += ["-v"] * args.verbose
+    if args.print_service:
+        sys.stdout.write(service.unit_text(watch_args))
+        return EXIT_OK
+    path = service.install(watch_args)
+    name = service.UNIT_NAME.removesuffix(".service")
+    print(f"wrote {path}\n"
+          "start it now and at every login with:\n"
+          "  systemctl --user daemon-reload\n"
+          f"  systemctl --user enable --now {name}\n"
+          "keep it running while you are logged out:\n"
+          '  loginctl enable-linger "$USER"\n'
+          "follow what it does:\n"
+          f"  journalctl --user -u {name} -f")
     return EXIT_OK
 
 
@@ -546,14 +611,14 @@ def record_command(argv: list[str]) -> int:
     rec.add_argument("--no-transcribe", action="store_true", help="only record")
     add_transcribe_options(parser, compute_device=False)
     args = parser.parse_args(argv)
+    _output_formats(parser, args)
     _setup_logging(args.verbose, args.quiet)
     diag = Diagnostics(args.quiet)
     import threading
 
     from .recorder import default_recording_path, record
-    from .settings import Settings
 
-    settings = Settings.load()
+    settings = settings_from_args(args)  # a wrong setting stops us before the recording
     path = args.save or default_recording_path(settings.paths.data_dir / "recordings")
     stop = threading.Event()
     if sys.stdin.isatty():
@@ -640,17 +705,19 @@ def devices_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import json
 
+    from .errors import MicrophoneError
     from .recorder import input_devices
 
     devices = input_devices()
+    if not devices:
+        raise MicrophoneError("no input device found: connect a microphone, or check that "
+                              "the sound system (ALSA, PulseAudio, PipeWire) offers one")
     for d in devices:
         if args.json:
             print(json.dumps(d))
         else:
             print(f"{'*' if d['default'] else ' '} {d['index']:>3}  {d['name']}  "
                   f"({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
-    if not devices and not args.json:
-        print("no input devices found", file=sys.stderr)
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import SettingsError
+from .languages import language_code
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,15 @@ class Settings:
         return settings
 
     def with_overrides(self, **values: Any) -> "Settings":
-        """A copy with `values` applied; None means "not given" and is skipped."""
+        """A copy with `values` applied; None means "not given" and is skipped.
+
+        Every value is checked here, whichever way it came (flag, variable,
+        config.toml, a folder's .transcribe.toml), so a wrong one stops the
+        command before any work, as a SettingsError (exit 2)."""
         settings = _merged(self, values, skip=("paths", "cloud", "watch"))
+        settings = dataclasses.replace(
+            settings, language=language_code(settings.language),
+            languages=tuple(_one_language(code) for code in settings.languages))
         settings.validate()
         return settings
 
@@ -165,6 +173,9 @@ class Settings:
             raise SettingsError("cloud.max_attempts must be at least 1")
         if cloud.total_timeout < 0:
             raise SettingsError("cloud.total_timeout must be 0 (scaled to the upload) or more")
+        _at_least("cloud.max_upload_bytes", cloud.max_upload_bytes, 1)
+        for name in ("connect_timeout", "read_timeout"):
+            _above_zero(f"cloud.{name}", getattr(cloud, name))
         return dataclasses.replace(self, cloud=cloud)
 
     @property
@@ -173,22 +184,60 @@ class Settings:
 
     def with_watch(self, **values: Any) -> "Settings":
         """A copy whose `[watch]` table has `values` applied."""
-        return dataclasses.replace(self, watch=_merged(self.watch, values))
+        watch = _merged(self.watch, values)
+        check_formats(watch.formats.split(","), "watch.formats")
+        for name in ("settle_s", "grace_s"):
+            _at_least(f"watch.{name}", getattr(watch, name), 0)
+        for name in ("poll_s", "cloud_retry_s"):
+            _above_zero(f"watch.{name}", getattr(watch, name))
+        return dataclasses.replace(self, watch=watch)
 
     def validate(self) -> None:
-        if self.task not in ("transcribe", "translate"):
-            raise SettingsError(f"task must be 'transcribe' or 'translate', not {self.task!r}")
-        if self.beam_size < 1:
-            raise SettingsError("beam_size must be at least 1")
-        if self.cpu_threads < 0:
-            raise SettingsError("cpu_threads must be 0 (automatic) or more")
-        if self.language is not None and not self.language.strip():
-            raise SettingsError("language must be a language code such as 'en', or unset")
-        unknown = [code for code in self.languages if code not in _language_codes()]
-        if unknown:
-            raise SettingsError(f"languages: {', '.join(map(repr, unknown))} "
-                                f"{'is not a language code' if len(unknown) == 1 else 'are not language codes'}"
-                                " Whisper knows (such as 'en', 'pt', 'de')")
+        """Refuse any value the engine cannot take, with the values it can."""
+        _one_of("task", self.task, TASKS)
+        _one_of("device", self.device, DEVICES)
+        _one_of("compute_type", self.compute_type, COMPUTE_TYPES)
+        _at_least("beam_size", self.beam_size, 1)
+        _at_least("cpu_threads", self.cpu_threads, 0, "(0: all available)")
+        _at_least("max_file_mb", self.max_file_mb, 1)
+        if not self.model.strip():
+            raise SettingsError("model must be a model name or directory, not empty")
+
+
+TASKS = ("transcribe", "translate")
+DEVICES = ("auto", "cpu", "cuda")
+# Every compute type CTranslate2 4.x accepts; it falls back to the nearest one
+# the device supports (int8_float16 on a CPU runs as int8).
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+                 "int16", "float16", "bfloat16", "float32")
+
+
+def check_formats(formats: list[str], what: str = "format") -> list[str]:
+    """The output formats named in `formats` (blanks dropped); SettingsError for an unknown one."""
+    from .writers import FORMATS
+
+    named = [f.strip() for f in formats if f.strip()]
+    bad = [f for f in named if f not in FORMATS]
+    if bad or not named:
+        given = f"{', '.join(map(repr, bad))} is not" if bad else "no format is"
+        raise SettingsError(f"{what}: {given} an output format; choose from {','.join(FORMATS)}")
+    return named
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{name} {value!r} is not one of: {', '.join(choices)}")
+
+
+def _at_least(name: str, value: float, least: float, note: str = "") -> None:
+    if value < least:
+        raise SettingsError(f"{name} must be {least} or more{' ' + note if note else ''}, "
+                            f"not {value}")
+
+
+def _above_zero(name: str, value: float) -> None:
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, not {value}")
 
 
 def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
@@ -306,7 +355,10 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
         raise SettingsError(f"setting {key!r}: {value!r} is not a valid {type_name}") from None
 
 
-def _language_codes() -> frozenset[str]:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    return frozenset(_LANGUAGE_CODES)
+def _one_language(value: str) -> str:
+    """A code of the `languages` list: as `language`, but "auto" means nothing there."""
+    code = language_code(value)
+    if code is None:
+        raise SettingsError(f"languages: {value!r} is not a language; list codes such as "
+                            "'pt', 'en', or leave the list empty to detect any")
+    return code

@@ -52,8 +52,14 @@ class Transcript:
         return mean_logprob(self.segments)
 
     def to_dict(self, *, words: bool = False) -> dict:
-        data = asdict(self)
-        data["duration"] = round(self.duration, 3)
+        """Plain Python values only, ready for `json.dumps`.
+
+        The engine's numbers can be NumPy scalars (faster-whisper's word
+        timestamps come as numpy.float64, and a comparison of them gives a
+        numpy.bool, which `json` refuses), so every one is turned back into
+        Python's own type here, the one place every writer goes through."""
+        data = _plain(asdict(self))
+        data["duration"] = round(data["duration"], 3)
         for seg in data["segments"]:
             seg["start"] = round(seg["start"], 3)
             seg["end"] = round(seg["end"], 3)
@@ -62,6 +68,18 @@ class Transcript:
             if not words or seg["words"] is None:
                 seg.pop("words")
         return data
+
+
+def _plain(value):
+    """`value` with NumPy scalars (anything with `.item()`) made Python numbers and bools."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if type(value) in (str, int, float, bool, type(None)):
+        return value
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def mean_logprob(segments) -> float | None:
