@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Input, Static
 
 from transcribe.settings import Settings
 from tui.app import TranscribeApp
+from tui.screens import SettingsScreen
 
 NOTES = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "recording-de.webm",
          "silence.opus"]
@@ -271,6 +272,7 @@ def test_snapshot_first_run(tmp_path, monkeypatch, snap_compare):
 RECORD_DRIVER = r'''
 import asyncio, json, sys
 from tui.app import TranscribeApp
+from tui.screens import SettingsScreen
 
 async def main():
     app = TranscribeApp()
@@ -480,3 +482,48 @@ async def test_the_add_dialog_picks_a_note_from_a_tree_of_folders_and_notes(app_
             if any("call me back" in r[6] for r in rows(app)):
                 break
         assert any("call me back" in r[6] and r[5] == "✓ done" for r in rows(app))
+
+
+async def test_a_note_says_when_its_language_is_unsure_or_its_text_looped(snap_home, tmp_path):
+    """The marks the engine sets (tested with the real model in test_accuracy.py and
+    test_engine.py), as the note view shows them."""
+    from transcribe.store import Store
+    from transcribe.transcript import Segment, Transcript
+
+    note = tmp_path / "PTT-20240313-WA0001.opus"
+    shutil.copy(SAMPLES / "recording-de.webm", note)
+    transcript = Transcript(
+        file=str(note), text="Guten Morgen, das Paket ist heute angekommen.", language="de",
+        duration=6.9, segments=[Segment(0.0, 5.0, "Guten Morgen, das Paket ist heute angekommen.")],
+        engine="local", model="base", language_probability=0.23, language_unsure=True,
+        low_confidence=True, looped=True,
+        notes=["low confidence: removed 1 repeated copy of \u201cdas Paket ist heute\u201d"])
+    store = Store.open_default(snap_home / "data")
+    store.record(str(note), "f" * 64, note.stat().st_size, transcript,
+                 sent_at="2024-03-13T09:00:00", app="WhatsApp")
+    store.close()
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        index = next(i for i, r in enumerate(rows(app)) if "Paket" in r[6])
+        app.query_one("#inbox", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        meta = str(app.screen.query_one("#meta", Static).render())
+    assert "de? (language unsure, p=0.23)" in meta
+    assert "the model repeated itself; the repeats were cut out" in meta
+
+
+async def test_my_languages_are_a_saved_setting_and_a_wrong_one_is_refused(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        app.screen.query_one("#languages", Input).value = "pt, klingon"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)  # refused: still on the form
+        app.screen.query_one("#languages", Input).value = "pt, English"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert Settings.load().languages == ("pt", "en")

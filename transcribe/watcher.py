@@ -291,7 +291,11 @@ class Watcher:
             log.error("failed %s: %s", readable(path), e.reason)
             self.store.fail(job.id, e.reason)
             return True
-        except (ModelError, CloudError, SettingsError) as e:
+        except SettingsError as e:  # the folder's .transcribe.toml: no retry mends it
+            log.error("failed %s: %s", readable(path), e)
+            self.store.fail(job.id, str(e))
+            return True
+        except (ModelError, CloudError) as e:
             self._fail_and_retry(job, path, str(e))
             time.sleep(self.options.poll_s)
             return True
