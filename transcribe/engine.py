@@ -207,11 +207,7 @@ class LocalEngine:
         from .pieces import WindowDecoder, plan
 
         settings = self.settings
-        decoder = WindowDecoder(whisper, whisper.feature_extractor(audio.samples),
-                                task=settings.task, beam_size=settings.beam_size,
-                                initial_prompt=settings.initial_prompt,
-                                hotwords=settings.hotwords,
-                                word_timestamps=settings.word_timestamps)
+        decoder = WindowDecoder(whisper, audio.samples, settings)
         pieces = plan(audio.samples, speech.spans)
         encoded = {}
         candidates = []
@@ -225,7 +221,7 @@ class LocalEngine:
         segments: list[Segment] = []
         previous: list[int] = []
         for index, piece in enumerate(pieces):
-            code = encoded.pop(index, None) or decoder.encode(piece)
+            code = encoded.pop(index) if index in encoded else decoder.encode(piece)
             decoded, tokens = decoder.decode(piece, code, language, previous)
             if index == 0 and candidates:
                 decoded, tokens, language, probability = self._likeliest_language(
@@ -293,9 +289,7 @@ class LocalEngine:
         settings = self.settings
         language = settings.language
         if language is None and settings.languages and whisper.model.is_multilingual:
-            decoder = WindowDecoder(whisper, whisper.feature_extractor(audio.samples),
-                                    task=settings.task, beam_size=settings.beam_size,
-                                    initial_prompt=None, hotwords=None, word_timestamps=False)
+            decoder = WindowDecoder(whisper, audio.samples, settings)
             language = self._detect_language(decoder, plan(audio.samples, speech.spans),
                                              {})[0][0]
         segments_iter, info = whisper.transcribe(

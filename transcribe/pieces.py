@@ -155,17 +155,11 @@ def _quietest(samples: np.ndarray, start: float, end: float) -> float:
 class WindowDecoder:
     """One note's pieces through one model: encode, detect the language, decode."""
 
-    def __init__(self, whisper, features: np.ndarray, *, task: str, beam_size: int,
-                 initial_prompt: str | None, hotwords: str | None,
-                 word_timestamps: bool) -> None:
+    def __init__(self, whisper, samples: np.ndarray, settings) -> None:
         self.whisper = whisper
-        self.features = features
+        self.features = whisper.feature_extractor(samples)
         self.multilingual = whisper.model.is_multilingual
-        self.task = task
-        self.beam_size = beam_size
-        self.initial_prompt = initial_prompt
-        self.hotwords = hotwords
-        self.word_timestamps = word_timestamps
+        self.settings = settings
 
     def _frames(self, piece: Piece) -> np.ndarray:
         first = round(piece.start * FRAMES_PER_S)
@@ -199,13 +193,15 @@ class WindowDecoder:
         placing timestamps: a 21 s piece came back as one segment."""
         from faster_whisper.tokenizer import Tokenizer
 
-        tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=self.task,
+        settings = self.settings
+        tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=settings.task,
                               language=language)
-        prompt = tokenizer.encode(" " + self.initial_prompt.strip()) if self.initial_prompt else []
+        prompt = (tokenizer.encode(" " + settings.initial_prompt.strip())
+                  if settings.initial_prompt else [])
         prompt += previous or []
-        options = stock_options(tokenizer, beam_size=self.beam_size, hotwords=self.hotwords,
-                                initial_prompt=prompt or None,
-                                word_timestamps=self.word_timestamps)
+        options = stock_options(tokenizer, beam_size=settings.beam_size,
+                                hotwords=settings.hotwords, initial_prompt=prompt or None,
+                                word_timestamps=settings.word_timestamps)
         segments, tokens = [], []
         for seg in self.whisper.generate_segments(self._frames(piece), tokenizer, options,
                                                   False, encoded):
