@@ -64,6 +64,18 @@ def broken_moov(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
+def flip_frame_headers(data: bytes, rng: random.Random) -> bytes:
+    """MP3 frames whose headers change sample rate or channel mode mid-stream."""
+    out = bytearray(data)
+    frames = [i for i in range(len(out) - 4) if out[i] == 0xFF and out[i + 1] & 0xE0 == 0xE0]
+    for i in rng.sample(frames, k=min(len(frames), rng.randint(1, 4))):
+        if rng.random() < 0.5:
+            out[i + 2] ^= 0x04 << rng.randrange(2)  # the sample rate index
+        else:
+            out[i + 3] ^= 0x40 << rng.randrange(2)  # the channel mode
+    return bytes(out)
+
+
 def spliced(data: bytes, rng: random.Random) -> bytes:
     """A stretch of the file repeated elsewhere, as a bad copy does."""
     a, b = sorted(rng.sample(range(len(data)), 2))
@@ -80,6 +92,7 @@ DAMAGES = {
 }
 OGG_DAMAGES = {"granule": bogus_granules}
 MP4_DAMAGES = {"moov": broken_moov}
+MP3_DAMAGES = {"mp3head": flip_frame_headers}
 
 
 def damaged_variants(samples: list[Path], seed: int, per_kind: int,
@@ -95,6 +108,8 @@ def damaged_variants(samples: list[Path], seed: int, per_kind: int,
             found.update(OGG_DAMAGES)
         if data[4:8] == b"ftyp":
             found.update(MP4_DAMAGES)
+        if sample.suffix == ".mp3":
+            found.update(MP3_DAMAGES)
         stem = sample.stem.replace(" ", "_")
         chosen = sorted(rng.sample(sorted(found), kinds)) if kinds else sorted(found)
         for kind in chosen:

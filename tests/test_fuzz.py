@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from conftest import REFERENCES, ROOT, SAMPLES, SILENT, SPEECH, json_lines, private_home
-from damage import broken_moov, damaged_variants, truncated
+from damage import broken_moov, damaged_variants, flip_frame_headers, truncated
 from wer import wer
 
 SEED = 20240312
@@ -36,6 +36,11 @@ NON_UTF8_GOOD_FROM = "audio_2024-03-12_18-45-02.ogg"
 NON_UTF8_BAD = b"grabaci\xf3n_cortada.opus"
 WER_BOUND = 0.4
 MP4 = "New Recording 12.m4a"
+MP3 = "AUD-20240311-WA0003.mp3"
+# Seeds of flip_frame_headers whose mp3 switches rate or layout mid-stream: the
+# decoder before the fix crashed on each ("Frame does not match AudioResampler
+# setup", exit 70); 136 of 300 seeds do.
+MP3_SWITCHING = (1, 3, 4)
 
 
 def make_folder(folder: Path) -> tuple[dict[str, str], list[str]]:
@@ -47,6 +52,9 @@ def make_folder(folder: Path) -> tuple[dict[str, str], list[str]]:
     rng = random.Random(SEED)
     for n in range(3):  # every kind of damage, whatever the draw above
         variants[f"New_Recording_12.moov-{n}.m4a"] = broken_moov(originals[MP4], rng)
+    for n in MP3_SWITCHING:
+        variants[f"AUD-20240311-WA0003.mp3head-{n}.mp3"] = flip_frame_headers(
+            originals[MP3], random.Random(n))
     variants[os.fsdecode(NON_UTF8_BAD)] = truncated(originals["PTT-20240312-WA0007.opus"], rng)
     seen = set(originals.values())
     damaged = []

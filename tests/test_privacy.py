@@ -20,6 +20,7 @@ import pytest
 from conftest import REFERENCES, ROOT, SAMPLES, private_home
 
 NOTE = "PTT-20240312-WA0007.opus"
+SILENT = "silence.opus"
 STRACE = shutil.which("strace")
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
 
@@ -74,9 +75,12 @@ def test_the_watcher_sends_nothing_and_asks_no_dns_with_the_cloud_off(tmp_path, 
                                str(out), "--settle", "0.2", "--poll", "0.2"],
                               stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
     try:
+        # Two notes, so the watcher lives on past its first VAD run (a single note and
+        # an early SIGTERM let one run of four without the fix end before its DNS).
         shutil.copy(SAMPLES / NOTE, inbox / NOTE)
-        written = _wait_for_file(out, tracer, timeout=300)
-        assert "Sam" in written.read_text(), REFERENCES[NOTE]["text"]
+        shutil.copy(SAMPLES / SILENT, inbox / SILENT)
+        written = _wait_for_files(out, 2, tracer, timeout=300)
+        assert "Sam" in written[NOTE.rsplit(".", 1)[0]].read_text(), REFERENCES[NOTE]["text"]
     finally:
         for pid in _children(tracer.pid):
             os.kill(pid, signal.SIGTERM)
@@ -84,15 +88,15 @@ def test_the_watcher_sends_nothing_and_asks_no_dns_with_the_cloud_off(tmp_path, 
     assert leaks(trace.read_text()) == []
 
 
-def _wait_for_file(folder: Path, proc, timeout: float) -> Path:
+def _wait_for_files(folder: Path, count: int, proc, timeout: float) -> dict[str, Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in folder.rglob("*.txt") if p.stat().st_size]
-        if found:
-            return found[0]
+        found = {p.stem: p for p in folder.rglob("*.txt")}
+        if len(found) >= count:
+            return found
         assert proc.poll() is None, f"the watcher under strace exited with {proc.returncode}"
         time.sleep(0.3)
-    raise AssertionError("the watcher wrote no transcript")
+    raise AssertionError(f"the watcher wrote fewer than {count} transcripts")
 
 
 def _children(pid: int) -> list[int]:

@@ -135,7 +135,7 @@ def decode(path: str | Path, max_bytes: int | None = None, *, partial: bool = Fa
 
 
 def damage_report(audio: Audio) -> list[str]:
-    """What a user should be told about a partly readable note, one line each."""
+    """What a user should be told about a partly readable note: one line, or none."""
     lines = []
     if audio.truncated:
         of = f" of {_clock(audio.declared)}" if audio.declared else ""
@@ -149,7 +149,7 @@ def damage_report(audio: Audio) -> list[str]:
                          "the rest is transcribed")
         else:
             lines.append("damaged: corrupt data was skipped; the rest is transcribed")
-    return lines
+    return ["; ".join(lines)] if lines else []
 
 
 class OpusEncoder:
@@ -284,7 +284,7 @@ def _decode_stream(path: Path, container, stream) -> _Decoded:
         resampler.flush()
     except (av.error.FFmpegError, ValueError):
         damaged = True
-    damaged = damaged or clock.gaps > 0
+    damaged = damaged or clock.gaps > 0 or clock.lying
     if damaged:
         log.info("%s: about %.1f s unreadable", path, clock.lost)
     samples = (np.concatenate(resampler.chunks).astype(np.float32) / 32768.0
@@ -297,12 +297,16 @@ class _Timeline:
 
     # Forward jumps below this are container rounding, not lost data.
     GAP_S = 0.05
+    # A jump beyond this is a lying timestamp (a bogus Ogg granule position can
+    # claim 2**63 samples), not hours of lost audio: damage of unknown length.
+    MAX_GAP_S = 3600.0
 
     def __init__(self, stream) -> None:
         self.time_base = stream.time_base
         self.rate = stream.codec_context.sample_rate or SAMPLE_RATE
         self.expected: float | None = None
         self.gaps = 0.0
+        self.lying = False  # some timestamp jumped implausibly far
         self.lost_packets = 0.0
 
     def see(self, packet) -> None:
@@ -310,7 +314,8 @@ class _Timeline:
             return
         start = float(packet.pts * self.time_base)
         if self.expected is not None and start - self.expected > self.GAP_S:
-            self.gaps += start - self.expected
+            self.lying |= start - self.expected > self.MAX_GAP_S
+            self.gaps += 0.0 if self.lying else start - self.expected
         length = float(packet.duration * self.time_base) if packet.duration else 0.0
         self.expected = max(self.expected or 0.0, start + length)
 
