@@ -217,8 +217,8 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             transcript = _transcribe_one(transcriber, path, args, diag, tally)
             if transcript is None:
                 continue
-            for note in transcript.notes:
-                diag.warning(f"{path}: {note}")
+            if transcript.notes:  # one line per file, however many things it has to say
+                diag.warning(f"{path}: {'; '.join(transcript.notes)}")
             if transcript.truncated or transcript.damaged:
                 tally.partial += 1
             if transcript.engine == "cloud":
