@@ -335,3 +335,18 @@ def test_a_note_the_cli_transcribed_gets_its_files_in_a_watched_folder_without_t
     assert "call me back" in (out / "inbox" / "voice" / "call.srt").read_text()
     log = (data.parent / "watch.log").read_text()
     assert "same audio as" in log and "transcribed /" not in log
+
+
+def test_a_folder_setting_no_note_can_use_fails_its_notes_after_three_tries(space):
+    """The folder's settings fail a note before its own work begins: each try still counts
+    (it must not be retried forever, one log line each time)."""
+    inbox, out, data = space
+    (inbox / ".transcribe.toml").write_text("beam_size = 0\n")
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    with watcher(inbox, out, data) as proc:
+        [row] = wait_for(lambda rows: rows and rows[0]["state"] == "failed", data, proc=proc)
+        time.sleep(1)
+        assert proc.poll() is None
+    assert row["attempts"] == 3 and "beam_size must be at least 1" in row["error"]
+    log = (data.parent / "watch.log").read_text()
+    assert log.count("beam_size must be at least 1") == 3, log

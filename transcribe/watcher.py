@@ -43,7 +43,7 @@ from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, Se
 from .messaging import origin
 from .pipeline import Transcriber
 from .settings import Settings
-from .store import Owed, Store, readable
+from .store import MAX_ATTEMPTS, Owed, Store, readable
 from .writers import FORMATS, sweep_temp_files, write_outputs
 
 log = logging.getLogger(__name__)
@@ -309,9 +309,10 @@ class Watcher:
         return True
 
     def _fail_and_retry(self, job, path: Path, reason: str) -> None:
-        attempt = (self.store.job(job.id) or job).attempts
-        log.error("failed %s: %s (attempt %d)", readable(path), reason, attempt)
         self.store.fail(job.id, reason, retry=True)
+        attempt = (self.store.job(job.id) or job).attempts
+        log.error("failed %s: %s (attempt %d of %d)", readable(path), reason, attempt,
+                  MAX_ATTEMPTS)
 
     def _ready_transcriber(self, overrides: dict) -> Transcriber:
         """The transcriber for these settings with its model loaded: loading is not a note's
