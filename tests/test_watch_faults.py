@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCES, ROOT, SAMPLES, run_cli
-from test_watch import SPEECH, by_name, jobs, settled, space, wait_for, watcher  # noqa: F401
-from wer import wer
+from conftest import ROOT, SAMPLES, run_cli
+from test_watch import SPEECH, by_name, jobs, settled, wait_for, watcher
+from test_watch import space  # noqa: F401 - a fixture
 
 NOTE = "voicemail-8k.wav"  # "Please call me back when you get this message."
 OTHER = "New Recording 12.m4a"  # about milk
