@@ -414,6 +414,13 @@ class Watcher:
             except CloudError as e:
                 log.info("%s: still waiting for the cloud (%s)", job.path, e)
                 return
+            except sqlite3.Error:
+                raise
+            except Exception as e:  # noqa: BLE001 - a decoder's own error: this note's only
+                log.error("%s: cannot send it to the cloud (%s: %s); keeping the local result",
+                          readable(job.path), type(e).__name__, e)
+                self.store.finish(job.id, local, "done")
+                continue
             self._write_outputs(job.id, transcript, "done")
             log.info("transcribed %s in the cloud (%s)", job.path, transcript.provider)
 
