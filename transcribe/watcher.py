@@ -371,7 +371,10 @@ class Watcher:
         try:
             files = self._write(owed, transcript)
         except OSError as e:
-            self._folder_failed(folder, e)
+            self._folder_failed(folder, e.strerror or str(e))
+            return None
+        except Exception as e:  # noqa: BLE001 - never the watcher's end; kept owed, said once
+            self._folder_failed(folder, f"{type(e).__name__}: {e}")
             return None
         if self._folder_errors.pop(folder, None):
             log.info("%s: writing transcripts there again", folder)
@@ -383,8 +386,7 @@ class Watcher:
                              source=Path(owed.path),
                              relative_dir=Path(owed.options.get("rel", ".")))
 
-    def _folder_failed(self, folder: Path, error: OSError) -> None:
-        why = error.strerror or str(error)
+    def _folder_failed(self, folder: Path, why: str) -> None:
         if self._folder_errors.get(folder) != why:
             log.error("%s: cannot write transcripts there (%s); they are kept in the store "
                       "and written when the folder can take them", folder, why)
