@@ -115,6 +115,9 @@ def make_notes(work: Path) -> dict[str, tuple[Path, str]]:
     for label, seconds in (("10s", 10), ("30s", 28), ("60s", 60)):
         samples, text = build(seconds)
         notes[label] = _write(work / f"note-{label}.wav", samples), text
+    for path, text, _ in _real_notes():  # real speech, as sent (Ogg/Opus)
+        if path.stem in ("fleurs-en-008", "fleurs-de-007", "fleurs-de-009"):
+            notes[f"{len(decode(path).samples) / 16000:.0f}s real"] = path, text
     return notes
 
 
@@ -139,7 +142,6 @@ def warm(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
     stock = WhisperModel(model_dir, device="cpu", compute_type="int8",
                          cpu_threads=os.cpu_count() or 1)
     unsplit = Transcriber(Settings.load().with_overrides(split=False))
-    greedy = Transcriber(Settings.load().with_overrides(beam_size=1))
     features = {str(path): stock.feature_extractor(decode_audio(str(path)))
                 for path, _ in notes.values()}
 
@@ -154,13 +156,12 @@ def warm(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
         "one padded encoder pass": floor_run,
         "transcribe (ours)": lambda p: transcriber.transcribe(p).text,
         "ours, split off": lambda p: unsplit.transcribe(p).text,
-        "ours, never beam": lambda p: greedy.transcribe(p).text,
     }
     for run in contenders.values():  # warm every path up once
         run(notes["3s"][0])
     table = {}
     print("\nwarm per-note latency (median of %d, seconds; ratio = / stock)" % repeats)
-    print(f"{'note':>5} " + " ".join(f"{name:>26}" for name in contenders))
+    print(f"{'note':>8} " + " ".join(f"{name:>26}" for name in contenders))
     for label, (path, _) in notes.items():
         times = {name: [] for name in contenders}
         for _ in range(repeats):
@@ -172,41 +173,79 @@ def warm(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
         base = medians["stock transcribe()"]
         table[label] = {name: {"s": round(m, 3), "ratio": round(m / base, 3)}
                         for name, m in medians.items()}
-        print(f"{label:>5} " + " ".join(f"{m:>18.3f} ({m / base:4.2f}x)"
+        print(f"{label:>8} " + " ".join(f"{m:>18.3f} ({m / base:4.2f}x)"
                                         for m in medians.values()))
     return table
 
 
 def accuracy(settings, model_dir: str, notes: dict, work: Path) -> dict:
-    """WER of every shipped configuration, and stock, on the samples, the dev set, the
-    longer notes built from them (where the fast path cuts notes into pieces), and
-    the samples and dev set again under white noise at 10 dB SNR."""
+    """WER per language on real speech (the FLEURS dev set and jfk), for ours, stock
+    faster-whisper and ours in float32, with the notes where a phrase came out twice;
+    then the same over the synthetic samples, the longer notes built from them, and
+    the real and synthetic notes under white noise at 10 dB SNR."""
     from faster_whisper import WhisperModel
 
     from transcribe import Transcriber
 
-    refs = json.loads((SAMPLES / "references.json").read_text())
-    items = [(SAMPLES / n, refs[n]["text"]) for n in SPEECH]
-    if (DEVSET / "jfk.flac").exists():
-        items.append((DEVSET / "jfk.flac", JFK))
-    items += [notes[label] for label in ("10s", "30s", "60s")]
-    items += [(_noisy(path, work), text) for path, text in items[:7]]
-    configs = {
-        "ours int8 (default)": Transcriber(settings),
-        "ours int8, split off": Transcriber(settings.with_overrides(split=False)),
-        "ours int8, never beam": Transcriber(settings.with_overrides(beam_size=1)),
-        "ours float32": Transcriber(settings.with_overrides(compute_type="float32")),
-    }
     stock = WhisperModel(model_dir, device="cpu", compute_type="int8")
-    results = {}
-    print("\naccuracy: word error rate over %d notes (lower is better)" % len(items))
-    for name, transcriber in configs.items():
-        results[name] = _wer(items, lambda p, t=transcriber: t.transcribe(p).text)
-    results["stock int8"] = _wer(items, lambda p: " ".join(
-        s.text for s in stock.transcribe(str(p))[0]))
-    for name, value in results.items():
-        print(f"  {name:<24} {value * 100:5.1f} %")
+    configs = {
+        "ours int8 (default)": Transcriber(settings).transcribe,
+        "stock int8": lambda p: _Text(" ".join(s.text for s in stock.transcribe(str(p))[0])),
+        "ours float32": Transcriber(settings.with_overrides(compute_type="float32")).transcribe,
+        "ours, split off": Transcriber(settings.with_overrides(split=False)).transcribe,
+    }
+    real = _real_notes()
+    refs = json.loads((SAMPLES / "references.json").read_text())
+    synthetic = [(SAMPLES / n, refs[n]["text"], refs[n]["language"]) for n in SPEECH]
+    synthetic += [(*notes[label], "en") for label in ("10s", "30s", "60s")]
+    noisy = [(_noisy(path, work), text, lang) for path, text, lang in real[::3] + synthetic[:6]]
+    languages = sorted({lang for _, _, lang in real})
+    results: dict = {}
+    print(f"\naccuracy on real speech: WER per language over {len(real)} notes (dev set and "
+          "jfk), and the notes where a phrase came out twice")
+    print(f"  {'':<22}" + "".join(f"{lang:>8}" for lang in languages)
+          + f"{'all':>8}{'twice':>7}{'synthetic':>11}{'noisy':>8}")
+    for name, run in configs.items():
+        texts = {path: run(path).text for path, _, _ in real}
+        per = {lang: _wer([n for n in real if n[2] == lang], texts.__getitem__)
+               for lang in languages}
+        twice = [path.name for path in texts if _said_twice(texts[path])]
+        row = {"per_language": per, "all": _wer(real, texts.__getitem__), "said_twice": twice,
+               "synthetic": _wer(synthetic, lambda p: run(p).text),
+               "noisy": _wer(noisy, lambda p: run(p).text)}
+        results[name] = row
+        print(f"  {name:<22}" + "".join(f"{per[lang] * 100:7.1f}%" for lang in languages)
+              + f"{row['all'] * 100:7.1f}%{len(twice):>7}{row['synthetic'] * 100:10.1f}%"
+              f"{row['noisy'] * 100:7.1f}%")
+    ours, base = results["ours int8 (default)"], results["stock int8"]
+    worse = [lang for lang in languages if ours["per_language"][lang] > base["per_language"][lang]]
+    print(f"  ours <= stock in every language: {'yes' if not worse else 'no: ' + ', '.join(worse)}")
     return results
+
+
+class _Text:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _real_notes() -> list[tuple[Path, str, str]]:
+    """The FLEURS dev set (../shared/devset/real) and jfk: (path, reference, language)."""
+    notes = []
+    manifest = DEVSET / "real" / "manifest.jsonl"
+    if manifest.exists():
+        for line in manifest.read_text().splitlines():
+            if line.strip():
+                item = json.loads(line)
+                notes.append((DEVSET / "real" / item["file"], item["ref"], item["lang"]))
+    if (DEVSET / "jfk.flac").exists():
+        notes.append((DEVSET / "jfk.flac", JFK, "en"))
+    return notes
+
+
+def _said_twice(text: str) -> bool:
+    from transcribe.quality import find_loops
+
+    return bool(find_loops(text.split()))
 
 
 def _noisy(path: Path, work: Path, snr_db: float = 10.0) -> Path:
@@ -219,12 +258,25 @@ def _noisy(path: Path, work: Path, snr_db: float = 10.0) -> Path:
 
 
 def _wer(items, run) -> float:
+    """Corpus WER over (path, reference, language) items: errors over reference
+    words, after Whisper's own normalisers (English for English, basic for the
+    rest, as the dev set's README asks) where whisper-normalizer is installed."""
     errors = words = 0
-    for path, ref in items:
-        n = len(ref.split())
-        errors += wer(ref, run(path)) * n
+    for path, ref, language in items:
+        ref_n, hyp_n = _normalised(ref, language), _normalised(run(path), language)
+        n = len(ref_n.split())
+        errors += wer(ref_n, hyp_n) * n
         words += n
-    return round(errors / words, 4)
+    return round(errors / words, 4) if words else 0.0
+
+
+def _normalised(text: str, language: str) -> str:
+    try:
+        from whisper_normalizer.basic import BasicTextNormalizer
+        from whisper_normalizer.english import EnglishTextNormalizer
+    except ImportError:
+        return text
+    return (EnglishTextNormalizer() if language == "en" else BasicTextNormalizer())(text)
 
 
 def cold(model_dir: str, notes: dict, repeats: int) -> dict:

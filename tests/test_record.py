@@ -188,3 +188,26 @@ def test_without_portaudio_record_says_how_to_install_it_and_the_rest_works(tmp_
     assert "call me back" in result.stdout and result.stdout.rstrip().endswith("exit=0")
     assert "PortAudio is not available" in result.stderr
     assert "sudo apt install libportaudio2" in result.stderr
+
+
+@needs_portaudio
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_devices_without_an_input_device_is_one_line_and_exit_5(tmp_path, json_flag):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / ".asoundrc").write_text('pcm.!default { type asym playback.pcm "null" '
+                                    'capture.pcm "nosuchdevice" }\n')
+    result = run_cli("devices", *json_flag, env={"HOME": str(user)})
+    assert result.returncode == 5
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: no input device found")
+
+
+@needs_portaudio
+def test_devices_lists_the_microphone_with_exit_0(tmp_path):
+    env = microphone(tmp_path, np.zeros(16000, dtype=np.float32), 48000)
+    result = run_cli("devices", env=env)
+    assert result.returncode == 0, result.stderr
+    assert any(line.startswith("*") and "default" in line and " Hz)" in line
+               for line in result.stdout.splitlines())

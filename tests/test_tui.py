@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES, private_home, run_cli
+from conftest import REFERENCES, ROOT, SAMPLES, private_home, run_cli
 from textual.widgets import DataTable, Input, Static
 
 from transcribe.settings import Settings
 from tui.app import TranscribeApp
+from tui.screens import SettingsScreen
 
 NOTES = ["PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", "recording-de.webm",
          "silence.opus"]
@@ -37,20 +38,69 @@ def filled_home(tmp_path_factory, home) -> Path:
     return data
 
 
-@pytest.fixture
-def app_home(filled_home, tmp_path, monkeypatch) -> Path:
-    """A private copy of the filled store for one test, so tests do not see each other.
+@pytest.fixture(scope="module")
+def fixed_home(tmp_path_factory, home) -> Path:
+    """A TRANSCRIBE_HOME whose store holds fixed transcripts of the sample notes (their
+    reference texts), for snapshots: the model's words differ between CPU kinds (AVX2
+    and AVX-512 gave "half past seven" and "half past 7" for the Telegram note)."""
+    from datetime import datetime, timezone
+
+    from transcribe.audio import decode, file_sha256
+    from transcribe.messaging import origin
+    from transcribe.store import Store
+    from transcribe.transcript import Segment, Transcript
+
+    root = tmp_path_factory.mktemp("tui-fixed")
+    data = private_home(root / "home", home)
+    notes = root / "notes"
+    notes.mkdir()
+    store = Store.open_default(data / "data")
+    for name in NOTES:
+        path = notes / name
+        shutil.copy(SAMPLES / name, path)
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+        text, language = REFERENCES[name]["text"], REFERENCES[name]["language"]
+        duration = decode(path).duration
+        segments = [Segment(0.0, round(duration - 1.0, 1), text, -0.2, 0.01)] if text else []
+        transcript = Transcript(file=str(path), text=text, language=language, duration=duration,
+                                segments=segments, engine="local", model="base",
+                                no_speech=not text, language_probability=0.98 if text else None)
+        where = origin(path, FIXED_MTIME)
+        sent_at = where.sent_at if where.from_name else datetime.fromtimestamp(
+            FIXED_MTIME, tz=timezone.utc).isoformat(timespec="seconds")
+        store.record(str(path), file_sha256(path), path.stat().st_size, transcript,
+                     sent_at=sent_at, app=where.app)
+    store.close()
+    return data
+
+
+def private_copy(filled: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of a filled store for one test, so tests do not see each other.
 
     HOME is where the notes are and the clock is UTC, so what the screens show
     (~/notes/..., times) is the same on every run, as snapshots need.
     """
     data = tmp_path / "home"
-    shutil.copytree(filled_home, data, symlinks=True)
+    shutil.copytree(filled, data, symlinks=True)
     monkeypatch.setenv("TRANSCRIBE_HOME", str(data))
-    monkeypatch.setenv("HOME", str(filled_home.parent))
+    monkeypatch.setenv("HOME", str(filled.parent))
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    yield data
+    return data
+
+
+@pytest.fixture
+def app_home(filled_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the store filled by the real model: for tests of behaviour."""
+    yield private_copy(filled_home, tmp_path, monkeypatch)
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def snap_home(fixed_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the store of fixed transcripts: for snapshots, the same on every CPU."""
+    yield private_copy(fixed_home, tmp_path, monkeypatch)
     monkeypatch.undo()
     time.tzset()
 
@@ -192,11 +242,11 @@ def test_times_read_like_a_mail_client():
     assert _when(None, today) == ""
 
 
-def test_snapshot_inbox(app_home, snap_compare):
+def test_snapshot_inbox(snap_home, snap_compare):
     assert snap_compare(TranscribeApp(Settings.load()), terminal_size=(100, 24))
 
 
-def test_snapshot_transcript(app_home, snap_compare):
+def test_snapshot_transcript(snap_home, snap_compare):
     async def open_whatsapp(pilot):
         table = pilot.app.query_one("#inbox", DataTable)
         table.move_cursor(row=next(i for i, r in enumerate(rows(pilot.app))
@@ -208,7 +258,7 @@ def test_snapshot_transcript(app_home, snap_compare):
                         run_before=open_whatsapp)
 
 
-def test_snapshot_settings(app_home, snap_compare):
+def test_snapshot_settings(snap_home, snap_compare):
     assert snap_compare(TranscribeApp(Settings.load()), press=["s"], terminal_size=(80, 24))
 
 
@@ -222,6 +272,7 @@ def test_snapshot_first_run(tmp_path, monkeypatch, snap_compare):
 RECORD_DRIVER = r'''
 import asyncio, json, sys
 from tui.app import TranscribeApp
+from tui.screens import SettingsScreen
 
 async def main():
     app = TranscribeApp()
@@ -294,3 +345,185 @@ def test_without_portaudio_the_record_screen_says_how_to_fix_it(tmp_path, home):
     assert not seen["started"]
     assert "Recording is not available" in seen["status"]
     assert "libportaudio2" in seen["status"]
+
+
+async def test_a_wrong_language_is_refused_before_it_is_saved(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        app.screen.query_one("#language", Input).value = "klingon"
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.screen.query_one("#language", Input), "the settings stay open"
+    assert not (app_home / "config" / "config.toml").exists()
+    assert Settings.load().language is None
+
+
+async def test_a_note_shows_its_transcript_and_its_translation(app_home):
+    note = SAMPLES / "recording-de.webm"
+    translated = run_cli("--task", "translate", str(note),
+                         env={"TRANSCRIBE_HOME": str(app_home)})
+    assert translated.returncode == 0, translated.stderr
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        index = next(i for i, r in enumerate(rows(app)) if "Paket" in r[6])
+        assert len(rows(app)) == 4, "one note, not two"
+        app.query_one("#inbox", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        headings = [str(h.render()) for h in app.screen.query(".heading")]
+        assert [h.split()[0] for h in headings] == ["Transcript", "English"]
+        shown = [str(s.render()) for s in app.screen.query(".segment")]
+        assert any("Paket" in s for s in shown) and any("help" in s.lower() for s in shown)
+        assert "de · " in str(app.screen.query_one("#meta", Static).render())
+
+
+def screen_text(app) -> str:
+    """The text on the terminal, line by line, as a person reads it."""
+    import html
+    import re
+
+    lines: dict[float, list] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>',
+                         app.export_screenshot(), re.S):
+        lines.setdefault(float(m[2]), []).append((float(m[1]),
+                                                  html.unescape(re.sub("<[^>]+>", "", m[3]))))
+    text = "\n".join("".join(t for _, t in sorted(v)) for _, v in sorted(lines.items()))
+    return text.replace("\xa0", " ")
+
+
+async def test_search_results_show_length_language_and_engine(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        inbox = {r[6][:12]: r for r in rows(app)}
+        await pilot.press("slash", *"paket")
+        await pilot.pause()
+        [row] = rows(app)
+        assert row[2:5] == ["0:07", "de", "local"]
+        assert row[2:6] == inbox["Guten Morgen"][2:6]
+
+
+async def test_a_file_added_is_selected_and_shown_wherever_it_sorts(app_home, tmp_path):
+    old = tmp_path / "old-voicemail.wav"
+    shutil.copy(SAMPLES / "voicemail-8k.wav", old)
+    os.utime(old, (946_684_800, 946_684_800))  # 2000-01-01: it sorts last, below the fold
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 12)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#inbox", DataTable)
+        assert table.cursor_row == 0
+        await pilot.press("a")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(old)
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if len(rows(app)) == 5:
+                break
+        await pilot.pause()
+        assert rows(app)[-1][0] == "2000-01-01"
+        assert table.cursor_row == 4, "the note just added is selected"
+        assert "2000-01-01" in screen_text(app), "and scrolled into view"
+
+
+async def test_the_help_says_how_to_close_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSCRIBE_HOME", str(tmp_path))
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "Esc or ? to close" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "Esc or ? to close" not in screen_text(app)
+
+
+async def test_the_add_dialog_picks_a_note_from_a_tree_of_folders_and_notes(app_home, tmp_path,
+                                                                          monkeypatch):
+    from textual.widgets import DirectoryTree
+
+    user = tmp_path / "user"
+    (user / "voice").mkdir(parents=True)
+    shutil.copy(SAMPLES / "voicemail-8k.wav", user / "voice" / "voicemail-8k.wav")
+    (user / "voice" / "letter.txt").write_text("not a voice note\n")
+    shutil.copy(SAMPLES / "silence.opus", user / "voice" / ".hidden.opus")
+    monkeypatch.setenv("HOME", str(user))
+
+    def labels(node) -> list[str]:
+        return [str(child.label) for child in node.children]
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("a")
+        tree = app.screen.query_one(DirectoryTree)
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if labels(tree.root):
+                break
+        assert labels(tree.root) == ["voice"]
+        tree.focus()
+        await pilot.press("down", "enter")
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if labels(tree.root.children[0]):
+                break
+        assert app.screen.query_one("#path", Input).value == str(user / "voice")
+        assert labels(tree.root.children[0]) == ["voicemail-8k.wav"]
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen.query_one("#path", Input).value == str(user / "voice" /
+                                                                 "voicemail-8k.wav")
+        await pilot.press("enter")  # the Transcribe button has the focus now
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if any("call me back" in r[6] for r in rows(app)):
+                break
+        assert any("call me back" in r[6] and r[5] == "✓ done" for r in rows(app))
+
+
+async def test_a_note_says_when_its_language_is_unsure_or_its_text_looped(snap_home, tmp_path):
+    """The marks the engine sets (tested with the real model in test_accuracy.py and
+    test_engine.py), as the note view shows them."""
+    from transcribe.store import Store
+    from transcribe.transcript import Segment, Transcript
+
+    note = tmp_path / "PTT-20240313-WA0001.opus"
+    shutil.copy(SAMPLES / "recording-de.webm", note)
+    transcript = Transcript(
+        file=str(note), text="Guten Morgen, das Paket ist heute angekommen.", language="de",
+        duration=6.9, segments=[Segment(0.0, 5.0, "Guten Morgen, das Paket ist heute angekommen.")],
+        engine="local", model="base", language_probability=0.23, language_unsure=True,
+        low_confidence=True, looped=True,
+        notes=["low confidence: removed 1 repeated copy of \u201cdas Paket ist heute\u201d"])
+    store = Store.open_default(snap_home / "data")
+    store.record(str(note), "f" * 64, note.stat().st_size, transcript,
+                 sent_at="2024-03-13T09:00:00", app="WhatsApp")
+    store.close()
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        index = next(i for i, r in enumerate(rows(app)) if "Paket" in r[6])
+        app.query_one("#inbox", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        meta = str(app.screen.query_one("#meta", Static).render())
+    assert "de? (language unsure, p=0.23)" in meta
+    assert "the model repeated itself; the repeats were cut out" in meta
+
+
+async def test_my_languages_are_a_saved_setting_and_a_wrong_one_is_refused(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        app.screen.query_one("#languages", Input).value = "pt, klingon"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)  # refused: still on the form
+        app.screen.query_one("#languages", Input).value = "pt, English"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert Settings.load().languages == ("pt", "en")

@@ -12,6 +12,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import telemetry
+
+telemetry.forbid()
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

@@ -33,11 +33,19 @@ TRUNCATION_TOLERANCE_S = 0.3
 
 @dataclass(frozen=True)
 class Audio:
-    """A decoded voice note."""
+    """A decoded voice note, and how much of the file it is.
+
+    `truncated` and `unreadable` are only ever set by `decode(partial=True)`:
+    the audio then holds what could be read, and the caller says so.
+    """
 
     samples: np.ndarray  # float32, mono, SAMPLE_RATE
     source_rate: int
     codec: str
+    declared: float | None = None  # the length the file says it has, where it says so
+    truncated: bool = False  # the audio stops before the file's declared end
+    unreadable: float = 0.0  # seconds inside the note that could not be decoded
+    damaged: bool = False  # corrupt stretches were skipped (`unreadable` says how long)
 
     @property
     def duration(self) -> float:
@@ -73,8 +81,14 @@ def check_readable(path: Path, max_bytes: int | None = None) -> int:
     return st.st_size
 
 
-def decode(path: str | Path, max_bytes: int | None = None) -> Audio:
-    """Decode a whole file; raise an `InputError` saying why when it cannot be."""
+def decode(path: str | Path, max_bytes: int | None = None, *, partial: bool = False) -> Audio:
+    """Decode a whole file; raise an `InputError` saying why when it cannot be.
+
+    A file that stops before its declared end raises `TruncatedAudio`, unless
+    `partial` is set: then the audio that is there comes back with `truncated`
+    set (the watcher leaves it unset, so an unfinished download is waited for).
+    Corrupt stretches are skipped and counted in `unreadable`, with `damaged` set.
+    """
     import av
 
     path = Path(path)
@@ -91,19 +105,51 @@ def decode(path: str | Path, max_bytes: int | None = None) -> Audio:
         if not container.streams.audio:
             raise NotAudio(path, "has no audio stream")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            raise NotAudio(path, "its audio is in a codec this build cannot decode")
         declared = _declared_duration(container, stream)
-        samples = _decode_stream(path, container, stream)
-    decoded = len(samples) / SAMPLE_RATE
-    if decoded == 0:
+        decoded = _decode_stream(path, container, stream)
+        codec = stream.codec_context.name
+        source_rate = stream.codec_context.sample_rate or SAMPLE_RATE
+        last_page = container.duration / 1_000_000 if container.duration is not None else None
+    seconds = len(decoded.samples) / SAMPLE_RATE
+    if seconds == 0:
         raise NotAudio(path, "contains no decodable audio")
-    if declared is not None and decoded < declared - TRUNCATION_TOLERANCE_S:
-        raise TruncatedAudio(path, f"truncated: the audio stops at {decoded:.1f} s of "
-                                   f"{declared:.1f} s (an incomplete download or copy?)")
-    if stream.codec_context.name in ("opus", "vorbis", "flac") and _ogg_missing_end(path):
-        raise TruncatedAudio(path, f"truncated: the Ogg stream stops at {decoded:.1f} s without "
-                                   "its end marker (an incomplete download or copy?)")
-    return Audio(samples, stream.codec_context.sample_rate or SAMPLE_RATE,
-                 stream.codec_context.name)
+    ogg = codec in ("opus", "vorbis", "flac") and _is_ogg(path)
+    truncated = reason = None
+    if declared is not None and seconds + decoded.unreadable < declared - TRUNCATION_TOLERANCE_S:
+        truncated = True
+        reason = (f"truncated: the audio stops at {_clock(seconds)} of {_clock(declared)} "
+                  "(an incomplete download or copy?)")
+    if ogg and _ogg_missing_end(path):
+        truncated = True
+        reason = (f"truncated: the Ogg stream stops at {_clock(seconds)} without its end "
+                  "marker (an incomplete download or copy?)")
+    unreadable, damaged = decoded.unreadable, decoded.damaged
+    if ogg and not truncated:
+        unreadable, damaged = _ogg_shortfall(last_page, seconds, unreadable, damaged)
+    if truncated and not partial:
+        raise TruncatedAudio(path, reason)
+    return Audio(decoded.samples, source_rate, codec, declared=declared, truncated=bool(truncated),
+                 unreadable=unreadable, damaged=damaged)
+
+
+def damage_report(audio: Audio) -> list[str]:
+    """What a user should be told about a partly readable note, one line each."""
+    lines = []
+    if audio.truncated:
+        of = f" of {_clock(audio.declared)}" if audio.declared else ""
+        lines.append(f"truncated: the audio stops at {_clock(audio.duration)}{of}; "
+                     "transcribed as far as it goes")
+    if audio.damaged:
+        if audio.unreadable >= 0.1:
+            total = audio.duration + audio.unreadable
+            lines.append(f"damaged: about {audio.unreadable:.1f} s of {total:.1f} s "
+                         f"({audio.unreadable / total:.0%}) could not be read; "
+                         "the rest is transcribed")
+        else:
+            lines.append("damaged: corrupt data was skipped; the rest is transcribed")
+    return lines
 
 
 class OpusEncoder:
@@ -167,32 +213,142 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _decode_stream(path: Path, container, stream) -> np.ndarray:
+@dataclass
+class _Decoded:
+    samples: np.ndarray
+    unreadable: float = 0.0
+    damaged: bool = False
+
+
+class _Resampler:
+    """libswresample to 16 kHz mono s16, rebuilt when the input frames change shape.
+
+    A damaged mp3 can switch sample rate or channel layout mid-stream (a flipped
+    bit in a frame header); PyAV's resampler raises ValueError on that."""
+
+    def __init__(self) -> None:
+        self._resampler = None
+        self._shape = None
+        self.chunks: list[np.ndarray] = []
+
+    def add(self, frame) -> None:
+        import av
+
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if shape != self._shape:
+            self.flush()
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            self._shape = shape
+        frame.pts = None
+        self._take(self._resampler.resample(frame))
+
+    def flush(self) -> None:
+        if self._resampler is not None:
+            self._take(self._resampler.resample(None))
+            self._resampler = None
+
+    def _take(self, frames) -> None:
+        for out in frames:
+            self.chunks.append(out.to_ndarray().reshape(-1))
+
+
+def _decode_stream(path: Path, container, stream) -> _Decoded:
+    """Decode every packet that can be; count, in seconds, what cannot.
+
+    A packet the decoder refuses, a frame it marks corrupt and a jump forward in
+    the packets' timestamps (pages the demuxer dropped, e.g. on an Ogg CRC
+    mismatch) are damage; an error of the demuxer ends the stream there."""
     import av
 
-    resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    bad_packets = 0
+    resampler = _Resampler()
+    clock = _Timeline(stream)
+    damaged = False
     try:
         for packet in container.demux(stream):
+            clock.see(packet)
             try:
                 frames = packet.decode()
-            except av.error.InvalidDataError:
-                bad_packets += 1
+            except (av.error.FFmpegError, ValueError):
+                damaged = True
+                clock.lose(packet)
                 continue
             for frame in frames:
-                frame.pts = None
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    except av.error.FFmpegError as e:
-        raise NotAudio(path, f"damaged audio ({e.strerror or type(e).__name__})") from None
-    if bad_packets:
-        log.warning("%s: skipped %d damaged packet(s)", path, bad_packets)
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return (np.concatenate(chunks).astype(np.float32) / 32768.0)
+                if frame.is_corrupt:
+                    damaged = True
+                    clock.lose_frame(frame)
+                resampler.add(frame)
+    except (av.error.FFmpegError, ValueError) as e:
+        log.info("%s: the stream ends in damaged data (%s)", path, e)
+        damaged = True
+    try:
+        resampler.flush()
+    except (av.error.FFmpegError, ValueError):
+        damaged = True
+    damaged = damaged or clock.gaps > 0
+    if damaged:
+        log.info("%s: about %.1f s unreadable", path, clock.lost)
+    samples = (np.concatenate(resampler.chunks).astype(np.float32) / 32768.0
+               if resampler.chunks else np.zeros(0, dtype=np.float32))
+    return _Decoded(samples, clock.lost, damaged)
+
+
+class _Timeline:
+    """Where the packets say they are, to find stretches that never arrived."""
+
+    # Forward jumps below this are container rounding, not lost data.
+    GAP_S = 0.05
+
+    def __init__(self, stream) -> None:
+        self.time_base = stream.time_base
+        self.rate = stream.codec_context.sample_rate or SAMPLE_RATE
+        self.expected: float | None = None
+        self.gaps = 0.0
+        self.lost_packets = 0.0
+
+    def see(self, packet) -> None:
+        if packet.pts is None or self.time_base is None:
+            return
+        start = float(packet.pts * self.time_base)
+        if self.expected is not None and start - self.expected > self.GAP_S:
+            self.gaps += start - self.expected
+        length = float(packet.duration * self.time_base) if packet.duration else 0.0
+        self.expected = max(self.expected or 0.0, start + length)
+
+    def lose(self, packet) -> None:
+        if packet.duration and self.time_base is not None:
+            self.lost_packets += float(packet.duration * self.time_base)
+
+    def lose_frame(self, frame) -> None:
+        self.lost_packets += frame.samples / self.rate
+
+    @property
+    def lost(self) -> float:
+        return self.gaps + self.lost_packets
+
+
+def _ogg_shortfall(declared: float | None, seconds: float, unreadable: float,
+                   damaged: bool) -> tuple[float, bool]:
+    """A whole Ogg file (end marker present) that decodes shorter than its last
+    page says (`declared`) lost pages in the middle: damaged, not truncated."""
+    if declared is None:
+        return unreadable, damaged
+    missing = declared - seconds - unreadable
+    if missing <= TRUNCATION_TOLERANCE_S:
+        return unreadable, damaged
+    # A bogus granule position can claim hours: the loss is then unknown, not hours.
+    if declared > 4 * seconds + 60:
+        return unreadable, True
+    return unreadable + missing, True
+
+
+def _clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _is_ogg(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4) == b"OggS"
 
 
 def _declared_duration(container, stream) -> float | None:
@@ -226,5 +382,5 @@ def is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_SUFFIXES
 
 
-__all__ = ["Audio", "InputError", "SAMPLE_RATE", "check_readable", "decode", "file_sha256",
-           "is_audio_name"]
+__all__ = ["Audio", "InputError", "SAMPLE_RATE", "check_readable", "damage_report", "decode",
+           "file_sha256", "is_audio_name"]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import os
 import random
+import re
 import socket
 import threading
 import time
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, encode_opus, file_sha256
-from .errors import CloudError
+from .errors import CloudError, one_line
 from .settings import CloudSettings, Secret
 from .transcript import Segment, Transcript, join_segments
 
@@ -36,6 +38,27 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP_S = 30.0
 BACKOFF_BASE_S = 0.5
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+# A transcript is kilobytes (open-asr-server's verbose_json for the 8 s sample note is
+# 413 bytes; with OpenAI's token lists a few times that, so 4 MB is many hours of
+# speech); an error says what it has to in its first 64 kB. Before these caps a 1 GB
+# 200 body was read whole, and a 256 MB error body retried 4 times peaked at 2.9 GB.
+MAX_ANSWER_BYTES = 4 * 2**20
+MAX_ERROR_BYTES = 64 * 2**10
+# A split cuts at the quietest 150 ms in the half part before where the size
+# would cut (or the middle half, when a part is halved): cut at 3.72 s, through
+# "ten minutes", the sample WhatsApp note came back from tiny.en as "about to
+# death. minute said"; the pauses of that (espeak-ng) note are 1.2-1.7 s away.
+PAUSE_S = 0.15
+CUT_FRAME = SAMPLE_RATE // 100
+# Key-shaped tokens a provider may echo back: OpenAI's (sk-..., sk-proj-...) and Groq's
+# (gsk_...). OpenAI's 401 says "Incorrect API key provided: sk-...".
+KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])(?:sk-|gsk_)[A-Za-z0-9_*\-]{6,}")
+REDACTED = "[redacted]"
+# One request's deadline, start to end, when [cloud] total_timeout is 0: two minutes
+# for the provider to answer, plus 10 s per MB uploaded (an uplink of 100 kB/s). A
+# guess, not a measurement: no provider is reachable from where this was written.
+TOTAL_TIMEOUT_BASE_S = 120.0
+TOTAL_TIMEOUT_PER_MB_S = 10.0
 # What OpenAI's endpoint accepts by name; anything else is re-encoded first.
 UPLOAD_SUFFIXES = {".flac", ".m4a", ".mp3", ".mp4", ".mpeg", ".mpga", ".oga", ".ogg", ".wav",
                    ".webm"}
@@ -81,8 +104,10 @@ class CloudClient:
         self._lock = threading.Lock()
         timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout,
                                 write=settings.read_timeout)
+        # No keep-alive: every request opens its own connection, which _Deadline sees.
         self._http = httpx.Client(base_url=settings.base_url.rstrip("/") + "/", timeout=timeout,
-                                  transport=transport, follow_redirects=False)
+                                  transport=transport, follow_redirects=False,
+                                  limits=httpx.Limits(max_keepalive_connections=0))
 
     @property
     def host(self) -> str:
@@ -159,28 +184,26 @@ class CloudClient:
             data["language"] = language
         if prompt:
             data["prompt"] = prompt
-        headers = {"Authorization": f"Bearer {self._key}"}
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self._http.post(endpoint, data=data, headers=headers,
-                                           files={"file": (upload.filename, upload.data)})
+                response, body = self._send(endpoint, data, upload)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 if attempt >= self.settings.max_attempts:
                     self._went_offline()
-                    raise Offline(f"cannot connect to {self.host} ({_reason(e)}); offline?") \
-                        from None
+                    raise Offline(f"cannot connect to {self.host} "
+                                  f"({self._redact(_reason(e))}); offline?") from None
                 self._sleep(_backoff(attempt))
                 continue
             except httpx.TimeoutException:
                 raise CloudError(f"{self.host} did not answer within "
                                  f"{self.settings.read_timeout:.0f} s") from None
             except httpx.HTTPError as e:
-                raise CloudError(f"{self.host}: {_reason(e)}") from None
+                raise CloudError(f"{self.host}: {self._redact(_reason(e))}") from None
             if response.status_code == 200:
-                return _json_body(response, self.host)
-            message = error_message(response)
+                return _json_body(body, self.host)
+            message = error_message(body, response.reason_phrase, key=self._key)
             if response.status_code in (401, 403):
                 raise CloudAuthError(f"{self.host} refused the API key "
                                      f"(HTTP {response.status_code}: {message})")
@@ -188,12 +211,42 @@ class CloudClient:
                 raise CloudError(f"{self.host}: the upload is too large for the provider "
                                  f"(HTTP 413: {message}); lower [cloud] max_upload_bytes")
             retryable = (response.status_code in RETRY_STATUSES
-                         and not _is_quota(response, message))
+                         and not _is_quota(response.status_code, body, message))
             if not retryable or attempt >= self.settings.max_attempts:
                 raise CloudError(f"{self.host}: HTTP {response.status_code}: {message}")
             delay = _retry_after(response) or _backoff(attempt)
             log.info("%s: HTTP %d, retrying in %.1f s", self.host, response.status_code, delay)
             self._sleep(delay)
+
+    def _send(self, endpoint: str, data: dict, upload: Upload):
+        """One request under a total deadline; its answer read only up to a cap.
+
+        Returns the response (its body already closed) and the bytes read.
+        """
+        import httpx
+
+        seconds = self.settings.total_timeout or total_timeout_for(len(upload.data))
+        headers = {"Authorization": f"Bearer {self._key}", "Accept-Encoding": "identity"}
+        with _Deadline(seconds) as deadline:
+            try:
+                with self._http.stream("POST", endpoint, data=data, headers=headers,
+                                       files={"file": (upload.filename, upload.data)},
+                                       extensions={"trace": deadline.trace}) as response:
+                    cap = MAX_ANSWER_BYTES if response.status_code == 200 else MAX_ERROR_BYTES
+                    body, complete = _read_capped(response, cap)
+            except httpx.HTTPError:
+                if not deadline.expired:
+                    raise
+        if deadline.expired:
+            raise CloudError(f"{self.host} did not finish within {seconds:.0f} s "
+                             "([cloud] total_timeout)")
+        if response.status_code == 200 and not complete:
+            raise CloudError(f"{self.host}: the answer is over {MAX_ANSWER_BYTES // 2**20} MB, "
+                             "which no transcription is; stopped reading it")
+        return response, body
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._key)
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -207,7 +260,7 @@ class CloudClient:
             "bytes": len(upload.data),
             "uploaded_as": upload.filename,
             "reason": reason,
-            "outcome": outcome,
+            "outcome": self._redact(outcome),
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a", encoding="utf-8") as f:
@@ -230,9 +283,15 @@ def prepare_uploads(path: Path, audio: Audio | None, limit: int) -> list[Upload]
         return [Upload(path.stem + ".ogg", whole)]
     seconds_per_part = max(1.0, audio.duration * (limit * 0.9) / len(whole))
     step = int(seconds_per_part * SAMPLE_RATE)
+    samples = audio.samples
     parts: list[Upload] = []
-    for start in range(0, len(audio.samples), step):
-        parts.extend(_encoded_within(audio.samples[start:start + step], start, limit, path))
+    start = 0
+    while start < len(samples):
+        end = start + step
+        if end < len(samples):
+            end = _quiet_cut(samples, end - step // 2, end)  # never later: the part must fit
+        parts.extend(_encoded_within(samples[start:end], start, limit, path))
+        start = end
     parts = [Upload(f"{path.stem}.part{n}.ogg", p.data, p.offset)
              for n, p in enumerate(parts, 1)]
     log.info("%s: split into %d uploads of at most %d bytes", path, len(parts), limit)
@@ -247,45 +306,154 @@ def _encoded_within(samples: np.ndarray, start: int, limit: int, path: Path) -> 
     if len(samples) < SAMPLE_RATE:
         raise CloudError(f"{path}: cannot fit into uploads of {limit} bytes; raise [cloud] "
                          "max_upload_bytes")
-    half = len(samples) // 2
+    half = _quiet_cut(samples, len(samples) // 4, 3 * len(samples) // 4)
     return (_encoded_within(samples[:half], start, limit, path)
             + _encoded_within(samples[half:], start + half, limit, path))
 
 
-def error_message(response) -> str:
-    """OpenAI's `{"error": {"message"}}` and FastAPI's `{"detail": ...}` alike, in one line."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return text.splitlines()[0][:200] if text else response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
+def _quiet_cut(samples: np.ndarray, low: int, high: int) -> int:
+    """Where between `low` and `high` to cut: the middle of the quietest PAUSE_S.
+
+    Energy is averaged over PAUSE_S, not per frame: a plosive's closure is silent
+    for a few tens of ms inside a word, a pause between words lasts longer."""
+    frames = (high - low) // CUT_FRAME
+    span = int(PAUSE_S * SAMPLE_RATE) // CUT_FRAME
+    if frames <= span:
+        return (low + high) // 2
+    window = samples[low:low + frames * CUT_FRAME].reshape(frames, CUT_FRAME)
+    energy = np.square(window, dtype=np.float64).mean(axis=1)
+    smooth = np.convolve(energy, np.ones(span) / span, mode="valid")
+    quietest = int(np.argmin(smooth))
+    return low + (quietest * CUT_FRAME) + span * CUT_FRAME // 2
+
+
+def redact(text: str, key: str | None) -> str:
+    """`text` without the API key or anything shaped like one.
+
+    Every message that comes from a provider goes through here before it is
+    raised, printed, logged or stored: some echo the key they were sent.
+    """
+    if key and len(key) >= 6:
+        text = text.replace(key, REDACTED)
+    return KEY_SHAPED.sub(REDACTED, text)
+
+
+def error_message(body: bytes, reason: str = "", key: str | None = None) -> str:
+    """The provider's message in one line, without the key: OpenAI's `{"error":
+    {"message"}}` and FastAPI's `{"detail": ...}` alike, else the first line of text."""
+    text = redact(body.decode("utf-8", "replace"), key)  # before cutting, not a key's half
+    return redact(_message(text), key) or reason
+
+
+def _message(text: str) -> str:
+    parsed = _parsed(text)
+    if parsed is None:
+        return one_line(text)
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            return one_line(str(error["message"]))
         if isinstance(error, str):
-            return error
-        detail = body.get("detail")
+            return one_line(error)
+        detail = parsed.get("detail")
         if isinstance(detail, str):
-            return detail
+            return one_line(detail)
         if isinstance(detail, dict) and detail.get("message"):
-            return str(detail["message"])
+            return one_line(str(detail["message"]))
         if isinstance(detail, list) and detail and isinstance(detail[0], dict):
             first = detail[0]
             where = ".".join(str(p) for p in first.get("loc", []))
-            return f"{first.get('msg', 'invalid request')} ({where})" if where else \
-                str(first.get("msg", "invalid request"))
-    return str(body)[:200]
+            msg = str(first.get("msg", "invalid request"))
+            return one_line(f"{msg} ({where})" if where else msg)
+    return one_line(str(parsed))
 
 
-def _is_quota(response, message: str) -> bool:
-    """A 429 for an exhausted quota or billing limit will not pass by waiting."""
-    if response.status_code != 429:
-        return False
+def _parsed(body: bytes | str):
+    """The body as JSON, or None when it is not JSON (or was cut off at the cap)."""
     try:
-        code = (response.json().get("error") or {}).get("code")
-    except (ValueError, AttributeError):
-        code = None
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _read_capped(response, cap: int) -> tuple[bytes, bool]:
+    """At most `cap` bytes of the body, and whether that was all of it."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(chunks)[:cap], False
+    return b"".join(chunks), True
+
+
+def total_timeout_for(upload_bytes: int) -> float:
+    """The whole request's deadline when `[cloud] total_timeout` is 0 (the default)."""
+    return TOTAL_TIMEOUT_BASE_S + TOTAL_TIMEOUT_PER_MB_S * upload_bytes / 2**20
+
+
+class _Deadline:
+    """Ends one request at a fixed time, however slowly the peer sends.
+
+    httpx's timeouts are per socket operation, so a server sending one byte every
+    5 s never trips a 300 s read timeout. At the deadline a timer shuts the
+    connection's socket down, which wakes the blocked read or write. The socket
+    comes from httpcore's `trace` extension; connections are not kept alive, so
+    every request opens (and traces) its own.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+    def trace(self, event: str, info: dict) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        raw = info["return_value"].get_extra_info("socket")
+        # A duplicate of the descriptor: TLS later takes the original over, and a
+        # shutdown through either ends the one connection.
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+            self._sock = socket.socket(fileno=os.dup(raw.fileno()))
+            if self.expired:
+                self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _is_quota(status: int, body: bytes, message: str) -> bool:
+    """A 429 for an exhausted quota or billing limit will not pass by waiting."""
+    if status != 429:
+        return False
+    parsed = _parsed(body)
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
     return code == "insufficient_quota" or "quota" in message.lower()
 
 
@@ -308,14 +476,13 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, BACKOFF_BASE_S * 2 ** (attempt - 1))
 
 
-def _json_body(response, host: str) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {"text": response.text.strip()}
-    if not isinstance(body, dict) or "text" not in body:
+def _json_body(body: bytes, host: str) -> dict:
+    parsed = _parsed(body)
+    if parsed is None:
+        return {"text": body.decode("utf-8", "replace").strip()}
+    if not isinstance(parsed, dict) or "text" not in parsed:
         raise CloudError(f"{host}: the answer is not a transcription")
-    return body
+    return parsed
 
 
 def _segments(body: dict, offset: float) -> list[Segment]:

@@ -4,13 +4,15 @@ Silence is not speech. Plain Whisper turns seconds of silence into "You" or
 "Thank you.", so the bundled Silero VAD runs first: a note with no speech in it
 never reaches the model, and any segment the model places where the VAD heard
 no speech is dropped. The model itself still hears the whole note, pauses
-included: the fast path (`pieces.py`) cuts it at the middle of its pauses and
-drops nothing, because joining only the VAD's speech chunks was measured to
-cost words and to mislead language detection on short notes.
+included: a note that fits Whisper's window is decoded whole, and a longer one
+is cut at its longest pauses (`pieces.py`), because joining only the VAD's
+speech chunks was measured to cost words and to mislead language detection on
+short notes.
 
-A note takes the fast path unless `split` is off or word timestamps are asked
-for; those, and any piece the fast path's guard doubts, go through
-faster-whisper's own `transcribe()`.
+Whatever the path, the text is checked for loops (`quality.py`): a loop that
+survives decoding the window again is cut out, and the transcript is marked
+low-confidence with a note saying why. `split = false` hands the whole note to
+faster-whisper's own `transcribe()` instead.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Callable
 from .audio import SAMPLE_RATE, Audio
 from .errors import ModelError
 from .models import ResolvedModel, resolve
+from .quality import COMPRESSION_RATIO_MAX, compression_ratio, looks_looped, remove_loops
 from .settings import Settings
-from .transcript import Segment, Transcript, Word, join_segments
+from .transcript import Segment, Transcript, join_segments, mean_logprob
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,11 @@ NO_SPEECH_LOGPROB = -1.0
 # Below this duration-weighted mean log-probability a transcript is marked
 # low-confidence (the cloud policy uses the mark).
 LOW_CONFIDENCE_LOGPROB = -1.0
+# Below this probability the detected language is reported as unsure.
+LANGUAGE_UNSURE_BELOW = 0.5
+# Below LANGUAGE_UNSURE_BELOW + 0.2, up to this many runners-up (each at least a
+# quarter as probable as the first) are tried on the first piece.
+SECOND_LANGUAGES = 2
 
 ProgressCallback = Callable[[float, float], None]
 
@@ -161,83 +169,137 @@ class LocalEngine:
             return self._transcript(file, audio, [], settings.language, None, no_speech=True)
         whisper = self.load()
         with _decode_lock:
-            if settings.split and not settings.word_timestamps:
+            if settings.split:
                 raw, language, probability = self._decode_pieces(whisper, audio, speech, file,
                                                                  on_progress)
             else:
-                raw, info = self._decode_stock(whisper, audio.samples, settings.language,
-                                               on_progress)
-                language, probability = info.language, info.language_probability
+                raw, language, probability = self._decode_stock(whisper, audio, speech,
+                                                                on_progress)
         segments = []
         for seg in raw:
             if _is_hallucination(seg, speech):
                 log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
                 continue
             segments.append(seg)
-        return self._transcript(file, audio, segments, language, probability,
-                                no_speech=not join_segments(segments))
+        notes = []
+        if looks_looped(segments):
+            segments, notes = remove_loops(segments)
+            if any(compression_ratio(s.text) > COMPRESSION_RATIO_MAX for s in segments):
+                notes.append("the text still repeats itself after the loops were cut out")
+            notes = [f"low confidence: {note}" for note in notes]
+            log.warning("%s: %s", file, "; ".join(notes))
+        transcript = self._transcript(file, audio, segments, language, probability,
+                                      no_speech=not join_segments(segments))
+        if notes:
+            transcript.low_confidence = transcript.looped = True
+            transcript.notes.extend(notes)
+        return transcript
 
     def _decode_pieces(self, whisper, audio: Audio, speech: Speech, file: str,
                        on_progress: ProgressCallback | None
                        ) -> tuple[list[Segment], str, float | None]:
-        """The fast path (`pieces.py`): pieces cut at pauses, decoded side by side.
+        """The note window by window (`pieces.py`): uncut if it fits one window,
+        else cut at its longest pauses, each piece prompted with the text before it.
 
-        A piece the guard doubts is decoded again the stock way, on its own audio
-        (with the stock language detection when the language was detected)."""
-        from .pieces import BEAM_BELOW_LOGPROB, FIRST_PASS_BEAM, PieceDecoder, groups, plan
+        A piece whose text loops is decoded again padded to the whole window, as
+        stock would, without a prompt; whatever still loops is left to
+        `transcribe()`, which cuts it out and says so."""
+        from .pieces import WindowDecoder, plan
 
         settings = self.settings
-        decoder = PieceDecoder(whisper, settings.task, settings.initial_prompt, settings.hotwords)
-        language = settings.language if decoder.multilingual else "en"
-        detected = language is None
-        probability = None if detected else 1.0  # as faster-whisper reports a given language
+        decoder = WindowDecoder(whisper, whisper.feature_extractor(audio.samples),
+                                task=settings.task, beam_size=settings.beam_size,
+                                initial_prompt=settings.initial_prompt,
+                                hotwords=settings.hotwords,
+                                word_timestamps=settings.word_timestamps)
         pieces = plan(audio.samples, speech.spans)
-        features = whisper.feature_extractor(audio.samples)
-        first_beam = min(FIRST_PASS_BEAM, settings.beam_size)
+        encoded = {}
+        candidates = []
+        if not decoder.multilingual:
+            language, probability = "en", 1.0
+        elif settings.language is not None:
+            language, probability = settings.language, 1.0  # as faster-whisper reports it
+        else:
+            ranked = self._detect_language(decoder, pieces, encoded)
+            (language, probability), candidates = ranked[0], _close_runners_up(ranked)
         segments: list[Segment] = []
-        votes: dict[str, list[tuple[float, float]]] = {}  # language -> (speech, probability)
-        for group in groups(pieces):
-            encoded = decoder.encode(features, group)
-            if language is None:
-                language, probability = decoder.detect_language(encoded, group)
-            decoded = decoder.decode(encoded, group, language, first_beam)
-            unsure = [i for i, d in enumerate(decoded) if d.avg_logprob < BEAM_BELOW_LOGPROB]
-            if settings.beam_size > first_beam and unsure:
-                again = decoder.decode(encoded[unsure], [group[i] for i in unsure], language,
-                                       settings.beam_size)
-                for i, result in zip(unsure, again):
-                    decoded[i] = result
-            for result in decoded:
-                piece = result.piece
-                if result.looks_wrong:
-                    log.info("%s: the piece at %.1f-%.1f s looked wrong; decoding it the "
-                             "stock way", file, piece.start, piece.end)
-                    first_sample = round(piece.start * SAMPLE_RATE)
-                    raw, info = self._decode_stock(
-                        whisper, audio.samples[first_sample:round(piece.end * SAMPLE_RATE)],
-                        None if detected else language, None)
-                    segments.extend(_segment(seg, piece.start) for seg in raw)
-                    votes.setdefault(info.language, []).append(
-                        (piece.speech_s, info.language_probability))
-                else:
-                    segments.extend(result.segments)
-                    votes.setdefault(language, []).append((piece.speech_s, probability))
+        previous: list[int] = []
+        for index, piece in enumerate(pieces):
+            code = encoded.pop(index, None) or decoder.encode(piece)
+            decoded, tokens = decoder.decode(piece, code, language, previous)
+            if index == 0 and candidates:
+                decoded, tokens, language, probability = self._likeliest_language(
+                    decoder, piece, code, file, (decoded, tokens, language, probability),
+                    candidates)
+            if looks_looped(decoded):
+                log.info("%s: the text at %.1f-%.1f s loops; decoding it again padded to a "
+                         "whole window", file, piece.start, piece.end)
+                again, again_tokens = decoder.decode(piece, decoder.encode(piece, padded=True),
+                                                     language)
+                if not looks_looped(again):
+                    decoded, tokens = again, again_tokens
+            segments.extend(decoded)
+            previous = tokens
             if on_progress is not None:
-                on_progress(min(group[-1].end, audio.duration), audio.duration)
-        if detected and votes:
-            language = max(votes, key=lambda lang: sum(s for s, _ in votes[lang]))
-            heard = votes[language]
-            probability = sum(s * p for s, p in heard) / sum(s for s, _ in heard)
+                on_progress(min(piece.end, audio.duration), audio.duration)
         return segments, language, probability
 
-    def _decode_stock(self, whisper, samples, language: str | None,
-                      on_progress: ProgressCallback | None) -> tuple[list[Segment], object]:
-        """faster-whisper's own `transcribe()`: padded 30 s windows, the full
-        temperature fallback, word timestamps when asked for."""
+    @staticmethod
+    def _likeliest_language(decoder, piece, code, file: str, first: tuple,
+                            candidates: list[tuple[str, float]]) -> tuple:
+        """When detection is torn between languages, the first piece is decoded in
+        each, and the text the model finds likelier decides (the espeak-ng German
+        note hears Latin at 0.54 and German at 0.21; decoded, German wins)."""
+        best, best_score = first, mean_logprob(first[0]) or float("-inf")
+        for language, probability in candidates:
+            decoded, tokens = decoder.decode(piece, code, language)
+            score = mean_logprob(decoded) or float("-inf")
+            log.info("%s: language unsure; %s scores %.2f, %s %.2f", file, best[2],
+                     best_score, language, score)
+            if score > best_score:
+                best, best_score = (decoded, tokens, language, probability), score
+        return best
+
+    def _detect_language(self, decoder, pieces, encoded: dict) -> list[tuple[str, float]]:
+        """The user's languages (any, if none are set), most probable first, over
+        the first pieces' speech, each piece weighted by how much speech it holds."""
+        from .pieces import LANGUAGE_SPEECH_S
+
+        allowed = set(self.settings.languages)
+        totals: dict[str, float] = {}
+        heard = 0.0
+        for index, piece in enumerate(pieces):
+            encoded[index] = decoder.encode(piece)
+            scores = decoder.language_scores(encoded[index])
+            if allowed:
+                scores = {code: p for code, p in scores.items() if code in allowed}
+                total = sum(scores.values()) or 1.0
+                scores = {code: p / total for code, p in scores.items()}
+            for code, p in scores.items():
+                totals[code] = totals.get(code, 0.0) + p * piece.speech_s
+            heard += piece.speech_s
+            if heard >= LANGUAGE_SPEECH_S:
+                break
+        return sorted(((code, total / heard) for code, total in totals.items()),
+                      key=lambda item: -item[1])
+
+    def _decode_stock(self, whisper, audio: Audio, speech: Speech,
+                      on_progress: ProgressCallback | None
+                      ) -> tuple[list[Segment], str, float | None]:
+        """faster-whisper's own `transcribe()` on the whole note (`split = false`);
+        the user's languages, when set, are chosen among as on the window path."""
+        from .pieces import WindowDecoder, plan, to_segment
+
         settings = self.settings
-        duration = len(samples) / SAMPLE_RATE
+        language = settings.language
+        if language is None and settings.languages and whisper.model.is_multilingual:
+            decoder = WindowDecoder(whisper, whisper.feature_extractor(audio.samples),
+                                    task=settings.task, beam_size=settings.beam_size,
+                                    initial_prompt=None, hotwords=None, word_timestamps=False)
+            language = self._detect_language(decoder, plan(audio.samples, speech.spans),
+                                             {})[0][0]
         segments_iter, info = whisper.transcribe(
-            samples,
+            audio.samples,
             language=language,
             task=settings.task,
             beam_size=settings.beam_size,
@@ -250,9 +312,9 @@ class LocalEngine:
         segments = []
         for seg in segments_iter:
             if on_progress is not None:
-                on_progress(min(seg.end, duration), duration)
-            segments.append(_segment(seg))
-        return segments, info
+                on_progress(min(seg.end, audio.duration), audio.duration)
+            segments.append(to_segment(seg))
+        return segments, info.language, info.language_probability
 
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
                     language: str | None, language_probability: float | None,
@@ -272,6 +334,10 @@ class LocalEngine:
         )
         mean = transcript.mean_logprob
         transcript.low_confidence = mean is not None and mean < LOW_CONFIDENCE_LOGPROB
+        if language_probability is not None and language_probability < LANGUAGE_UNSURE_BELOW:
+            transcript.language_unsure = True
+            transcript.notes.append(f"language unsure: {language} with probability "
+                                    f"{language_probability:.2f}")
         return transcript
 
 
@@ -296,14 +362,12 @@ def _load_whisper(model: ResolvedModel, location: str, device: str, compute_type
                          f"{e}") from None
 
 
-def _segment(seg, offset: float = 0.0) -> Segment:
-    """Our segment from faster-whisper's, its times moved by `offset` seconds."""
-    words = None
-    if seg.words is not None:
-        words = tuple(Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word,
-                           round(w.probability, 4)) for w in seg.words)
-    return Segment(round(seg.start + offset, 3), round(seg.end + offset, 3), seg.text.strip(),
-                   seg.avg_logprob, seg.no_speech_prob, words)
+def _close_runners_up(ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The languages worth a decoding of their own when detection is unsure."""
+    top = ranked[0][1]
+    if top >= LANGUAGE_UNSURE_BELOW + 0.2:
+        return []
+    return [(code, p) for code, p in ranked[1:SECOND_LANGUAGES + 1] if p >= top / 4]
 
 
 def _is_hallucination(seg, speech: Speech) -> bool:

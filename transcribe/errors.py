@@ -96,3 +96,10 @@ class MicrophoneError(TranscribeError):
 
 class SettingsError(TranscribeError):
     exit_code = EXIT_USAGE
+
+
+def one_line(value: object, limit: int = 200) -> str:
+    """The first line of `value` as text, at most `limit` characters: for a message
+    that quotes something a peer sent (a provider's error body, a socket request)."""
+    lines = str(value).strip().splitlines()
+    return lines[0][:limit] if lines else ""

@@ -14,7 +14,8 @@ model, an answer that is not a transcript, or a service that hangs up.
 The protocol is JSON lines. The client sends one request line followed by the
 samples as little-endian float32; the service answers with any number of
 `{"progress": [done, total]}` lines, then `{"transcript": {...}}` or
-`{"refused": "why"}`.
+`{"refused": "why"}`. A request that is too large, too slow or malformed is
+refused (`EngineServer`), in one line of the watcher's log.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import os
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
+from .audio import SAMPLE_RATE, Audio
+from .errors import TranscribeError, one_line
 from .settings import Settings
 from .transcript import Transcript, transcript_from_dict
 
@@ -37,9 +41,23 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "engine.sock"
 PROTOCOL = 1
 # Settings that change what the engine does; the request carries them.
-ENGINE_KEYS = ("model", "language", "task", "beam_size", "initial_prompt", "hotwords",
-               "word_timestamps", "split", "device", "compute_type", "cpu_threads")
+ENGINE_KEYS = ("model", "language", "languages", "task", "beam_size", "initial_prompt",
+               "hotwords", "word_timestamps", "split", "device", "compute_type", "cpu_threads")
 CONNECT_TIMEOUT_S = 0.5
+# A request line is a path and a dozen settings, well under 1 kB; one that is not a
+# line by 64 kB is refused (a 300 MB line without a newline once grew the watcher by
+# 300 MB for good). The line must arrive within 10 s, the audio within 30 s more plus
+# a second per 8 MB (the CLI sends it in one go; a Unix socket moves GB/s). A peer
+# sending a byte every 20 s once held every other one up for 85 s.
+MAX_REQUEST_LINE = 64 * 2**10
+REQUEST_LINE_DEADLINE_S = 10.0
+SAMPLES_DEADLINE_S = 30.0
+SAMPLES_BYTES_PER_S = 8 * 2**20
+# Notes longer than 4 h (0.9 GB of samples) are not handed over; the CLI keeps them.
+MAX_SAMPLES = SAMPLE_RATE * 4 * 3600
+# Peers served at once; more are refused at once and transcribe themselves.
+MAX_PEERS = 8
+SEND_TIMEOUT_S = 30.0
 # The service finishes the note it is on before it takes ours; a long note can
 # take minutes, and progress lines arrive only between its pieces.
 ANSWER_TIMEOUT_S = 600.0
@@ -55,6 +73,9 @@ def transcribe_via_service(settings: Settings, samples, file: str,
     """The transcript from a running service, or None when there is none to ask."""
     path = socket_path(settings)
     if not path.exists():
+        return None
+    if len(samples) > MAX_SAMPLES:
+        log.info("%s: too long to hand to the running service; transcribing here", file)
         return None
     request = {"protocol": PROTOCOL, "file": file, "samples": len(samples),
                "settings": {key: getattr(settings, key) for key in ENGINE_KEYS}}
@@ -84,8 +105,18 @@ def transcribe_via_service(settings: Settings, samples, file: str,
     return None
 
 
+class Refused(Exception):
+    """A request the service will not serve; the message says why, in one line."""
+
+
 class EngineServer:
-    """The watcher's side: serves its loaded model to the CLI, one note at a time."""
+    """The watcher's side: serves its loaded model to the CLI.
+
+    Each peer has a thread of its own, so a slow or broken one holds up nobody
+    (decoding itself is serialised by the engine). A request must arrive whole
+    within a deadline and its line within a size cap; anything else is refused
+    in one log line, and the CLI, told or hung up on, transcribes the note itself.
+    """
 
     def __init__(self, settings: Settings) -> None:
         from .engine import LocalEngine
@@ -95,6 +126,7 @@ class EngineServer:
         self.path = socket_path(settings)
         self._sock: socket.socket | None = None
         self._inode: int | None = None
+        self._peers = threading.BoundedSemaphore(MAX_PEERS)
 
     def start(self) -> bool:
         """Listen, unless another live service owns the socket. Returns whether it listens."""
@@ -113,7 +145,7 @@ class EngineServer:
                 sock.bind(str(self.path))
             finally:
                 os.umask(old_umask)
-            sock.listen(4)
+            sock.listen(MAX_PEERS)
         except OSError as e:
             sock.close()
             log.info("cannot serve the CLI on %s (%s)", self.path, e.strerror or e)
@@ -141,48 +173,157 @@ class EngineServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # closed
-            with conn:
-                try:
-                    self._serve(conn)
-                except (OSError, ValueError, KeyError) as e:
-                    log.info("a CLI request ended early (%s)", e)
-                except Exception:  # noqa: BLE001 - the service goes on; the CLI falls back
-                    log.exception("a CLI request failed")
+            if not self._peers.acquire(blocking=False):
+                log.warning("a CLI request was refused: %d peers already connected", MAX_PEERS)
+                _send_quietly(conn, {"refused": "busy"})
+                conn.close()
+                continue
+            threading.Thread(target=self._peer, args=(conn,), name="engine-peer",
+                             daemon=True).start()
+
+    def _peer(self, conn: socket.socket) -> None:
+        """Serve one connection; whatever happens is one log line, never a traceback."""
+        try:
+            self._serve(conn)
+        except Refused as e:
+            log.warning("a CLI request was refused: %s", e)
+            _send_quietly(conn, {"refused": str(e)})
+        except TranscribeError as e:
+            log.warning("a CLI request failed: %s", e)
+            _send_quietly(conn, {"refused": str(e)})
+        except OSError as e:
+            log.info("a CLI request ended early (%s)", e.strerror or e.__class__.__name__)
+        except Exception as e:  # noqa: BLE001 - the service goes on; the CLI falls back
+            log.error("a CLI request failed: %s: %s", e.__class__.__name__, one_line(e))
+        finally:
+            conn.close()
+            self._peers.release()
 
     def _serve(self, conn: socket.socket) -> None:
-        import numpy as np
-
-        from .audio import SAMPLE_RATE, Audio
-        from .engine import LocalEngine
-
         pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                           struct.calcsize("3i")))
         if uid != os.getuid():
             return
-        conn.settimeout(30)
-        reader = conn.makefile("rb")
-        request = json.loads(reader.readline())
+        reader = _Reader(conn)
+        request = _parse_request(reader.line())
+        samples = reader.samples(request["samples"])
+        engine = self._engine_for(request["settings"])
+        conn.settimeout(SEND_TIMEOUT_S)
 
         def send(message: dict) -> None:
             conn.sendall(json.dumps(message).encode() + b"\n")
 
-        if request.get("protocol") != PROTOCOL:
-            return send({"refused": f"protocol {request.get('protocol')} is not {PROTOCOL}"})
-        data = reader.read(4 * int(request["samples"]))
-        if len(data) != 4 * int(request["samples"]):
-            raise ValueError("short audio")
-        settings = dataclasses.replace(self.settings, **{key: request["settings"][key]
-                                                         for key in ENGINE_KEYS})
-        settings.validate()
-        engine = LocalEngine(settings)
-        if _model_key(engine) != _model_key(self.engine):
-            return send({"refused": f"it serves model {self.settings.model} "
-                                    f"({self.settings.compute_type})"})
-        audio = Audio(np.frombuffer(data, dtype="<f4").astype(np.float32), SAMPLE_RATE, "pcm")
-        log.info("transcribing %s for pid %d", request.get("file"), pid)
-        transcript = engine.transcribe(audio, str(request.get("file")),
+        file = str(request.get("file"))
+        log.info("transcribing %s for pid %d", file, pid)
+        transcript = engine.transcribe(Audio(samples, SAMPLE_RATE, "pcm"), file,
                                        lambda done, total: send({"progress": [done, total]}))
         send({"transcript": transcript.to_dict(words=True)})
+
+    def _engine_for(self, values: dict):
+        """An engine with the request's settings, if this service's model is the one asked for."""
+        from .engine import LocalEngine
+
+        try:
+            settings = dataclasses.replace(self.settings, **values)
+            settings.validate()
+            engine = LocalEngine(settings)
+            same = _model_key(engine) == _model_key(self.engine)
+        except (TypeError, ValueError, TranscribeError) as e:
+            raise Refused(f"bad settings ({one_line(e)})") from None
+        if not same:
+            raise Refused(f"it serves model {self.settings.model} "
+                          f"({self.settings.compute_type})")
+        return engine
+
+
+class _Reader:
+    """Reads one request off a socket: its line under a size cap, all of it by a deadline.
+
+    A socket timeout bounds each wait, not the whole: a peer sending a byte every
+    20 s would never trip one. Every wait here is cut to what is left of the deadline.
+    """
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.deadline = time.monotonic() + REQUEST_LINE_DEADLINE_S
+        self.buffer = bytearray()
+
+    def line(self) -> bytes:
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > MAX_REQUEST_LINE:
+                raise Refused(f"the request line is over {MAX_REQUEST_LINE // 1024} kB")
+            self.buffer += self._recv(65536)
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        return line
+
+    def samples(self, count: int):
+        """`count` float32 samples; memory is taken as they arrive, not as announced."""
+        import numpy as np
+
+        samples = np.empty(count, dtype="<f4")
+        view = memoryview(samples).cast("B")
+        have = min(len(self.buffer), len(view))
+        view[:have] = self.buffer[:have]
+        self.deadline += SAMPLES_DEADLINE_S + len(view) / SAMPLES_BYTES_PER_S
+        while have < len(view):
+            got = self._recv_into(view[have:])
+            if not got:
+                raise Refused(f"the peer hung up after {have} of {len(view)} bytes of audio")
+            have += got
+        return samples.astype(np.float32, copy=False)
+
+    def _recv(self, size: int) -> bytes:
+        chunk = bytearray(size)
+        got = self._recv_into(memoryview(chunk))
+        if not got:
+            raise Refused("the peer hung up before the request line ended")
+        return bytes(chunk[:got])
+
+    def _recv_into(self, view: memoryview) -> int:
+        left = self.deadline - time.monotonic()
+        if left > 0:
+            self.conn.settimeout(left)
+            try:
+                return self.conn.recv_into(view, min(len(view), 2**20))
+            except TimeoutError:
+                pass
+        raise Refused("the peer was too slow to send its request")
+
+
+def _parse_request(line: bytes) -> dict:
+    """The request line, checked: anything malformed is Refused, with what is wrong."""
+    try:
+        request = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused("the request line is not JSON") from None
+    if not isinstance(request, dict):
+        raise Refused("the request is not a JSON object")
+    if request.get("protocol") != PROTOCOL:
+        raise Refused(f"protocol {one_line(request.get('protocol'))} is not {PROTOCOL}")
+    count = request.get("samples")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= MAX_SAMPLES:
+        raise Refused(f"samples must be a count from 1 to {MAX_SAMPLES}")
+    settings = request.get("settings")
+    if not isinstance(settings, dict) or set(settings) != set(ENGINE_KEYS):
+        raise Refused("settings must name exactly the engine's settings")
+    if not all(v is None or isinstance(v, (str, int, float)) for k, v in settings.items()
+               if k != "languages"):
+        raise Refused("settings must be strings, numbers or null")
+    languages = settings["languages"]
+    if not isinstance(languages, list) or not all(isinstance(c, str) for c in languages):
+        raise Refused("languages must be a list of language codes")
+    settings["languages"] = tuple(languages)
+    return request
+
+
+def _send_quietly(conn: socket.socket, message: dict) -> None:
+    """Tell the peer, if it still listens; a refusal is best effort."""
+    try:
+        conn.settimeout(1.0)
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass
 
 
 def _model_key(engine) -> tuple:

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .audio import Audio, decode
+from .audio import Audio, damage_report, decode
 from .engine import LocalEngine, ProgressCallback
 from .errors import CloudError, InputError, ModelError
 from .policy import CloudPolicy
@@ -35,12 +35,18 @@ class Transcriber:
 
         Raises `InputError` for a file that cannot be transcribed, `ModelError`
         when the local model is unusable and the cloud may not be used, and
-        `CloudError` when the cloud was needed and failed.
+        `CloudError` when the cloud was needed and failed. A truncated or damaged
+        file is transcribed as far as it can be read, and the transcript says so
+        (`truncated`, `damaged`, a line in `notes`).
         """
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         path = Path(path)
-        audio = decode(path, max_bytes=self.settings.max_file_bytes)
+        audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
+        return _marked(self._transcribe(path, audio, on_progress, engine), audio)
+
+    def _transcribe(self, path: Path, audio: Audio, on_progress: ProgressCallback | None,
+                    engine: str) -> Transcript:
         if engine == "cloud":
             return self._cloud(path, audio, "requested by the user")
         try:
@@ -68,8 +74,8 @@ class Transcriber:
     def transcribe_in_cloud(self, path: str | Path, reason: str) -> Transcript:
         """Ask the cloud for one file now (consent is checked): the watcher's retry."""
         path = Path(path)
-        return self._cloud(path, decode(path, max_bytes=self.settings.max_file_bytes),
-                           reason)
+        audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
+        return _marked(self._cloud(path, audio, reason), audio)
 
     def _cloud(self, path: Path, audio: Audio, reason: str) -> Transcript:
         s = self.settings
@@ -94,6 +100,14 @@ class Transcriber:
 
     def close(self) -> None:
         self.policy.close()
+
+
+def _marked(transcript: Transcript, audio: Audio) -> Transcript:
+    """The transcript of a partly readable file says so: flags, and a note first."""
+    transcript.truncated = transcript.truncated or audio.truncated
+    transcript.damaged = transcript.damaged or audio.damaged
+    transcript.notes[:0] = [line for line in damage_report(audio) if line not in transcript.notes]
+    return transcript
 
 
 def transcribe_file(path: str | Path, settings: Settings | None = None,

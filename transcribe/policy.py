@@ -9,7 +9,8 @@ holds (the reason is recorded on the transcript and in the upload log):
 - the local result is low-confidence: its duration-weighted mean log-probability
   is below `[cloud] low_confidence_logprob` (default -1.0, Whisper's own
   `log_prob_threshold`), and `[cloud] on_low_confidence` is on (the default).
-  A note with no speech is not low-confidence: silence stays local.
+  A note with no speech is not low-confidence: silence stays local. A note
+  whose text looped (`quality.py`) is low-confidence too.
 
 Otherwise the local result stands. Without consent no cloud client is built,
 so no code path here can open a connection.
@@ -63,6 +64,8 @@ class CloudPolicy:
         mean = local.mean_logprob
         if cloud.on_low_confidence and mean is not None and mean < cloud.low_confidence_logprob:
             return f"local result was low-confidence (mean log-prob {mean:.2f})"
+        if cloud.on_low_confidence and local.looped:
+            return "local result was low-confidence (the model repeated itself)"
         return None
 
     def close(self) -> None:

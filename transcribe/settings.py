@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import SettingsError
+from .languages import language_code
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class CloudSettings:
     low_confidence_logprob: float = -1.0
     connect_timeout: float = 3.0
     offline_ttl_s: float = 60.0  # how long an offline verdict stands
-    read_timeout: float = 300.0
+    read_timeout: float = 300.0  # per socket read: a trickling server resets it with each byte
+    total_timeout: float = 0.0  # one request, start to end; 0: scaled to the upload (cloud.py)
     max_attempts: int = 4
 
     @property
@@ -112,6 +114,8 @@ class Settings:
 
     model: str = "base"
     language: str | None = None
+    # Detection chooses among these (codes such as "pt", "en"); empty: any language.
+    languages: tuple[str, ...] = ()
     task: str = "transcribe"
     device: str = "auto"
     compute_type: str = "int8"
@@ -120,7 +124,7 @@ class Settings:
     initial_prompt: str | None = None
     hotwords: str | None = None
     word_timestamps: bool = False
-    split: bool = True  # decode a note as pieces cut at its pauses, side by side (pieces.py)
+    split: bool = True  # decode window by window, a long note cut at its pauses (pieces.py)
     max_file_mb: int = 1024
     store: bool = True  # keep every CLI transcript in the store, for `search` and the TUI
     cloud: CloudSettings = field(default_factory=CloudSettings)
@@ -150,8 +154,15 @@ class Settings:
         return settings
 
     def with_overrides(self, **values: Any) -> "Settings":
-        """A copy with `values` applied; None means "not given" and is skipped."""
+        """A copy with `values` applied; None means "not given" and is skipped.
+
+        Every value is checked here, whichever way it came (flag, variable,
+        config.toml, a folder's .transcribe.toml), so a wrong one stops the
+        command before any work, as a SettingsError (exit 2)."""
         settings = _merged(self, values, skip=("paths", "cloud", "watch"))
+        settings = dataclasses.replace(
+            settings, language=language_code(settings.language),
+            languages=tuple(_one_language(code) for code in settings.languages))
         settings.validate()
         return settings
 
@@ -160,6 +171,11 @@ class Settings:
         cloud = _merged(self.cloud, values)
         if cloud.max_attempts < 1:
             raise SettingsError("cloud.max_attempts must be at least 1")
+        if cloud.total_timeout < 0:
+            raise SettingsError("cloud.total_timeout must be 0 (scaled to the upload) or more")
+        _at_least("cloud.max_upload_bytes", cloud.max_upload_bytes, 1)
+        for name in ("connect_timeout", "read_timeout"):
+            _above_zero(f"cloud.{name}", getattr(cloud, name))
         return dataclasses.replace(self, cloud=cloud)
 
     @property
@@ -168,17 +184,60 @@ class Settings:
 
     def with_watch(self, **values: Any) -> "Settings":
         """A copy whose `[watch]` table has `values` applied."""
-        return dataclasses.replace(self, watch=_merged(self.watch, values))
+        watch = _merged(self.watch, values)
+        check_formats(watch.formats.split(","), "watch.formats")
+        for name in ("settle_s", "grace_s"):
+            _at_least(f"watch.{name}", getattr(watch, name), 0)
+        for name in ("poll_s", "cloud_retry_s"):
+            _above_zero(f"watch.{name}", getattr(watch, name))
+        return dataclasses.replace(self, watch=watch)
 
     def validate(self) -> None:
-        if self.task not in ("transcribe", "translate"):
-            raise SettingsError(f"task must be 'transcribe' or 'translate', not {self.task!r}")
-        if self.beam_size < 1:
-            raise SettingsError("beam_size must be at least 1")
-        if self.cpu_threads < 0:
-            raise SettingsError("cpu_threads must be 0 (automatic) or more")
-        if self.language is not None and not self.language.strip():
-            raise SettingsError("language must be a language code such as 'en', or unset")
+        """Refuse any value the engine cannot take, with the values it can."""
+        _one_of("task", self.task, TASKS)
+        _one_of("device", self.device, DEVICES)
+        _one_of("compute_type", self.compute_type, COMPUTE_TYPES)
+        _at_least("beam_size", self.beam_size, 1)
+        _at_least("cpu_threads", self.cpu_threads, 0, "(0: all available)")
+        _at_least("max_file_mb", self.max_file_mb, 1)
+        if not self.model.strip():
+            raise SettingsError("model must be a model name or directory, not empty")
+
+
+TASKS = ("transcribe", "translate")
+DEVICES = ("auto", "cpu", "cuda")
+# Every compute type CTranslate2 4.x accepts; it falls back to the nearest one
+# the device supports (int8_float16 on a CPU runs as int8).
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+                 "int16", "float16", "bfloat16", "float32")
+
+
+def check_formats(formats: list[str], what: str = "format") -> list[str]:
+    """The output formats named in `formats` (blanks dropped); SettingsError for an unknown one."""
+    from .writers import FORMATS
+
+    named = [f.strip() for f in formats if f.strip()]
+    bad = [f for f in named if f not in FORMATS]
+    if bad or not named:
+        given = f"{', '.join(map(repr, bad))} is not" if bad else "no format is"
+        raise SettingsError(f"{what}: {given} an output format; choose from {','.join(FORMATS)}")
+    return named
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{name} {value!r} is not one of: {', '.join(choices)}")
+
+
+def _at_least(name: str, value: float, least: float, note: str = "") -> None:
+    if value < least:
+        raise SettingsError(f"{name} must be {least} or more{' ' + note if note else ''}, "
+                            f"not {value}")
+
+
+def _above_zero(name: str, value: float) -> None:
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, not {value}")
 
 
 def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
@@ -284,7 +343,8 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
             return int(value) if type_name == "int" else float(value)
         if type_name.startswith("tuple"):
             if isinstance(value, str):
-                value = [v for v in value.split(os.pathsep) if v]
+                separator = "," if key == "languages" else os.pathsep
+                value = [v.strip() for v in value.split(separator) if v.strip()]
             if not isinstance(value, (list, tuple)):
                 raise ValueError(value)
             return tuple(str(v) for v in value)
@@ -293,3 +353,12 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
         return str(value)
     except ValueError:
         raise SettingsError(f"setting {key!r}: {value!r} is not a valid {type_name}") from None
+
+
+def _one_language(value: str) -> str:
+    """A code of the `languages` list: as `language`, but "auto" means nothing there."""
+    code = language_code(value)
+    if code is None:
+        raise SettingsError(f"languages: {value!r} is not a language; list codes such as "
+                            "'pt', 'en', or leave the list empty to detect any")
+    return code

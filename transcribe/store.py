@@ -110,7 +110,38 @@ CREATE TRIGGER IF NOT EXISTS transcripts_au AFTER UPDATE ON transcripts BEGIN
     INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
     INSERT INTO transcripts_fts(rowid, text) VALUES (new.job_id, new.text);
 END;
+CREATE TABLE IF NOT EXISTS translations (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    text TEXT NOT NULL,
+    language TEXT,
+    duration REAL,
+    engine TEXT NOT NULL,
+    model TEXT NOT NULL,
+    no_speech INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS translations_fts USING fts5(
+    text, content='translations', content_rowid='job_id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS translations_ai AFTER INSERT ON translations BEGIN
+    INSERT INTO translations_fts(rowid, text) VALUES (new.job_id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS translations_ad AFTER DELETE ON translations BEGIN
+    INSERT INTO translations_fts(translations_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS translations_au AFTER UPDATE ON translations BEGIN
+    INSERT INTO translations_fts(translations_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
+    INSERT INTO translations_fts(rowid, text) VALUES (new.job_id, new.text);
+END;
 """
+# A note keeps one transcript per task: `transcripts` holds what was said, in its
+# language; `translations` its English translation (--task translate). Stores from
+# before version 2 kept only the last one made, whatever its task, in `transcripts`;
+# opening one moves its translations over.
+SCHEMA_VERSION = 2
+TABLES = {"transcribe": "transcripts", "translate": "translations"}
 
 
 class SearchError(TranscribeError):
@@ -201,9 +232,19 @@ class Store:
             raise sqlite3.DatabaseError(check)
         with self._lock:
             self._db.executescript(SCHEMA)
-            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
-            if "started" not in columns:  # a store made before attempts counted from start()
-                self._db.execute("ALTER TABLE jobs ADD COLUMN started REAL")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "started" not in columns:  # a store made before attempts counted from start()
+            self._db.execute("ALTER TABLE jobs ADD COLUMN started REAL")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self._tx() as db:
+            moved = "SELECT * FROM transcripts WHERE json_extract(data, '$.task') = 'translate'"
+            db.execute(f"INSERT OR IGNORE INTO translations {moved}")
+            db.execute("DELETE FROM transcripts WHERE json_extract(data, '$.task') = 'translate'")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def open_default(cls, data_dir: Path) -> "Store":
@@ -343,13 +384,16 @@ class Store:
     def finish(self, job_id: int, transcript: Transcript, state: str | None = None) -> str:
         """Store the transcript and the job's final state in one transaction; return the state.
 
+        The transcript replaces the job's earlier one of the same task only: a
+        translation is kept beside the transcript in the note's language.
         Unless given, the state follows the transcript: `waiting_cloud` when it
         still waits for the cloud, else `done`."""
         state = state or ("waiting_cloud" if transcript.cloud_pending else "done")
+        table = TABLES.get(transcript.task, "transcripts")
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO transcripts(job_id, text, language, duration, engine, model, "
+                f"INSERT INTO {table}(job_id, text, language, duration, engine, model, "
                 "no_speech, data, created_at) VALUES (?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(job_id) DO UPDATE SET text=excluded.text, "
                 "language=excluded.language, duration=excluded.duration, "
@@ -467,24 +511,31 @@ class Store:
         if not fts:
             return []
         start, end = HIGHLIGHT
+        matches = " UNION ALL ".join(
+            f"SELECT rowid AS job_id, snippet({t}_fts, 0, :start, :end, '…', 12) AS snippet, "
+            f"bm25({t}_fts) AS rank FROM {t}_fts WHERE {t}_fts MATCH :fts"
+            for t in TABLES.values())
         try:
             rows = self._db.execute(
-                "SELECT j.*, snippet(transcripts_fts, 0, ?, ?, '…', 12) AS snippet, "
-                "bm25(transcripts_fts) AS rank FROM transcripts_fts "
-                "JOIN jobs j ON j.id = transcripts_fts.rowid "
-                "WHERE transcripts_fts MATCH ? ORDER BY rank LIMIT ?",
-                (start, end, fts, limit)).fetchall()
+                f"SELECT j.*, m.snippet, m.rank FROM ({matches}) m JOIN jobs j ON j.id = m.job_id "
+                "ORDER BY m.rank LIMIT :limit",
+                {"start": start, "end": end, "fts": fts, "limit": 2 * limit}).fetchall()
         except sqlite3.OperationalError as e:
             raise SearchError(f"cannot search for {query!r}: {e}; put words in double quotes "
                               "to search for them as they are") from None
-        return [Hit(_job(r), r["snippet"], r["rank"]) for r in rows]
+        hits: dict[int, Hit] = {}  # a note whose transcript and translation both match: once
+        for r in rows:
+            hits.setdefault(r["id"], Hit(_job(r), r["snippet"], r["rank"]))
+        return list(hits.values())[:limit]
 
     def inbox(self, limit: int = 500) -> list[tuple[Job, str | None, dict | None]]:
-        """Every job, newest sent first, with its transcript's text and summary."""
+        """Every job, newest sent first, with its transcript's text and summary (the
+        transcript in the note's language, or its translation when there is only that)."""
+        either = ", ".join(f"COALESCE(t.{c}, tr.{c}) AS {c}" for c in
+                           ("text", "language", "duration", "engine", "model", "no_speech"))
         rows = self._db.execute(
-            "SELECT j.*, t.text AS text, t.language AS language, t.duration AS duration, "
-            "t.engine AS engine, t.model AS model, t.no_speech AS no_speech "
-            "FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id "
+            f"SELECT j.*, {either} FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id "
+            "LEFT JOIN translations tr ON tr.job_id = j.id "
             "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT ?",
             (limit,)).fetchall()
         result = []
@@ -496,10 +547,19 @@ class Store:
             result.append((_job(r), r["text"], summary))
         return result
 
-    def transcript(self, job_id: int) -> Transcript | None:
-        row = self._db.execute("SELECT data FROM transcripts WHERE job_id=?",
-                               (job_id,)).fetchone()
+    def transcript(self, job_id: int, task: str | None = None) -> Transcript | None:
+        """The job's transcript of `task`; without a task, the last one made."""
+        tables = [TABLES[task]] if task else list(TABLES.values())
+        either = " UNION ALL ".join(f"SELECT data, created_at FROM {t} WHERE job_id=:id"
+                                    for t in tables)
+        row = self._db.execute(f"SELECT data FROM ({either}) ORDER BY created_at DESC LIMIT 1",
+                               {"id": job_id}).fetchone()
         return transcript_from_dict(json.loads(row["data"])) if row else None
+
+    def transcripts(self, job_id: int) -> list[Transcript]:
+        """Every transcript kept of the job: in the note's language first, then English."""
+        found = (self.transcript(job_id, task) for task in TABLES)
+        return [t for t in found if t is not None]
 
 
 def fts_query(text: str) -> str:

@@ -36,20 +36,30 @@ class Transcript:
     model: str
     no_speech: bool = False
     language_probability: float | None = None
+    language_unsure: bool = False  # detected with a probability below one half
     task: str = "transcribe"
     low_confidence: bool = False
+    looped: bool = False  # the model repeated itself; the repeats were cut out (see notes)
     provider: str | None = None
     cloud_reason: str | None = None
     cloud_pending: bool = False
     notes: list[str] = field(default_factory=list)
+    truncated: bool = False  # the file stops before its declared end: text as far as it goes
+    damaged: bool = False  # corrupt stretches of the file were skipped
 
     @property
     def mean_logprob(self) -> float | None:
         return mean_logprob(self.segments)
 
     def to_dict(self, *, words: bool = False) -> dict:
-        data = asdict(self)
-        data["duration"] = round(self.duration, 3)
+        """Plain Python values only, ready for `json.dumps`.
+
+        The engine's numbers can be NumPy scalars (faster-whisper's word
+        timestamps come as numpy.float64, and a comparison of them gives a
+        numpy.bool, which `json` refuses), so every one is turned back into
+        Python's own type here, the one place every writer goes through."""
+        data = _plain(asdict(self))
+        data["duration"] = round(data["duration"], 3)
         for seg in data["segments"]:
             seg["start"] = round(seg["start"], 3)
             seg["end"] = round(seg["end"], 3)
@@ -58,6 +68,18 @@ class Transcript:
             if not words or seg["words"] is None:
                 seg.pop("words")
         return data
+
+
+def _plain(value):
+    """`value` with NumPy scalars (anything with `.item()`) made Python numbers and bools."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if type(value) in (str, int, float, bool, type(None)):
+        return value
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def mean_logprob(segments) -> float | None:

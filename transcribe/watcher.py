@@ -49,7 +49,7 @@ from .writers import FORMATS, sweep_temp_files, write_outputs
 log = logging.getLogger(__name__)
 
 FOLDER_SETTINGS = ".transcribe.toml"
-FOLDER_KEYS = {"language", "hotwords", "initial_prompt", "model", "task", "beam_size"}
+FOLDER_KEYS = {"language", "languages", "hotwords", "initial_prompt", "model", "task", "beam_size"}
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                       ".swp")
 # How often outputs a folder could not take are tried again.
@@ -291,7 +291,11 @@ class Watcher:
             log.error("failed %s: %s", readable(path), e.reason)
             self.store.fail(job.id, e.reason)
             return True
-        except (ModelError, CloudError, SettingsError) as e:
+        except SettingsError as e:  # the folder's .transcribe.toml: no retry mends it
+            log.error("failed %s: %s", readable(path), e)
+            self.store.fail(job.id, str(e))
+            return True
+        except (ModelError, CloudError) as e:
             self._fail_and_retry(job, path, str(e))
             time.sleep(self.options.poll_s)
             return True

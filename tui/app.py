@@ -62,6 +62,7 @@ class TranscribeApp(App):
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
         self._rows: list[tuple] = []
+        self._summaries: dict[tuple[int, float], dict | None] = {}
         self._refresh_timer: Timer | None = None
 
     # -- layout --------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class TranscribeApp(App):
         message = ""
         if self.query_text.strip():
             try:
-                rows = [_search_row(hit.job, hit.snippet)
+                rows = [_search_row(hit.job, hit.snippet, self._summary(hit.job))
                         for hit in self.store.search(self.query_text)]
                 message = f"{len(rows)} match{'es' if len(rows) != 1 else ''}"
             except SearchError as e:
@@ -118,6 +119,26 @@ class TranscribeApp(App):
                 if job_id == selected:
                     table.move_cursor(row=index)
                     break
+
+    def _summary(self, job: Job) -> dict | None:
+        """What the inbox shows of a job's transcript (length, language, engine), kept
+        until the job changes: a search is redrawn every second while it is open."""
+        key = (job.id, job.updated_at)
+        if key not in self._summaries:
+            kept = self.store.transcripts(job.id)
+            self._summaries[key] = None if not kept else {
+                "language": kept[0].language, "duration": kept[0].duration,
+                "engine": kept[0].engine, "no_speech": kept[0].no_speech}
+        return self._summaries[key]
+
+    def show_job(self, job_id: int) -> None:
+        """Select a job's row and scroll it into view (a note just added may sort
+        anywhere: its place is its sent time)."""
+        self.refresh_inbox()
+        for index, (row_job, _) in enumerate(self._rows):
+            if row_job == job_id:
+                self.query_one("#inbox", DataTable).move_cursor(row=index, scroll=True)
+                return
 
     def on_resize(self) -> None:
         """The text column takes the rest of the width, so nothing scrolls sideways."""
@@ -231,6 +252,7 @@ class TranscribeApp(App):
         from transcribe import jobs
 
         queued = []
+        shown = None  # the first note added (or found already there) gets selected
         for path in [f for p in paths for f in jobs.audio_files(p)]:
             try:
                 job, created = jobs.enqueue(self.store, path, self.settings)
@@ -241,7 +263,10 @@ class TranscribeApp(App):
                 queued.append(job.id)
             else:
                 self.notify(f"{path.name}: already in the inbox", timeout=4)
+            shown = shown if shown is not None else job.id
         self.call_from_thread(self.refresh_inbox)
+        if shown is not None:
+            self.call_from_thread(self.show_job, shown)
         for job_id in queued:
             try:
                 transcript = jobs.run(self.store, self.transcriber(), job_id)
@@ -275,23 +300,26 @@ class TranscribeApp(App):
         self.call_from_thread(self.refresh_inbox)
 
 
+def _summary_cells(summary: dict | None) -> tuple[str, str, str]:
+    """The Len, Lang and Engine cells."""
+    if not summary:
+        return "", "", ""
+    return (_length(summary["duration"]), summary.get("language") or "",
+            "☁cloud" if summary["engine"] == "cloud" else "local")
+
+
 def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, tuple]:
-    engine = ""
-    if summary:
-        engine = "☁cloud" if summary["engine"] == "cloud" else "local"
     status = _status(job)
     first_line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if summary and summary["no_speech"]:
         first_line = "(no speech)"
     elif job.state == "failed":
         first_line = job.error or ""
-    return job.id, (
-        _when(job.sent_at), _clip(_source(job), FROM_WIDTH),
-        _length(summary["duration"] if summary else None),
-        (summary or {}).get("language") or "", engine, status, first_line[:200])
+    return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
+                    *_summary_cells(summary), status, first_line[:200])
 
 
-def _search_row(job: Job, snippet: str) -> tuple[int, tuple]:
+def _search_row(job: Job, snippet: str, summary: dict | None) -> tuple[int, tuple]:
     text = Text()
     parts = snippet.split(HIGHLIGHT[0])
     text.append(parts[0])
@@ -299,8 +327,8 @@ def _search_row(job: Job, snippet: str) -> tuple[int, tuple]:
         hit, _, rest = part.partition(HIGHLIGHT[1])
         text.append(hit, style="bold reverse")
         text.append(rest)
-    return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH), "", "", "",
-                    _status(job), text)
+    return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
+                    *_summary_cells(summary), _status(job), text)
 
 
 def _clip(text, width: int):

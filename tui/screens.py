@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, Markdown,
-                             ProgressBar, Select, Static)
+from textual.widgets import (Button, Checkbox, DirectoryTree, Footer, Header, Input, Label,
+                             Markdown, ProgressBar, Select, Static)
 
 from transcribe.errors import TranscribeError
-from transcribe.settings import Settings, save_settings
+from transcribe.languages import language_code
+from transcribe.settings import Settings, check_formats, save_settings
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
 
@@ -52,7 +54,7 @@ class TranscriptScreen(Screen):
             self.show()
 
     def show(self) -> None:
-        transcript = self.app.store.transcript(self.job.id)
+        kept = self.app.store.transcripts(self.job.id)
         meta = [f"[b]{_escape(Path(self.job.path).name)}[/b]",
                 f"[dim]{_escape(_home_relative(self.job.path))}[/dim]"]
         if self.job.sent_at:
@@ -60,26 +62,40 @@ class TranscriptScreen(Screen):
                                                       if self.job.app else ""))
         segments = self.query_one("#segments", Vertical)
         segments.remove_children()
-        if transcript is None:
+        if not kept:
             state = self.job.state if self.job.state != "failed" else f"failed: {self.job.error}"
             meta.append(f"[i]{state}[/i]")
             self.query_one("#meta", Static).update("\n".join(meta))
             return
-        made_by = f"{transcript.engine} · {transcript.model}"
-        if transcript.engine == "cloud":
-            made_by = f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} " \
-                      f"· {transcript.cloud_reason}"
-        meta.append(f"{transcript.language or '?'} · {transcript.duration:.1f} s · {made_by}")
+        transcript = kept[0]
+        language = transcript.language or "?"
+        if transcript.language_unsure:
+            language = (f"[b yellow]{language}? (language unsure, "
+                        f"p={transcript.language_probability or 0:.2f})[/b yellow]")
+        meta.append(f"{language} · {transcript.duration:.1f} s · {_made_by(transcript)}")
         marks = []
         if transcript.no_speech:
             marks.append("[b]no speech[/b]")
-        if transcript.low_confidence:
+        if transcript.looped:
+            marks.append("[b yellow]low confidence: the model repeated itself; the repeats "
+                         "were cut out[/b yellow]")
+        elif transcript.low_confidence:
             marks.append("[b yellow]low confidence[/b yellow]")
         if transcript.cloud_pending:
             marks.append("[b]waiting for the cloud[/b]")
         if marks:
             meta.append(" · ".join(marks))
         self.query_one("#meta", Static).update("\n".join(meta))
+        for transcript in kept:
+            if len(kept) > 1:  # the note in its language, and its English translation
+                title = ("English translation" if transcript.task == "translate"
+                         else f"Transcript ({transcript.language or '?'})")
+                segments.mount(Static(f"[b]{title}[/b] [dim]{_made_by(transcript)}[/dim]",
+                                      classes="heading"))
+            self._mount_segments(segments, transcript)
+
+    @staticmethod
+    def _mount_segments(segments: Vertical, transcript) -> None:
         for seg in transcript.segments:
             unsure = seg.avg_logprob < -1.0
             stamp = f"[dim]{_clock(seg.start)} → {_clock(seg.end)}[/dim]"
@@ -162,13 +178,30 @@ class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
         self.dismiss((self.query_one("#model", Select).value, event.button.id))
 
 
+class VoiceNoteTree(DirectoryTree):
+    """Folders and voice notes only, hidden ones left out: what can be added."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        from transcribe.audio import is_audio_name
+
+        return [p for p in paths
+                if not p.name.startswith(".") and (p.is_dir() or is_audio_name(p))]
+
+
 class AddFilesScreen(ModalScreen[list[Path] | None]):
+    """A path typed in, or picked from a tree of folders and voice notes."""
+
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
+    def __init__(self, start: Path | None = None) -> None:
+        super().__init__()
+        self.start = start or Path.home()
+
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog", id="add"):
             yield Label("Transcribe a file, or every voice note in a folder")
             yield Input(placeholder="~/Downloads/PTT-20240312-WA0007.opus", id="path")
+            yield VoiceNoteTree(self.start, id="picker")
             yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Transcribe", id="go", variant="primary")
@@ -184,6 +217,15 @@ class AddFilesScreen(ModalScreen[list[Path] | None]):
                                                       "or folder[/red]")
             return
         self.dismiss([path])
+
+    @on(DirectoryTree.FileSelected)
+    @on(DirectoryTree.DirectorySelected)
+    def picked(self, event: DirectoryTree.FileSelected | DirectoryTree.DirectorySelected) -> None:
+        """A note or a folder picked in the tree becomes the path; a note is ready to go."""
+        self.query_one("#path", Input).value = str(event.path)
+        self.query_one("#problem", Static).update("")
+        if isinstance(event, DirectoryTree.FileSelected):
+            self.query_one("#go", Button).focus()
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
@@ -304,6 +346,10 @@ class SettingsScreen(Screen[Settings | None]):
                 yield Label("Language")
                 yield Input(s.language or "", placeholder="detect (or en, de, es, ...)",
                             id="language")
+                yield Label("My languages")
+                yield Input(", ".join(s.languages), placeholder="any (or pt, en: detect "
+                                                                  "only among these)",
+                            id="languages")
                 yield Label("Watched folders")
                 yield Input(", ".join(s.watch.dirs), placeholder="~/VoiceNotes, ~/Downloads",
                             id="dirs")
@@ -346,17 +392,22 @@ class SettingsScreen(Screen[Settings | None]):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        language = self.query_one("#language", Input).value.strip()
         dirs = [d.strip() for d in self.query_one("#dirs", Input).value.split(",") if d.strip()]
-        formats = self.query_one("#formats", Input).value.replace(" ", "")
-        bad = [f for f in formats.split(",") if f and f not in FORMATS]
-        if bad:
-            self.notify(f"unknown format(s): {', '.join(bad)}", severity="error")
+        formats = self.query_one("#formats", Input).value.replace(" ", "") or "txt"
+        languages = [c.strip() for c in self.query_one("#languages", Input).value.split(",")
+                     if c.strip()]
+        try:  # checked before saving: a wrong value in config.toml would stop every command
+            language = language_code(self.query_one("#language", Input).value.strip() or None)
+            languages = list(self.settings.with_overrides(languages=languages).languages)
+            check_formats(formats.split(","), "output formats")
+        except TranscribeError as e:
+            self.notify(str(e), severity="error", timeout=8)
             return
         updates = {
             "model": self.query_one("#model", Select).value,
-            "language": language or None,
-            "watch": {"dirs": dirs, "formats": formats or "txt"},
+            "language": language,
+            "languages": languages or None,
+            "watch": {"dirs": dirs, "formats": formats},
             "cloud": {"allow": self.query_one("#cloud", Checkbox).value,
                       "base_url": self.query_one("#base_url", Input).value.strip(),
                       "model": self.query_one("#cloud_model", Input).value.strip()},
@@ -378,6 +429,8 @@ class SettingsScreen(Screen[Settings | None]):
 HELP = """\
 # transcribe
 
+Press `Esc` (or `?`) to close this help.
+
 | key | where | what |
 | --- | --- | --- |
 | `/` | inbox | search every transcript (accents optional; `"phrases"`, `OR`, `word*`) |
@@ -392,7 +445,7 @@ HELP = """\
 | `q` | anywhere | quit |
 
 The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
-reads the same store. Press `Esc` to close this help.
+reads the same store.
 """
 
 
@@ -400,8 +453,17 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss")]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog", id="help"):
+        with VerticalScroll(classes="dialog", id="help") as box:
+            box.border_title = "Help"
+            box.border_subtitle = "Esc or ? to close"  # on the frame: seen however it scrolls
             yield Markdown(HELP)
+
+
+def _made_by(transcript) -> str:
+    if transcript.engine == "cloud":
+        return (f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} "
+                f"· {transcript.cloud_reason}")
+    return f"{transcript.engine} · {transcript.model}"
 
 
 def _clock(seconds: float) -> str:

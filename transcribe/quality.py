@@ -1,0 +1,126 @@
+"""How a transcript is told to have gone wrong, and what is done about it.
+
+Whisper's worst failure on real speech is a loop: a phrase the speaker said once
+written two or three times ("nachdem der Bau 1963 erbaut worden war, nachdem der
+Bau 1963 erbaut worden war, ..."), or a syllable repeated forty times
+("engsengsengseng..."). A reader who meets one stops trusting every transcript,
+so a loop is looked for in every result, across segment boundaries too: the
+engine decodes such a window again another way, and a loop that survives that is
+cut out and the transcript marked low-confidence, with a note saying why.
+
+Whisper's own test for a failed decode, a gzip compression ratio over 2.4, is
+kept beside it; it needs a long loop before it fires, which is why it is not
+enough alone.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, replace
+
+from .transcript import Segment
+
+# A run of at least this many words said again right after itself is a loop.
+# Speakers repeat a word or two ("no, no", "very very"), seldom four in a row
+# word for word; the two loops seen on the FLEURS dev set were 7 and 8 words.
+LOOP_MIN_WORDS = 4
+# Shorter runs count as a loop only from this many copies on ("so so so so").
+SHORT_LOOP_COPIES = 4
+# Longer runs are not looked for: Whisper's loops are phrases, and the search
+# costs this much per word.
+LOOP_MAX_WORDS = 40
+# Inside one word: a piece of 2 to 8 letters written this many times in a row.
+CHAR_LOOP = re.compile(r"(\w{2,8}?)\1{5,}")
+COMPRESSION_RATIO_MAX = 2.4
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Words `start` to `end` (indexes into the transcript's words) repeat the
+    `size` words before them."""
+
+    start: int
+    end: int
+    size: int
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _key(word: str) -> str:
+    return re.sub(r"[^\w]", "", word.casefold())
+
+
+def find_loops(words: list[str]) -> list[Loop]:
+    """Repeated runs of words, each given as the copies after the first one."""
+    keys = [_key(w) for w in words]
+    loops: list[Loop] = []
+    i = 0
+    while i < len(keys):
+        found = None
+        for size in range(1, min(LOOP_MAX_WORDS, (len(keys) - i) // 2) + 1):
+            copies = 1
+            while keys[i:i + size] == keys[i + copies * size:i + (copies + 1) * size]:
+                copies += 1
+            if copies > 1 and any(keys[i:i + size]) and (
+                    size >= LOOP_MIN_WORDS or copies >= SHORT_LOOP_COPIES):
+                found = Loop(i + size, i + copies * size, size)
+                break
+        if found is None:
+            i += 1
+        else:
+            loops.append(found)
+            i = found.end
+    return loops
+
+
+def has_char_loop(text: str) -> bool:
+    return CHAR_LOOP.search(text) is not None
+
+
+def looks_looped(segments: list[Segment]) -> bool:
+    """A loop of words (across segments too), of letters inside a word, or a
+    segment that compresses like a loop (Whisper's test, on each segment: a
+    long note's whole text may repeat what was said minutes before)."""
+    text = " ".join(s.text for s in segments)
+    return (bool(find_loops(text.split())) or has_char_loop(text)
+            or any(compression_ratio(s.text) > COMPRESSION_RATIO_MAX for s in segments))
+
+
+def remove_loops(segments: list[Segment]) -> tuple[list[Segment], list[str]]:
+    """The segments with every repeated copy of a looped phrase cut out (the first
+    copy stays), and a sentence for each cut, for the transcript's notes."""
+    owners: list[int] = []
+    words: list[str] = []
+    for index, segment in enumerate(segments):
+        for word in segment.text.split():
+            owners.append(index)
+            words.append(word)
+    drop: set[int] = set()
+    notes = []
+    for loop in find_loops(words):
+        drop.update(range(loop.start, loop.end))
+        phrase = " ".join(words[loop.start - loop.size:loop.start])
+        notes.append(f"removed {(loop.end - loop.start) // loop.size} repeated "
+                     f"cop{'y' if loop.end - loop.start == loop.size else 'ies'} of "
+                     f"\u201c{_clip(phrase)}\u201d (the model looped)")
+    kept: dict[int, list[str]] = {}
+    for position, (owner, word) in enumerate(zip(owners, words)):
+        if position not in drop:
+            kept.setdefault(owner, []).append(word)
+    out = []
+    for index, segment in enumerate(segments):
+        text = " ".join(kept.get(index, []))
+        if CHAR_LOOP.search(text):
+            text = CHAR_LOOP.sub(lambda m: m.group(1), text)
+            notes.append("cut a run of repeated letters (the model looped)")
+        if text:
+            out.append(replace(segment, text=text))
+    return out, notes
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
