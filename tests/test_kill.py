@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from conftest import SAMPLES
-from test_watch import SPEECH, jobs, space, watcher  # noqa: F401 - `space` is a fixture
+from test_watch import SPEECH, jobs, watcher
+from test_watch import space  # noqa: F401 - a fixture
 
 NOTES = 10
 KILLS = 12

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REFERENCES, ROOT, SAMPLES, run_cli
-from test_watch import SPEECH, by_name, jobs, settled, space, wait_for, watcher  # noqa: F401
-from wer import wer
+from conftest import ROOT, SAMPLES, run_cli
+from test_watch import SPEECH, by_name, jobs, settled, wait_for, watcher
+from test_watch import space  # noqa: F401 - a fixture
 
 NOTE = "voicemail-8k.wav"  # "Please call me back when you get this message."
 OTHER = "New Recording 12.m4a"  # about milk
@@ -335,3 +334,18 @@ def test_a_note_the_cli_transcribed_gets_its_files_in_a_watched_folder_without_t
     assert "call me back" in (out / "inbox" / "voice" / "call.srt").read_text()
     log = (data.parent / "watch.log").read_text()
     assert "same audio as" in log and "transcribed /" not in log
+
+
+def test_a_folder_setting_no_note_can_use_fails_its_notes_after_three_tries(space):
+    """The folder's settings fail a note before its own work begins: each try still counts
+    (it must not be retried forever, one log line each time)."""
+    inbox, out, data = space
+    (inbox / ".transcribe.toml").write_text("beam_size = 0\n")
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    with watcher(inbox, out, data) as proc:
+        [row] = wait_for(lambda rows: rows and rows[0]["state"] == "failed", data, proc=proc)
+        time.sleep(1)
+        assert proc.poll() is None
+    assert row["attempts"] == 3 and "beam_size must be at least 1" in row["error"]
+    log = (data.parent / "watch.log").read_text()
+    assert log.count("beam_size must be at least 1") == 3, log

@@ -408,13 +408,19 @@ class Store:
         return state
 
     def fail(self, job_id: int, reason: str, *, retry: bool = False) -> None:
-        """Record a failure; `retry` puts the job back in the queue while attempts remain."""
+        """Record a failure; `retry` puts the job back in the queue while attempts remain.
+
+        A failure is one attempt, whether or not `start` counted it already (a
+        folder's bad settings fail a note before its work begins)."""
         now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
-            state = "pending" if retry and row["attempts"] < MAX_ATTEMPTS else "failed"
-            db.execute("UPDATE jobs SET state=?, error=?, pid=NULL, progress=NULL, started=NULL, "
-                       "updated_at=? WHERE id=?", (state, reason, now, job_id))
+            row = db.execute("SELECT attempts, started FROM jobs WHERE id=?",
+                             (job_id,)).fetchone()
+            attempts = row["attempts"] + (row["started"] is None)
+            state = "pending" if retry and attempts < MAX_ATTEMPTS else "failed"
+            db.execute("UPDATE jobs SET state=?, error=?, attempts=?, pid=NULL, progress=NULL, "
+                       "started=NULL, updated_at=? WHERE id=?",
+                       (state, reason, attempts, now, job_id))
 
     def recover(self) -> int:
         """Put jobs left running by a dead process back in the queue; return how many.
@@ -431,9 +437,13 @@ class Store:
                 given_up = row["started"] is not None and row["attempts"] >= MAX_ATTEMPTS
                 error = (f"the process stopped while transcribing it, {row['attempts']} times"
                          if given_up else None)
-                db.execute("UPDATE jobs SET state=?, pid=NULL, progress=NULL, started=NULL, "
-                           "error=? WHERE id=?",
-                           ("failed" if given_up else "pending", error, row["id"]))
+                # (a job of a store from before `start` may have used up its attempts
+                # at claim: it gets one more)
+                attempts = (row["attempts"] if given_up or row["started"] is not None
+                            else min(row["attempts"], MAX_ATTEMPTS - 1))
+                db.execute("UPDATE jobs SET state=?, attempts=?, pid=NULL, progress=NULL, "
+                           "started=NULL, error=? WHERE id=?",
+                           ("failed" if given_up else "pending", attempts, error, row["id"]))
                 recovered += 1
         return recovered
 

@@ -43,7 +43,7 @@ from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, Se
 from .messaging import origin
 from .pipeline import Transcriber
 from .settings import Settings
-from .store import Owed, Store, readable
+from .store import MAX_ATTEMPTS, Owed, Store, readable
 from .writers import FORMATS, sweep_temp_files, write_outputs
 
 log = logging.getLogger(__name__)
@@ -313,9 +313,10 @@ class Watcher:
         return True
 
     def _fail_and_retry(self, job, path: Path, reason: str) -> None:
-        attempt = (self.store.job(job.id) or job).attempts
-        log.error("failed %s: %s (attempt %d)", readable(path), reason, attempt)
         self.store.fail(job.id, reason, retry=True)
+        attempt = (self.store.job(job.id) or job).attempts
+        log.error("failed %s: %s (attempt %d of %d)", readable(path), reason, attempt,
+                  MAX_ATTEMPTS)
 
     def _ready_transcriber(self, overrides: dict) -> Transcriber:
         """The transcriber for these settings with its model loaded: loading is not a note's
@@ -374,7 +375,10 @@ class Watcher:
         try:
             files = self._write(owed, transcript)
         except OSError as e:
-            self._folder_failed(folder, e)
+            self._folder_failed(folder, e.strerror or str(e))
+            return None
+        except Exception as e:  # noqa: BLE001 - never the watcher's end; kept owed, said once
+            self._folder_failed(folder, f"{type(e).__name__}: {e}")
             return None
         if self._folder_errors.pop(folder, None):
             log.info("%s: writing transcripts there again", folder)
@@ -386,8 +390,7 @@ class Watcher:
                              source=Path(owed.path),
                              relative_dir=Path(owed.options.get("rel", ".")))
 
-    def _folder_failed(self, folder: Path, error: OSError) -> None:
-        why = error.strerror or str(error)
+    def _folder_failed(self, folder: Path, why: str) -> None:
         if self._folder_errors.get(folder) != why:
             log.error("%s: cannot write transcripts there (%s); they are kept in the store "
                       "and written when the folder can take them", folder, why)
@@ -417,6 +420,13 @@ class Watcher:
             except CloudError as e:
                 log.info("%s: still waiting for the cloud (%s)", job.path, e)
                 return
+            except sqlite3.Error:
+                raise
+            except Exception as e:  # noqa: BLE001 - a decoder's own error: this note's only
+                log.error("%s: cannot send it to the cloud (%s: %s); keeping the local result",
+                          readable(job.path), type(e).__name__, e)
+                self.store.finish(job.id, local, "done")
+                continue
             self._write_outputs(job.id, transcript, "done")
             log.info("transcribed %s in the cloud (%s)", job.path, transcript.provider)
 
