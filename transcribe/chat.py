@@ -34,6 +34,9 @@ _ATTACHED_IOS = re.compile(r"^<attached: (.+?)>$")
 _OMITTED = re.compile(r"^(<Media omitted>|<Médias omis>|(audio|image|video|sticker|GIF|document) "
                       r"omitted|.* omitted)$", re.IGNORECASE)
 
+_SYSTEM_BODIES = ("Messages and calls are end-to-end encrypted", "Messages to this group are now",
+                  "Missed voice call", "Missed video call")
+
 
 @dataclass
 class Message:
@@ -153,6 +156,8 @@ def _whatsapp_message(time: datetime, rest: str, folder: Path) -> Message:
     if not sep:
         return Message(time, None, "system", rest)
     body = body.strip()
+    if body.startswith(_SYSTEM_BODIES):  # iOS puts the chat's name before its system lines
+        return Message(time, None, "system", body)
     attached = _ATTACHED_IOS.match(body) or _ATTACHED_ANDROID.match(body)
     if attached:
         name = attached.group(1).strip()
