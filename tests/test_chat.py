@@ -99,3 +99,24 @@ def test_chat_export(name, zipped, tmp_path, home):
     assert _jobs(mine) == jobs
     md = next(tmp_path.glob("*.transcribed.md")).read_text()
     assert "voice note" in md and ("omitted" in md or "missing" in md)
+
+
+def test_bad_line_and_damaged_note_do_not_stop_the_chat(tmp_path, home):
+    export = tmp_path / "chat"
+    export.mkdir()
+    note = (CHATS / "whatsapp-android-24h" / "PTT-20240312-WA0007.opus").read_bytes()
+    (export / "PTT-20240312-WA0008.opus").write_bytes(note[: len(note) // 3])
+    shutil.copy(CHATS / "whatsapp-android-24h" / "PTT-20240312-WA0007.opus", export)
+    (export / "WhatsApp Chat with Sam.txt").write_text(
+        "garbage before the chat\n"
+        "12/03/2024, 18:44 - Alice: PTT-20240312-WA0008.opus (file attached)\n"
+        "13/03/2024, 18:45 - Alice: PTT-20240312-WA0007.opus (file attached)\n"
+        "13/03/2024, 18:46 - Sam: thanks\n", encoding="utf-8")
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(export), "--format", "txt", "--output", "-", env=env)
+    assert out.returncode == 1, out.stderr
+    assert "WhatsApp Chat with Sam.txt:1" in out.stderr
+    lines = out.stdout.splitlines()
+    assert "could not be transcribed" in lines[0]
+    assert "Alice: 🎤" in lines[1] and "meeting" in lines[1].lower()
+    assert lines[2].endswith("Sam: thanks")
