@@ -69,6 +69,15 @@ def _jobs(home: Path) -> int:
         return con.execute("SELECT count(*) FROM jobs").fetchone()[0]
 
 
+CHAT_NAMES = {"whatsapp-android-24h": "Sam", "whatsapp-android-12h": "María",
+              "whatsapp-ios": "whatsapp-ios", "telegram-json": "Sam"}
+
+
+def _senders(home: Path) -> list:
+    with sqlite3.connect(home / "data" / "transcribe.db") as con:
+        return sorted(tuple(r) for r in con.execute("SELECT chat, sender, sent_at FROM jobs"))
+
+
 @pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_chat_export(name, zipped, tmp_path, home):
@@ -91,6 +100,8 @@ def test_chat_export(name, zipped, tmp_path, home):
             assert m["transcript"]["language"] == ref["language"]
             assert wer(ref["text"], m["transcript"]["text"]) < 0.5
     jobs = _jobs(mine)
+    assert _senders(mine) == sorted((CHAT_NAMES[name], s, t) for s, t, k, n in expected
+                                    if k == "voice" and n != "omitted")
     assert jobs == sum(1 for *_, n in expected if n and n != "omitted")
 
     again = run_cli("chat", str(export), "-v", "--format", "md", env=env)

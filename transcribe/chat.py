@@ -69,15 +69,16 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
         except zipfile.BadZipFile as e:
             raise InputError(f"{export}: not a readable zip ({e})") from e
         chat = load(target)
-        chat.name = _chat_name(export)
+        if chat.name == target.name:  # named after the temporary folder: use the zip's
+            chat.name = _chat_name(export)
         return chat
     if export.is_dir():
         found = _find_text(export)
         if found is None:
             raise InputError(f"{export}: no chat text (_chat.txt, WhatsApp Chat*.txt or result.json)")
         chat = load(found)
-        chat.name = _chat_name(found) if found.name not in ("_chat.txt", "result.json") \
-            else export.name
+        if found.name == "_chat.txt":  # iOS: the chat's name is only the folder's
+            chat.name = export.name
         return chat
     if export.name.endswith(".json"):
         return parse_telegram_json(export)

@@ -77,8 +77,10 @@ def _transcribe_notes(messages, conv, args, settings, diag):
             results[id(m)] = transcript
             if store:
                 try:
-                    store.record(str(m.attachment), sha, m.attachment.stat().st_size, transcript,
-                                 sent_at=m.time.isoformat() if m.time else None, app=conv.app)
+                    job = store.record(str(m.attachment), sha, m.attachment.stat().st_size,
+                                       transcript, app=conv.app,
+                                       sent_at=m.time.isoformat() if m.time else None)
+                    store.set_chat(job.id, conv.name, m.sender)
                 except sqlite3.Error as e:
                     diag.warning(f"{m.attachment}: not kept in the store ({e})")
     finally:

@@ -141,6 +141,19 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(SCHEMA)
+            self._add_chat_columns()
+
+    def _add_chat_columns(self) -> None:
+        """Chat exports' jobs carry the chat and the sender (added to older stores too)."""
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column in ("chat", "sender"):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+
+    def set_chat(self, job_id: int, chat: str, sender: str | None) -> None:
+        """Which chat a voice note came from, and who sent it."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET chat=?, sender=? WHERE id=?", (chat, sender, job_id))
 
     @classmethod
     def open_default(cls, data_dir: Path) -> "Store":
