@@ -131,3 +131,12 @@ def test_bad_line_and_damaged_note_do_not_stop_the_chat(tmp_path, home):
     assert "could not be transcribed" in lines[0]
     assert "Alice: 🎤" in lines[1] and "meeting" in lines[1].lower()
     assert lines[2].endswith("Sam: thanks")
+
+
+def test_since_keeps_later_messages_only(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(CHATS / "whatsapp-android-24h"), "--since", "2024-03-13",
+                  "--format", "json", "--output", "-", "--no-store", env=env)
+    assert out.returncode == 0, out.stderr
+    times = [json.loads(line)["time"] for line in out.stdout.splitlines()]
+    assert times == ["2024-03-13T18:45:00", "2024-03-13T18:46:00", "2024-03-13T18:47:00"]
