@@ -29,6 +29,7 @@ commands:
   transcribe FILE...        transcribe voice notes (this page)
   transcribe watch DIR...   transcribe every voice note that lands in DIR, exactly once
   transcribe status         the watcher's queue: pending, running, done, failed
+  transcribe chat EXPORT    a WhatsApp/Telegram chat with its voice notes as text
   transcribe search WORDS   search every transcript kept in the store
   transcribe tui            the terminal UI: inbox, search, record, settings
   transcribe record         record a note from the microphone and transcribe it
@@ -766,6 +767,26 @@ def tui_command(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def chat_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="transcribe chat",
+        description="A WhatsApp or Telegram export with every voice note transcribed in place.",
+        conflict_handler="resolve")
+    add_transcribe_options(parser)
+    parser.add_argument("export", type=Path, help="WhatsApp .zip, .txt or folder; Telegram "
+                                                  "export folder or result.json")
+    parser.add_argument("--output", help="where the conversation goes (default: "
+                                         "CHAT.transcribed.md beside the export; - for stdout)")
+    parser.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
+                        default="md", help="md (default), txt, or json: one object per message")
+    parser.add_argument("--since", help="only messages from this date on (YYYY-MM-DD)")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    from .chat_render import run_chat
+
+    return run_chat(args, settings_from_args(args), Diagnostics(args.quiet))
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "tui": tui_command,
     "search": search_command,
@@ -775,6 +796,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "cloud": cloud_command,
     "watch": watch_command,
     "status": status_command,
+    "chat": chat_command,
 }
 
 

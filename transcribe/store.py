@@ -235,9 +235,13 @@ class Store:
             self._migrate()
 
     def _migrate(self) -> None:
+        """Bring a store made by an older version up to this one, in place."""
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
-        if "started" not in columns:  # a store made before attempts counted from start()
-            self._db.execute("ALTER TABLE jobs ADD COLUMN started REAL")
+        added = {"started": "REAL",  # attempts count from a note's start
+                 "chat": "TEXT", "sender": "TEXT"}  # a chat export's voice notes
+        for column, kind in added.items():
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
         with self._tx() as db:
@@ -245,6 +249,11 @@ class Store:
             db.execute(f"INSERT OR IGNORE INTO translations {moved}")
             db.execute("DELETE FROM transcripts WHERE json_extract(data, '$.task') = 'translate'")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def set_chat(self, job_id: int, chat: str, sender: str | None) -> None:
+        """Which chat a voice note came from, and who sent it."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET chat=?, sender=? WHERE id=?", (chat, sender, job_id))
 
     @classmethod
     def open_default(cls, data_dir: Path) -> "Store":

@@ -1,0 +1,142 @@
+"""`transcribe chat` on real-looking exports under sample_audio/chats/, with the real model."""
+
+import json
+import shutil
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import private_home, run_cli
+from wer import wer
+
+ROOT = Path(__file__).resolve().parent.parent
+CHATS = ROOT / "sample_audio" / "chats"
+REFS = json.loads((ROOT / "sample_audio" / "references.json").read_text())
+
+# (fixture, zipped too, [(sender, time, kind, reference note or None)])
+CASES = {
+    "whatsapp-android-24h": [
+        (None, "2024-03-12T18:40:00", "system", None),
+        ("Sam", "2024-03-12T18:44:00", "text", None),
+        ("Alice", "2024-03-13T18:45:00", "voice", "PTT-20240312-WA0007.opus"),
+        ("Sam", "2024-03-13T18:46:00", "text", None),
+        ("Sam", "2024-03-13T18:47:00", "media", "omitted"),
+    ],
+    "whatsapp-android-12h": [
+        (None, "2024-03-12T18:40:00", "system", None),
+        ("Sam", "2024-03-12T18:44:00", "text", None),
+        ("María", "2024-03-13T18:45:00", "voice", "AUD-20240311-WA0003.mp3"),
+        ("Sam", "2024-03-13T18:46:00", "text", None),
+        ("Sam", "2024-03-13T18:47:00", "media", "omitted"),
+    ],
+    "whatsapp-ios": [
+        (None, "2024-03-12T18:40:00", "system", None),
+        ("Sam", "2024-03-12T18:44:10", "text", None),
+        ("Alice", "2024-03-13T18:45:02", "voice", "PTT-20240312-WA0007.opus"),
+        ("Sam", "2024-03-13T18:46:30", "text", None),
+        ("Sam", "2024-03-13T18:47:00", "voice", "omitted"),
+    ],
+    "telegram-json": [
+        ("Sam", "2024-03-12T18:40:00", "system", None),
+        ("Sam", "2024-03-12T18:44:10", "text", None),
+        ("Alice", "2024-03-12T18:45:02", "voice", "audio_2024-03-12_18-45-02.ogg"),
+        ("Sam", "2024-03-12T18:46:30", "text", None),
+        ("Alice", "2024-03-12T18:50:00", "voice", "New Recording 12.m4a"),
+        ("Sam", "2024-03-12T18:51:00", "voice", "omitted"),
+    ],
+}
+
+
+def _export(tmp_path: Path, name: str, zipped: bool) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(CHATS / name, folder)
+    if not zipped:
+        return folder
+    archive = tmp_path / f"{name}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in folder.rglob("*"):
+            z.write(f, f.relative_to(folder))
+    shutil.rmtree(folder)
+    return archive
+
+
+def _jobs(home: Path) -> int:
+    dbs = list(home.rglob("*.sqlite*")) + list(home.rglob("*.db"))
+    db = next(p for p in dbs if p.suffix in (".db", ".sqlite", ".sqlite3"))
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+
+CHAT_NAMES = {"whatsapp-android-24h": "Sam", "whatsapp-android-12h": "María",
+              "whatsapp-ios": "whatsapp-ios", "telegram-json": "Sam"}
+
+
+def _senders(home: Path) -> list:
+    with sqlite3.connect(home / "data" / "transcribe.db") as con:
+        return sorted(tuple(r) for r in con.execute("SELECT chat, sender, sent_at FROM jobs"))
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_chat_export(name, zipped, tmp_path, home):
+    if zipped and name.startswith("telegram"):
+        pytest.skip("Telegram Desktop exports a folder, not a zip")
+    mine = private_home(tmp_path / "home", home)
+    env = {"TRANSCRIBE_HOME": str(mine)}
+    export = _export(tmp_path, name, zipped)
+    out = run_cli("chat", str(export), "--format", "json", "--output", "-", env=env)
+    assert out.returncode == 0, out.stderr
+    messages = [json.loads(line) for line in out.stdout.splitlines()]
+    expected = CASES[name]
+    assert [(m["sender"], m["time"], m["kind"]) for m in messages] == \
+        [(s, t, k) for s, t, k, _ in expected]
+    for m, (_, _, kind, note) in zip(messages, expected):
+        if note == "omitted":
+            assert m["omitted"] and "transcript" not in m
+        elif note:
+            ref = REFS[note]
+            assert m["transcript"]["language"] == ref["language"]
+            assert wer(ref["text"], m["transcript"]["text"]) < 0.5
+    jobs = _jobs(mine)
+    assert _senders(mine) == sorted((CHAT_NAMES[name], s, t) for s, t, k, n in expected
+                                    if k == "voice" and n != "omitted")
+    assert jobs == sum(1 for *_, n in expected if n and n != "omitted")
+
+    again = run_cli("chat", str(export), "-v", "--format", "md", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "0 transcribed now" in again.stderr
+    assert _jobs(mine) == jobs
+    md = next(tmp_path.glob("*.transcribed.md")).read_text()
+    assert "voice note" in md and ("omitted" in md or "missing" in md)
+
+
+def test_bad_line_and_damaged_note_do_not_stop_the_chat(tmp_path, home):
+    export = tmp_path / "chat"
+    export.mkdir()
+    note = (CHATS / "whatsapp-android-24h" / "PTT-20240312-WA0007.opus").read_bytes()
+    (export / "PTT-20240312-WA0008.opus").write_bytes(note[: len(note) // 3])
+    shutil.copy(CHATS / "whatsapp-android-24h" / "PTT-20240312-WA0007.opus", export)
+    (export / "WhatsApp Chat with Sam.txt").write_text(
+        "garbage before the chat\n"
+        "12/03/2024, 18:44 - Alice: PTT-20240312-WA0008.opus (file attached)\n"
+        "13/03/2024, 18:45 - Alice: PTT-20240312-WA0007.opus (file attached)\n"
+        "13/03/2024, 18:46 - Sam: thanks\n", encoding="utf-8")
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(export), "--format", "txt", "--output", "-", env=env)
+    assert out.returncode == 1, out.stderr
+    assert "WhatsApp Chat with Sam.txt:1" in out.stderr
+    lines = out.stdout.splitlines()
+    assert "could not be transcribed" in lines[0]
+    assert "Alice: 🎤" in lines[1] and "meeting" in lines[1].lower()
+    assert lines[2].endswith("Sam: thanks")
+
+
+def test_since_keeps_later_messages_only(tmp_path, home):
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(CHATS / "whatsapp-android-24h"), "--since", "2024-03-13",
+                  "--format", "json", "--output", "-", "--no-store", env=env)
+    assert out.returncode == 0, out.stderr
+    times = [json.loads(line)["time"] for line in out.stdout.splitlines()]
+    assert times == ["2024-03-13T18:45:00", "2024-03-13T18:46:00", "2024-03-13T18:47:00"]

@@ -1,0 +1,216 @@
+"""Chat exports: a WhatsApp or Telegram conversation as a list of `Message`s.
+
+Parsers for WhatsApp's text export (Android and iOS, zipped or unzipped) and
+Telegram Desktop's `result.json`. Nothing here transcribes or prints; the CLI
+puts transcripts in place of the voice notes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+VOICE_EXT = (".opus", ".ogg", ".m4a", ".mp3", ".aac", ".amr", ".wav", ".mp4")
+_MARKS = "\u200e\u200f\u202a\u202c\ufeff"
+
+# Android: "12/03/2024, 18:45 - Alice: text"; 12-hour: "3/12/24, 6:45\u202fPM - Alice: text".
+_ANDROID = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{2,4}),? (\d{1,2}):(\d{2})(?::(\d{2}))?"
+                      r"[\s\u202f]?([AaPp]\.?[Mm]\.?)? - (.*)$")
+# iOS: "[12.03.24, 18:45:02] Alice: text".
+_IOS = re.compile(r"^\[(\d{1,2})[/.](\d{1,2})[/.](\d{2,4}),? (\d{1,2}):(\d{2})(?::(\d{2}))?"
+                  r"[\s\u202f]?([AaPp]\.?[Mm]\.?)?\] (.*)$")
+_ATTACHED_ANDROID = re.compile(r"^(\S.*?\.\w{2,4}) \(file attached\)$")
+_ATTACHED_IOS = re.compile(r"^<attached: (.+?)>$")
+_OMITTED = re.compile(r"^(<Media omitted>|<Médias omis>|(audio|image|video|sticker|GIF|document) "
+                      r"omitted|.* omitted)$", re.IGNORECASE)
+
+_SYSTEM_BODIES = ("Messages and calls are end-to-end encrypted", "Messages to this group are now",
+                  "Missed voice call", "Missed video call")
+
+
+@dataclass
+class Message:
+    time: datetime | None
+    sender: str | None
+    kind: str  # "text", "voice", "media" or "system"
+    text: str = ""
+    attachment: Path | None = None
+    omitted: bool = False
+
+
+@dataclass
+class Chat:
+    name: str
+    app: str
+    messages: list[Message] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "file:line: what"
+
+
+def load(export: Path, workdir: Path | None = None) -> Chat:
+    """Read an export: a WhatsApp .zip/.txt/folder or a Telegram folder/result.json."""
+    export = Path(export)
+    if not export.exists():
+        raise InputError(f"{export}: no such file or folder")
+    if export.suffix.lower() == ".zip":
+        target = Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-"))
+        try:
+            with zipfile.ZipFile(export) as z:
+                z.extractall(target)
+        except zipfile.BadZipFile as e:
+            raise InputError(f"{export}: not a readable zip ({e})") from e
+        chat = load(target)
+        if chat.name == target.name:  # named after the temporary folder: use the zip's
+            chat.name = _chat_name(export)
+        return chat
+    if export.is_dir():
+        found = _find_text(export)
+        if found is None:
+            raise InputError(f"{export}: no chat text (_chat.txt, WhatsApp Chat*.txt or result.json)")
+        chat = load(found)
+        if found.name == "_chat.txt":  # iOS: the chat's name is only the folder's
+            chat.name = export.name
+        return chat
+    if export.name.endswith(".json"):
+        return parse_telegram_json(export)
+    return parse_whatsapp(export)
+
+
+def _find_text(folder: Path) -> Path | None:
+    for pattern in ("result.json", "_chat.txt", "WhatsApp Chat*.txt", "*.txt"):
+        hits = sorted(folder.rglob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _chat_name(path: Path) -> str:
+    name = path.stem
+    for prefix in ("WhatsApp Chat with ", "WhatsApp Chat - "):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
+
+
+def parse_whatsapp(path: Path) -> Chat:
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    clean = [_strip_marks(line) for line in lines]
+    heads = [(_IOS.match(line) or _ANDROID.match(line)) for line in clean]
+    day_first = _day_first([m for m in heads if m])
+    chat = Chat(name=_chat_name(path), app="whatsapp")
+    for number, (line, head) in enumerate(zip(clean, heads), start=1):
+        if head is None:
+            if chat.messages:
+                last = chat.messages[-1]
+                last.text = f"{last.text}\n{line}"
+            elif line.strip():
+                chat.problems.append(f"{path}:{number}: not a chat line")
+            continue
+        try:
+            time = _when(head, day_first)
+        except ValueError:
+            chat.problems.append(f"{path}:{number}: bad date or time")
+            continue
+        chat.messages.append(_whatsapp_message(time, head.group(8), path.parent))
+    return chat
+
+
+def _strip_marks(line: str) -> str:
+    return line.translate({ord(c): None for c in _MARKS})
+
+
+def _day_first(heads) -> bool:
+    """Day before month unless some second field is above 12 (and no first one is)."""
+    firsts = [int(m.group(1)) for m in heads]
+    seconds = [int(m.group(2)) for m in heads]
+    if any(f > 12 for f in firsts):
+        return True
+    if any(s > 12 for s in seconds):
+        return False
+    return True
+
+
+def _when(m, day_first: bool) -> datetime:
+    a, b, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    day, month = (a, b) if day_first else (b, a)
+    year += 2000 if year < 100 else 0
+    hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
+    ampm = (m.group(7) or "").replace(".", "").lower()
+    if ampm == "pm" and hour < 12:
+        hour += 12
+    elif ampm == "am" and hour == 12:
+        hour = 0
+    return datetime(year, month, day, hour, minute, second)
+
+
+def _whatsapp_message(time: datetime, rest: str, folder: Path) -> Message:
+    sender, sep, body = rest.partition(": ")
+    if not sep:
+        return Message(time, None, "system", rest)
+    body = body.strip()
+    if body.startswith(_SYSTEM_BODIES):  # iOS puts the chat's name before its system lines
+        return Message(time, None, "system", body)
+    attached = _ATTACHED_IOS.match(body) or _ATTACHED_ANDROID.match(body)
+    if attached:
+        name = attached.group(1).strip()
+        kind = "voice" if _is_voice_name(name) else "media"
+        path = folder / name
+        return Message(time, sender, kind, name, attachment=path, omitted=not path.exists())
+    if _OMITTED.match(body):
+        kind = "voice" if body.lower().startswith("audio") else "media"
+        return Message(time, sender, kind, body, omitted=True)
+    return Message(time, sender, "text", body)
+
+
+def _is_voice_name(name: str) -> bool:
+    upper = name.upper()
+    return (upper.startswith(("PTT-", "AUD-")) or "-AUDIO-" in upper) and \
+        name.lower().endswith(VOICE_EXT)
+
+
+def parse_telegram_json(path: Path) -> Chat:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise InputError(f"{path}: not readable JSON ({e})") from e
+    chat = Chat(name=data.get("name") or path.parent.name, app="telegram")
+    for n, item in enumerate(data.get("messages", []), start=1):
+        try:
+            chat.messages.append(_telegram_message(item, path.parent))
+        except (KeyError, ValueError, TypeError) as e:
+            chat.problems.append(f"{path}: message {n}: {e}")
+    return chat
+
+
+def _telegram_message(item: dict, folder: Path) -> Message:
+    time = datetime.fromisoformat(item["date"])
+    text = _telegram_text(item.get("text", ""))
+    if item.get("type") == "service":
+        return Message(time, item.get("actor"), "system", text or item.get("action", ""))
+    sender = item.get("from")
+    media = item.get("media_type")
+    if media in ("voice_message", "video_message") or item.get("file"):
+        file = item.get("file") or ""
+        omitted = not file or file.startswith("(File not included")
+        path = None if omitted else folder / file
+        omitted = omitted or not path.exists()
+        kind = "voice" if media in ("voice_message", "video_message") else "media"
+        return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
+    if item.get("photo"):
+        return Message(time, sender, "media", text or "photo", omitted=True)
+    return Message(time, sender, "text", text)
+
+
+def _telegram_text(text) -> str:
+    if isinstance(text, str):
+        return text
+    return "".join(part if isinstance(part, str) else part.get("text", "") for part in text)

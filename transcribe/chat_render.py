@@ -1,0 +1,154 @@
+"""`transcribe chat`: transcribe a chat's voice notes (once, through the store) and
+write the conversation back with each transcript in its place."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from . import chat as chats
+from .errors import EXIT_INPUT, EXIT_OK, CloudError, InputError
+
+log = logging.getLogger(__name__)
+
+
+def run_chat(args, settings, diag) -> int:
+    with tempfile.TemporaryDirectory(prefix="transcribe-chat-") as tmp:
+        conv = chats.load(args.export, Path(tmp))
+        for problem in conv.problems:
+            diag.warning(problem)
+        messages = conv.messages
+        if args.since:
+            since = datetime.fromisoformat(args.since)
+            messages = [m for m in messages if m.time is None or m.time >= since]
+        results, failed = _transcribe_notes(messages, conv, args, settings, diag)
+    text = render(conv.name, messages, results, args.chat_format)
+    out = args.output or str(_default_output(args.export, conv.name, args.chat_format))
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        diag.info(f"{args.export} -> {out}")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _default_output(export: Path, name: str, fmt: str) -> Path:
+    folder = export.parent if not export.is_dir() else export.parent
+    return folder / f"{name}.transcribed.{fmt}"
+
+
+def _transcribe_notes(messages, conv, args, settings, diag):
+    """Map id(message) -> Transcript or an error string. Stored transcripts are reused."""
+    from .audio import file_sha256
+    from .pipeline import Transcriber
+    from .store import Store
+
+    notes = [m for m in messages if m.kind == "voice" and not m.omitted]
+    results: dict[int, object] = {}
+    store = Store.open_default(settings.paths.data_dir) if settings.store else None
+    transcriber = None
+    failed = done = 0
+    try:
+        for n, m in enumerate(notes, start=1):
+            if diag.tty and not diag.quiet:
+                diag.info(f"voice note {n} of {len(notes)}: {m.attachment.name}")
+            sha = file_sha256(m.attachment)
+            job = store.job_by_sha(sha) if store else None
+            kept = store.transcript(job.id) if job and job.state == "done" else None
+            if kept is not None:
+                results[id(m)] = kept
+                continue
+            if transcriber is None:
+                transcriber = Transcriber(settings)
+            try:
+                transcript = transcriber.transcribe(m.attachment, engine=args.engine)
+            except (InputError, CloudError) as e:
+                if isinstance(e, CloudError) and e.fatal:
+                    raise
+                results[id(m)] = str(e)
+                failed += 1
+                continue
+            done += 1
+            results[id(m)] = transcript
+            if store:
+                try:
+                    job = store.record(str(m.attachment), sha, m.attachment.stat().st_size,
+                                       transcript, app=conv.app,
+                                       sent_at=m.time.isoformat() if m.time else None)
+                    store.set_chat(job.id, conv.name, m.sender)
+                except sqlite3.Error as e:
+                    diag.warning(f"{m.attachment}: not kept in the store ({e})")
+    finally:
+        if transcriber is not None:
+            transcriber.close()
+        if store is not None:
+            store.close()
+    log.info("chat %s: %d voice note(s), %d transcribed now, %d from the store",
+             conv.name, len(notes), done, len(notes) - done - failed)
+    return results, failed
+
+
+def _usual_language(results) -> str | None:
+    langs = [t.language for t in results.values() if not isinstance(t, str) and t.language]
+    return max(set(langs), key=langs.count) if langs else None
+
+
+def _length(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(round(seconds)) % 60:02d}"
+
+
+def voice_line(m, result, usual: str | None) -> str:
+    if m.omitted:
+        return "🎤 voice note missing from the export"
+    if isinstance(result, str) or result is None:
+        return f"🎤 voice note could not be transcribed ({result})"
+    marks = []
+    if result.language and result.language != usual:
+        marks.append(result.language)
+    if result.no_speech:
+        return f"🎤 {_length(result.duration)} voice note: (silent)"
+    if result.low_confidence:
+        marks.append("low confidence")
+    extra = f" [{', '.join(marks)}]" if marks else ""
+    return f'🎤 {_length(result.duration)} voice note{extra}: "{result.text.strip()}"'
+
+
+def render(name: str, messages, results, fmt: str) -> str:
+    usual = _usual_language(results)
+    if fmt == "json":
+        return "".join(json.dumps(_as_dict(m, results.get(id(m))), ensure_ascii=False) + "\n"
+                       for m in messages)
+    lines = [f"# {name}", ""] if fmt == "md" else []
+    for m in messages:
+        when = m.time.strftime("%Y-%m-%d %H:%M") if m.time else "?"
+        body = m.text
+        if m.kind == "voice":
+            body = voice_line(m, results.get(id(m)), usual)
+        elif m.kind == "media" and m.omitted:
+            body = f"📎 media omitted from the export ({m.text})"
+        if m.kind == "system":
+            lines.append(f"_{when} {body}_" if fmt == "md" else f"{when} {body}")
+        elif fmt == "md":
+            lines.append(f"**{when} {m.sender}:** {body}".replace("\n", "  \n"))
+        else:
+            lines.append(f"{when} {m.sender}: {body}")
+        if fmt == "md":
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _as_dict(m, result) -> dict:
+    d = {"time": m.time.isoformat() if m.time else None, "sender": m.sender, "kind": m.kind,
+         "text": m.text, "omitted": m.omitted,
+         "attachment": m.attachment.name if m.attachment else None}
+    if m.kind == "voice" and result is not None:
+        if isinstance(result, str):
+            d["error"] = result
+        else:
+            d["transcript"] = result.to_dict()
+    return d
