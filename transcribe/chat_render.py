@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import chat as chats
-from .errors import EXIT_INPUT, EXIT_OK, CloudError, InputError
+from .errors import EXIT_INPUT, EXIT_OK, CloudError, InputError, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,10 @@ def run_chat(args, settings, diag) -> int:
             diag.warning(problem)
         messages = conv.messages
         if args.since:
-            since = datetime.fromisoformat(args.since)
+            try:
+                since = datetime.fromisoformat(args.since)
+            except ValueError:
+                raise SettingsError(f"--since {args.since}: not a date such as 2024-03-01")
             messages = [m for m in messages if m.time is None or m.time >= since]
         results, failed = _transcribe_notes(messages, conv, args, settings, diag)
     text = render(conv.name, messages, results, args.chat_format)
