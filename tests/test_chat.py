@@ -128,7 +128,7 @@ def test_bad_line_and_damaged_note_do_not_stop_the_chat(tmp_path, home):
     assert out.returncode == 1, out.stderr
     assert "WhatsApp Chat with Sam.txt:1" in out.stderr
     lines = out.stdout.splitlines()
-    assert "could not be transcribed" in lines[0]
+    assert "truncated" in lines[0]  # transcribed as far as it goes, and marked
     assert "Alice: 🎤" in lines[1] and "meeting" in lines[1].lower()
     assert lines[2].endswith("Sam: thanks")
 

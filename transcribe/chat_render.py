@@ -55,7 +55,7 @@ def _transcribe_notes(messages, conv, args, settings, diag):
     results: dict[int, object] = {}
     store = Store.open_default(settings.paths.data_dir) if settings.store else None
     transcriber = None
-    failed = done = 0
+    failed = done = partial = 0
     try:
         for n, m in enumerate(notes, start=1):
             if diag.tty and not diag.quiet:
@@ -78,6 +78,9 @@ def _transcribe_notes(messages, conv, args, settings, diag):
                 continue
             done += 1
             results[id(m)] = transcript
+            if transcript.truncated or transcript.damaged:  # partly read: exit 1, as the CLI
+                diag.warning(f"{m.attachment}: {'; '.join(transcript.notes)}")
+                partial += 1
             if store:
                 try:
                     job = store.record(str(m.attachment), sha, m.attachment.stat().st_size,
@@ -93,7 +96,7 @@ def _transcribe_notes(messages, conv, args, settings, diag):
             store.close()
     log.info("chat %s: %d voice note(s), %d transcribed now, %d from the store",
              conv.name, len(notes), done, len(notes) - done - failed)
-    return results, failed
+    return results, failed + partial
 
 
 def _usual_language(results) -> str | None:
@@ -117,6 +120,10 @@ def voice_line(m, result, usual: str | None) -> str:
         return f"🎤 {_length(result.duration)} voice note: (silent)"
     if result.low_confidence:
         marks.append("low confidence")
+    if result.truncated:
+        marks.append("truncated: as far as it goes")
+    if result.damaged:
+        marks.append("damaged: partly unreadable")
     extra = f" [{', '.join(marks)}]" if marks else ""
     return f'🎤 {_length(result.duration)} voice note{extra}: "{result.text.strip()}"'
 
