@@ -328,10 +328,9 @@ class LocalEngine:
         )
         mean = transcript.mean_logprob
         transcript.low_confidence = mean is not None and mean < LOW_CONFIDENCE_LOGPROB
-        if language_probability is not None and language_probability < LANGUAGE_UNSURE_BELOW:
-            transcript.language_unsure = True
-            transcript.notes.append(f"language unsure: {language} with probability "
-                                    f"{language_probability:.2f}")
+        # Said in JSON and the TUI, not as a warning line: the note itself is fine.
+        transcript.language_unsure = (language_probability is not None
+                                      and language_probability < LANGUAGE_UNSURE_BELOW)
         return transcript
 
 
