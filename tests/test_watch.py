@@ -336,3 +336,16 @@ def test_the_cli_transcribes_itself_when_the_service_is_gone_or_hangs_up(space):
     assert result.returncode == 0, result.stderr
     assert "hung up" in result.stderr and "loading model" in result.stderr
     assert wer(REFERENCES[note.name]["text"], result.stdout) <= 0.15
+
+
+def test_a_dropped_note_is_picked_up_by_notification_and_one_from_before_at_start(space):
+    inbox, out, data = space
+    shutil.copy(SAMPLES / SPEECH[3], inbox / "before.wav")  # arrived while it was stopped
+    # an hour between polls: only a notification explains a pickup of the second note
+    with watcher(inbox, out, data, "--poll", "3600", "--rescan", "3600") as proc:
+        wait_for(settled(1), data, proc=proc)
+        (inbox / "sub").mkdir()
+        shutil.copy(SAMPLES / SPEECH[2], inbox / "sub" / "after.m4a")
+        rows = by_name(wait_for(settled(2), data, proc=proc))
+    assert rows["before.wav"]["state"] == "done" and "call me back" in rows["before.wav"]["text"]
+    assert rows["after.m4a"]["state"] == "done" and "milk" in rows["after.m4a"]["text"]

@@ -478,7 +478,14 @@ def watch_command(argv: list[str]) -> int:
                         help="seconds a file that does not decode yet may still be arriving "
                              "(default 30)")
     parser.add_argument("--poll", type=float, dest="poll_s",
-                        help="seconds between looks at the folders (default 1)")
+                        help="seconds between walks of folders that are polled: those on "
+                             "network and FUSE mounts, or all with --no-notify (default 1)")
+    parser.add_argument("--no-notify", action="store_true",
+                        help="poll every folder instead of listening for the OS's change "
+                             "notifications (for a mount that is not detected as remote)")
+    parser.add_argument("--rescan", type=float, dest="rescan_s", default=300.0,
+                        help="seconds between full walks that catch what a notification "
+                             "missed (default 300)")
     parser.add_argument("-m", "--model", help="model name or directory")
     parser.add_argument("-l", "--language", help="language code (default: detect)")
     parser.add_argument("--task", choices=("transcribe", "translate"),
@@ -520,7 +527,8 @@ def watch_command(argv: list[str]) -> int:
                            formats=[f.strip() for f in watch.formats.split(",") if f.strip()],
                            recursive=not args.no_recursive, settle_s=watch.settle_s,
                            grace_s=watch.grace_s, poll_s=watch.poll_s,
-                           cloud_retry_s=watch.cloud_retry_s)
+                           cloud_retry_s=watch.cloud_retry_s, notify=not args.no_notify,
+                           rescan_s=args.rescan_s)
     if args.install_service or args.print_service:
         return _service(args, options)
     serve(settings, options)
@@ -537,6 +545,7 @@ def _service(args: argparse.Namespace, options) -> int:
         watch_args += ["-o", str(options.output_dir)]
     for flag, value in (("-f", args.formats), ("--settle", args.settle_s),
                         ("--grace", args.grace_s), ("--poll", args.poll_s),
+                        ("--rescan", args.rescan_s if args.rescan_s != 300.0 else None),
                         ("-m", args.model), ("-l", args.language), ("--task", args.task),
                         ("--initial-prompt", args.initial_prompt),
                         ("--hotwords", args.hotwords)):
@@ -544,6 +553,8 @@ def _service(args: argparse.Namespace, options) -> int:
             watch_args += [flag, str(value)]
     if args.no_recursive:
         watch_args.append("--no-recursive")
+    if args.no_notify:
+        watch_args.append("--no-notify")
     if args.cloud_allow is not None:
         watch_args.append("--cloud" if args.cloud_allow else "--no-cloud")
     watch_args += ["-v"] * args.verbose

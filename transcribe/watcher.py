@@ -1,8 +1,13 @@
 """`transcribe watch`: every voice note that lands in a folder, transcribed exactly once.
 
-The folders are polled rather than watched with inotify: polling also works on
-network mounts and sync clients' folders, and the settle rule below needs a
-second look at each file anyway. A file becomes a job when:
+The OS tells the watcher which files changed (changes.py: inotify and its kin, through
+watchfiles), so a big folder costs nothing while nothing happens. Three walks make up
+for what notifications cannot tell: one at start-up (notes that arrived while the
+watcher was stopped), one every `rescan_s` seconds (an overflowed queue, a mount laid
+over a watched folder), and one every `poll_s` seconds for folders on network and FUSE
+mounts, or for every folder with `notify=False`, where notifications do not arrive.
+A file that is settling is looked at again by a timer, not by a walk. A file becomes a
+job when:
 
 - its name is a voice note's (not a dot-file, not `.part`/`.crdownload`/`.tmp`/`~`);
 - its size and mtime have not changed for `settle_s` seconds, by our own clock;
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .audio import decode, file_sha256, is_audio_name
+from .changes import Changes, needs_polling
 from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
                      TranscribeError, TruncatedAudio)
 from .messaging import origin
@@ -68,8 +74,10 @@ class WatchOptions:
     recursive: bool = True
     settle_s: float = 2.0
     grace_s: float = 30.0
-    poll_s: float = 1.0
+    poll_s: float = 1.0  # folders that are polled: network mounts, or all with notify=False
     cloud_retry_s: float = 300.0
+    notify: bool = True  # False: poll every folder, as if it were on a network mount
+    rescan_s: float = 300.0  # a full walk of notified folders, for what notifications missed
 
     def __post_init__(self) -> None:
         self.dirs = [Path(d).resolve() for d in self.dirs]
@@ -110,6 +118,9 @@ class Watcher:
         self._folder_errors: dict[Path, str] = {}
         self._last_cloud_retry = time.monotonic()
         self._last_output_retry = 0.0
+        self._changes: Changes | None = None
+        self._polled: list[Path] = list(self.options.dirs)
+        self._next_rescan = self._next_poll = 0.0
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -119,59 +130,163 @@ class Watcher:
             log.info("put %d interrupted job(s) back in the queue", recovered)
         for temp in sweep_temp_files(self.options.output_dir):
             log.info("removed %s, left by an interrupted write", temp)
+        self._listen()
         log.info("watching %s -> %s (%s)", ", ".join(map(str, self.options.dirs)),
                  self.options.output_dir, ",".join(self.options.formats))
         self.write_owed()
         while not should_stop():
-            self.scan()
+            self.look_around()
             if self.work_one():
                 continue
             if time.monotonic() - self._last_output_retry >= OUTPUT_RETRY_S:
                 self.write_owed()
             if self._cloud_due():
                 self.retry_cloud()
-            time.sleep(self.options.poll_s)
+            self._wait()
+
+    def _listen(self) -> None:
+        """Ask the OS for notifications on the folders where they arrive; poll the rest."""
+        polled = [d for d in self.options.dirs if not self.options.notify or needs_polling(d)]
+        notified = [d for d in self.options.dirs if d not in polled]
+        if notified:
+            try:
+                self._changes = Changes(notified, self.options.recursive)
+            except Exception as e:  # noqa: BLE001 - no inotify watches left, no inotify at all
+                log.warning("no change notifications (%s: %s); polling every folder",
+                            type(e).__name__, e)
+                polled = list(self.options.dirs)
+        self._polled = polled
+        for folder in polled:
+            log.info("%s: polled every %g s", folder, self.options.poll_s)
 
     def close(self) -> None:
+        if self._changes is not None:
+            self._changes.close()
+            self._changes = None
         for transcriber in self._transcribers.values():
             transcriber.close()
         self.store.close()
 
     # -- finding notes -------------------------------------------------------------------
 
-    def scan(self) -> int:
-        """Look at every candidate file once; queue the settled ones. Return how many."""
+    def look_around(self) -> int:
+        """Look at what changed: the walks that are due, the paths the OS named, and the
+        files whose settle time is up. Return how many notes were queued."""
+        now = time.monotonic()
+        if self._changes is not None and self._changes.failed:
+            log.error("change notifications stopped (%s); polling every folder",
+                      self._changes.failed)
+            self._changes.close()
+            self._changes, self._polled = None, list(self.options.dirs)
+        queued = 0
+        if self._changes is not None and now >= self._next_rescan:
+            queued += self.scan()
+            self._next_rescan = now + self.options.rescan_s
+            self._next_poll = now + self.options.poll_s
+        elif self._polled and now >= self._next_poll:
+            queued += self.scan(self._polled)
+            self._next_poll = now + self.options.poll_s
+        if self._changes is not None:
+            queued += self.look_at(self._changes.take())
+        return queued + self.look_at(self._settle_due(time.monotonic()))
+
+    def _settle_due(self, now: float) -> list[Path]:
+        return [path for path, seen in self._seen.items()
+                if not seen.settled and now - seen.since >= self.options.settle_s]
+
+    def _wait(self) -> None:
+        """Sleep until something changes or the next timer is due."""
+        now = time.monotonic()
+        due = [self._last_output_retry + OUTPUT_RETRY_S,
+               self._last_cloud_retry + self.options.cloud_retry_s]
+        due += [seen.since + self.options.settle_s for seen in self._seen.values()
+                if not seen.settled]
+        if self._changes is not None:
+            due.append(self._next_rescan)
+        if self._polled:
+            due.append(self._next_poll)
+        timeout = max(min(due) - now, 0.01)
+        if self._changes is not None:
+            self._changes.wait(timeout)
+        else:
+            time.sleep(timeout)
+
+    def scan(self, roots: list[Path] | None = None) -> int:
+        """Look at every candidate file under `roots` (default: all) once; queue the settled
+        ones. Return how many."""
+        roots = roots or self.options.dirs
         queued = 0
         now = time.monotonic()
         present = set()
-        for root, path in self._walk():
+        for root, path in self._walk(roots):
             present.add(path)
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            key = (st.st_size, st.st_mtime_ns)
-            seen = self._seen.get(path)
-            if seen is None or seen.key != key:
-                self._seen[path] = _Seen(key, now)
-                continue
-            if seen.settled or now - seen.since < self.options.settle_s:
-                continue
-            try:
-                queued += self._consider(root, path, st, seen)
-            except (KeyboardInterrupt, sqlite3.Error):
-                raise
-            except Exception as e:  # noqa: BLE001 - one file's trouble, never the watcher's
-                log.error("failed %s: %s: %s", readable(path), type(e).__name__, e)
-                seen.settled = True
-        for gone in set(self._seen) - present:
+            queued += self._look(root, path, now)
+        for gone in {p for p in self._seen if self._root_of(p) in roots} - present:
             del self._seen[gone]
         return queued
 
-    def _walk(self) -> Iterator[tuple[Path, Path]]:
+    def look_at(self, paths) -> int:
+        """Look at these paths (from notifications, or due to settle); a folder among them
+        (made, or moved in whole) is walked. Return how many notes were queued."""
+        queued = 0
+        now = time.monotonic()
+        for path in paths:
+            root = self._root_of(path)
+            if root is None:
+                continue
+            if path.is_dir():
+                if not self.options.recursive or path.name.startswith("."):
+                    continue
+                for _, inner in self._walk([root], top=path):
+                    queued += self._look(root, inner, now)
+            elif is_candidate(path):
+                queued += self._look(root, path, now)
+            elif not path.exists():
+                self._seen.pop(path, None)
+        return queued
+
+    def _look(self, root: Path, path: Path, now: float) -> int:
+        """The settle rule for one file: seen unchanged for settle_s, it is considered."""
+        try:
+            st = path.stat()
+        except OSError:
+            self._seen.pop(path, None)
+            return 0
+        key = (st.st_size, st.st_mtime_ns)
+        seen = self._seen.get(path)
+        if seen is None or seen.key != key:
+            self._seen[path] = _Seen(key, now)
+            return 0
+        if seen.settled or now - seen.since < self.options.settle_s:
+            return 0
+        try:
+            return self._consider(root, path, st, seen)
+        except (KeyboardInterrupt, sqlite3.Error):
+            raise
+        except Exception as e:  # noqa: BLE001 - one file's trouble, never the watcher's
+            log.error("failed %s: %s: %s", readable(path), type(e).__name__, e)
+            seen.settled = True
+            return 0
+
+    def _root_of(self, path: Path) -> Path | None:
+        """The watched folder `path` is a note of, or None: outside them all, in a hidden
+        folder, in the output folder, or too deep without `recursive`."""
         out = self.options.output_dir
         for root in self.options.dirs:
-            for dirpath, dirnames, filenames in os.walk(root):
+            if path == root or root not in path.parents:
+                continue
+            rel = path.relative_to(root).parts
+            if (any(part.startswith(".") for part in rel[:-1])
+                    or (not self.options.recursive and len(rel) > 1)
+                    or path == out or out in path.parents):
+                return None
+            return root
+        return None
+
+    def _walk(self, roots: list[Path], top: Path | None = None) -> Iterator[tuple[Path, Path]]:
+        out = self.options.output_dir
+        for root in roots:
+            for dirpath, dirnames, filenames in os.walk(top or root):
                 here = Path(dirpath)
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                                      and (here / d).resolve() != out)
@@ -297,7 +412,7 @@ class Watcher:
             return True
         except (ModelError, CloudError) as e:
             self._fail_and_retry(job, path, str(e))
-            time.sleep(self.options.poll_s)
+            time.sleep(min(self.options.poll_s, 5.0))
             return True
         except sqlite3.Error:
             raise

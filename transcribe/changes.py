@@ -1,0 +1,96 @@
+"""What changed in the watched folders, told by the OS (inotify, FSEvents,
+ReadDirectoryChangesW through `watchfiles`) rather than found by walking the tree.
+
+Notifications do not arrive from network and FUSE mounts (a change made on another
+machine is not the kernel's to tell), so folders on those are named by
+`needs_polling` and the watcher walks them instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# File systems whose changes the local kernel may never hear of.
+NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "sshfs", "afs", "ceph", "glusterfs",
+              "davfs", "fuse", "fuseblk", "virtiofs", "vboxsf", "ncpfs"}
+MOUNTS = Path("/proc/mounts")
+
+
+def mount_type(path: Path, mounts: Path = MOUNTS) -> str | None:
+    """The file system type of the mount that holds `path`; None where /proc/mounts is not."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return None
+    path = Path(path).resolve()
+    best, kind = -1, None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " ").replace("\\011", "\t")
+                     .replace("\\134", "\\"))
+        if (path == point or point in path.parents) and len(point.parts) > best:
+            best, kind = len(point.parts), fields[2]
+    return kind
+
+
+def needs_polling(path: Path, mounts: Path = MOUNTS) -> bool:
+    kind = mount_type(path, mounts) or ""
+    return kind in NETWORK_FS or kind.startswith("fuse.")
+
+
+class Changes:
+    """The paths the OS says changed under `dirs`, gathered by a thread until `take()`.
+
+    The watches are in place when the constructor returns, so nothing that happens after
+    it is missed (short of an overflowed queue: the watcher's rescan is for that).
+    """
+
+    def __init__(self, dirs: list[Path], recursive: bool = True) -> None:
+        # RustNotify rather than watchfiles.watch(): its constructor registers the watches
+        # before returning, where watch() would do it later, in our thread.
+        from watchfiles._rust_notify import RustNotify
+
+        self._notify = RustNotify([str(d) for d in dirs], False, False, 300, recursive, True)
+        self._paths: set[Path] = set()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.failed: str | None = None
+        self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                raw = self._notify.watch(50, 20, 60_000, self._stop)
+                if raw == "stop":
+                    return
+                if isinstance(raw, set) and raw:
+                    with self._cond:
+                        self._paths.update(Path(p) for _, p in raw)
+                        self._cond.notify_all()
+        except Exception as e:  # noqa: BLE001 - the watcher polls instead; it says so
+            with self._cond:
+                self.failed = f"{type(e).__name__}: {e}"
+                self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Return when something changed, or after `timeout` seconds."""
+        with self._cond:
+            if not self._paths and self.failed is None:
+                self._cond.wait(max(timeout, 0.0))
+
+    def take(self) -> set[Path]:
+        with self._cond:
+            paths, self._paths = self._paths, set()
+        return paths
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._notify.close()
