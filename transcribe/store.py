@@ -85,7 +85,10 @@ CREATE TABLE IF NOT EXISTS paths (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS transcripts (
+"""
+# A transcript table and its full-text index; one of each per task (below).
+_TRANSCRIPT_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
     job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
     text TEXT NOT NULL,
     language TEXT,
@@ -96,46 +99,23 @@ CREATE TABLE IF NOT EXISTS transcripts (
     data TEXT NOT NULL,
     created_at REAL NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS transcripts_fts USING fts5(
-    text, content='transcripts', content_rowid='job_id',
+CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5(
+    text, content='{table}', content_rowid='job_id',
     tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS transcripts_ai AFTER INSERT ON transcripts BEGIN
-    INSERT INTO transcripts_fts(rowid, text) VALUES (new.job_id, new.text);
+CREATE TRIGGER IF NOT EXISTS {table}_ai AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_fts(rowid, text) VALUES (new.job_id, new.text);
 END;
-CREATE TRIGGER IF NOT EXISTS transcripts_ad AFTER DELETE ON transcripts BEGIN
-    INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
+CREATE TRIGGER IF NOT EXISTS {table}_ad AFTER DELETE ON {table} BEGIN
+    INSERT INTO {table}_fts({table}_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
 END;
-CREATE TRIGGER IF NOT EXISTS transcripts_au AFTER UPDATE ON transcripts BEGIN
-    INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
-    INSERT INTO transcripts_fts(rowid, text) VALUES (new.job_id, new.text);
-END;
-CREATE TABLE IF NOT EXISTS translations (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
-    text TEXT NOT NULL,
-    language TEXT,
-    duration REAL,
-    engine TEXT NOT NULL,
-    model TEXT NOT NULL,
-    no_speech INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS translations_fts USING fts5(
-    text, content='translations', content_rowid='job_id',
-    tokenize='unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS translations_ai AFTER INSERT ON translations BEGIN
-    INSERT INTO translations_fts(rowid, text) VALUES (new.job_id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS translations_ad AFTER DELETE ON translations BEGIN
-    INSERT INTO translations_fts(translations_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
-END;
-CREATE TRIGGER IF NOT EXISTS translations_au AFTER UPDATE ON translations BEGIN
-    INSERT INTO translations_fts(translations_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
-    INSERT INTO translations_fts(rowid, text) VALUES (new.job_id, new.text);
+CREATE TRIGGER IF NOT EXISTS {table}_au AFTER UPDATE ON {table} BEGIN
+    INSERT INTO {table}_fts({table}_fts, rowid, text) VALUES ('delete', old.job_id, old.text);
+    INSERT INTO {table}_fts(rowid, text) VALUES (new.job_id, new.text);
 END;
 """
+SCHEMA += "".join(_TRANSCRIPT_TABLE.format(table=table)
+                  for table in ("transcripts", "translations"))
 # A note keeps one transcript per task: `transcripts` holds what was said, in its
 # language; `translations` its English translation (--task translate). Stores from
 # before version 2 kept only the last one made, whatever its task, in `transcripts`;
@@ -441,7 +421,7 @@ class Store:
             rows = db.execute("SELECT id, pid, attempts, started FROM jobs "
                               "WHERE state='running'").fetchall()
             for row in rows:
-                if row["pid"] and row["pid"] != os.getpid() and _alive(row["pid"]):
+                if row["pid"] and row["pid"] != os.getpid() and pid_alive(row["pid"]):
                     continue
                 given_up = row["started"] is not None and row["attempts"] >= MAX_ATTEMPTS
                 error = (f"the process stopped while transcribing it, {row['attempts']} times"
@@ -639,7 +619,8 @@ def _job(row: sqlite3.Row) -> Job:
                created_at=row["created_at"], updated_at=row["updated_at"])
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

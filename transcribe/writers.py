@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .store import pid_alive
 from .transcript import Transcript
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -111,7 +112,7 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     for dirpath, _, filenames in os.walk(folder):
         for name in filenames:
             match = _TEMP.match(name)
-            if match and not _alive(int(match.group(1))):
+            if match and not pid_alive(int(match.group(1))):
                 path = Path(dirpath) / name
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -176,14 +177,4 @@ def _encodable(text: str) -> bool:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
