@@ -186,3 +186,26 @@ def test_a_loop_that_survives_is_cut_out_and_marked(transcriber, monkeypatch, ho
     assert t.to_dict()["looped"] is True
     policy = CloudPolicy(transcriber.settings.with_cloud(allow=True))
     assert "repeated itself" in policy.reason_to_upload(t)
+
+
+def test_the_silent_rest_of_a_piece_is_not_decoded_again(transcriber):
+    """fleurs-de-009 (43 s) is cut into three pieces; the first holds 3 s of
+    speech and ends in silence. Whisper stops its text a fraction of a second
+    before the piece ends, and given that silent rest as a window of its own
+    the model says the piece's text again. The rest holds no speech, so it is
+    not decoded, and the piece's own decoding says its phrase once."""
+    from transcribe.audio import decode
+    from transcribe.engine import detect_speech
+    from transcribe.pieces import WindowDecoder, plan
+
+    audio = decode(REAL / "fleurs-de-009.ogg")
+    speech = detect_speech(audio.samples)
+    first = plan(audio.samples, speech.spans)[0]
+    assert first.end < 10 and first.speech_s < 5  # the short piece this is about
+    decoder = WindowDecoder(transcriber.local.load(), audio.samples,
+                            transcriber.settings, speech)
+    segments, _ = decoder.decode(first, decoder.encode(first), "de")
+    words = " ".join(s.text for s in segments).split()
+    assert not looks_looped(segments) and not find_loops(words), words
+    assert all(s.end <= first.end + 0.5 for s in segments), segments
+    assert {"nutzung", "blogs"} & set(normalise(" ".join(words))), words

@@ -67,6 +67,11 @@ class Speech:
     def total(self) -> float:
         return sum(end - start for start, end in self.spans)
 
+    def within(self, start: float, end: float) -> float:
+        """Seconds of speech between `start` and `end`."""
+        return sum(max(0.0, min(end, s_end) - max(start, s_start))
+                   for s_start, s_end in self.spans)
+
     def near(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
         return any(start < s_end + margin and end > s_start - margin
                    for s_start, s_end in self.spans)
@@ -207,7 +212,7 @@ class LocalEngine:
         from .pieces import WindowDecoder, plan
 
         settings = self.settings
-        decoder = WindowDecoder(whisper, audio.samples, settings)
+        decoder = WindowDecoder(whisper, audio.samples, settings, speech)
         pieces = plan(audio.samples, speech.spans)
         encoded = {}
         candidates = []

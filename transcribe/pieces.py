@@ -40,6 +40,9 @@ PIECE_MAX_S = WINDOW_S - MARGIN_S
 # A pause this long (as the VAD measures it) is taken for a clear
 # break between sentences, as good a place to cut as any longer one.
 SENTENCE_PAUSE_S = 2.0
+# The rest of a piece after its first window is decoded only if the VAD hears
+# more speech in it than the 0.2 s of padding it puts on each side of a span.
+REST_SPEECH_S = 0.4
 # Language detection listens to the first pieces until it has heard this much speech.
 LANGUAGE_SPEECH_S = 90.0
 
@@ -155,8 +158,9 @@ def _quietest(samples: np.ndarray, start: float, end: float) -> float:
 class WindowDecoder:
     """One note's pieces through one model: encode, detect the language, decode."""
 
-    def __init__(self, whisper, samples: np.ndarray, settings) -> None:
+    def __init__(self, whisper, samples: np.ndarray, settings, speech=None) -> None:
         self.whisper = whisper
+        self.speech = speech  # the VAD's `engine.Speech`, if the note has been heard
         self.features = whisper.feature_extractor(samples)
         self.multilingual = whisper.model.is_multilingual
         self.settings = settings
@@ -191,6 +195,7 @@ class WindowDecoder:
         prompt after any initial prompt, as stock Whisper prompts each window with
         the last. Given as plain text instead, it was seen to stop the model from
         placing timestamps: a 21 s piece came back as one segment."""
+        from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
         settings = self.settings
@@ -203,11 +208,45 @@ class WindowDecoder:
                                 hotwords=settings.hotwords, initial_prompt=prompt or None,
                                 word_timestamps=settings.word_timestamps)
         segments, tokens = [], []
-        for seg in self.whisper.generate_segments(self._frames(piece), tokenizer, options,
-                                                  False, encoded):
-            segments.append(to_segment(seg, piece.start))
-            tokens += seg.tokens
+        model = _UntilSilence(self.whisper, piece, self.speech) if self.speech else self.whisper
+        try:
+            for seg in WhisperModel.generate_segments(model, self._frames(piece), tokenizer,
+                                                      options, False, encoded):
+                segments.append(to_segment(seg, piece.start))
+                tokens += seg.tokens
+        except _NothingLeft:
+            pass
         return segments, tokens
+
+
+class _NothingLeft(Exception):
+    pass
+
+
+class _UntilSilence:
+    """The model as `generate_segments()` sees it, except that it declines to
+    decode a window after a piece's first when the rest of the piece is silent.
+
+    Whisper may stop a window's text before the piece ends and leave the rest
+    for another window, as stock leaves it for its next. Where that rest is a
+    fraction of a second of silence, the model, given the text before as its
+    prompt, says that text again: "die angemessenen Nutzung von Blogs. Die
+    angemessenen Nutzung von Blogs." on a real German note, caught then by the
+    loop check and decoded a third time."""
+
+    def __init__(self, whisper, piece: Piece, speech) -> None:
+        self._whisper, self._piece, self._speech = whisper, piece, speech
+
+    def __getattr__(self, name):
+        return getattr(self._whisper, name)
+
+    def encode(self, window: np.ndarray):
+        # faster-whisper pads the window's mel frames with zeros; no frame of sound is all zeros
+        heard = np.flatnonzero(window.any(axis=0))
+        rest = (heard[-1] + 1 if heard.size else 0) / FRAMES_PER_S
+        if self._speech.within(self._piece.end - rest, self._piece.end) < REST_SPEECH_S:
+            raise _NothingLeft
+        return self._whisper.encode(window)
 
 
 def stock_options(tokenizer, **changes):
