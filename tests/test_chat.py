@@ -47,6 +47,7 @@ CASES = {
         ("Sam", "2024-03-12T18:51:00", "voice", "omitted"),
     ],
 }
+CASES["telegram-html"] = CASES["telegram-json"]  # the same chat, exported as HTML
 
 
 def _export(tmp_path: Path, name: str, zipped: bool) -> Path:
@@ -70,7 +71,7 @@ def _jobs(home: Path) -> int:
 
 
 CHAT_NAMES = {"whatsapp-android-24h": "Sam", "whatsapp-android-12h": "María",
-              "whatsapp-ios": "whatsapp-ios", "telegram-json": "Sam"}
+              "whatsapp-ios": "whatsapp-ios", "telegram-json": "Sam", "telegram-html": "Sam"}
 
 
 def _senders(home: Path) -> list:
@@ -140,3 +141,86 @@ def test_since_keeps_later_messages_only(tmp_path, home):
     assert out.returncode == 0, out.stderr
     times = [json.loads(line)["time"] for line in out.stdout.splitlines()]
     assert times == ["2024-03-13T18:45:00", "2024-03-13T18:46:00", "2024-03-13T18:47:00"]
+
+
+def test_telegram_html_gives_what_the_json_export_gives(tmp_path, home):
+    """The same chat exported both ways comes out the same, page 2 and joined messages
+    included; the second export's notes come from the store (same audio, same SHA-256)."""
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    outputs = {}
+    for name in ("telegram-json", "telegram-html"):
+        out = run_cli("chat", str(CHATS / name), "--format", "md", "--output", "-", "-v",
+                      env=env)
+        assert out.returncode == 0, out.stderr
+        outputs[name] = out.stdout
+    assert "0 transcribed now" in out.stderr
+    assert outputs["telegram-html"] == outputs["telegram-json"]
+    assert "phone call (5 seconds)" in outputs["telegram-html"]
+    assert "**2024-03-12 18:44 Sam:** See you tomorrow?" in outputs["telegram-html"]
+
+
+def _page(history: str) -> str:
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"/></head><body>'
+            '<div class="page_wrap"><div class="page_header"><div class="content">'
+            '<div class="text bold">\nTeam\n</div></div></div>'
+            f'<div class="page_body chat_page"><div class="history">{history}</div></div>'
+            '</div></body></html>')
+
+
+def _msg(number: int, title: str, inner: str, joined: bool = False) -> str:
+    cls = "message default clearfix" + (" joined" if joined else "")
+    return (f'<div class="{cls}" id="message{number}"><div class="body">'
+            f'<div class="pull_right date details" title="{title}">00:00</div>{inner}'
+            '</div></div>')
+
+
+def test_telegram_html_service_forwarded_and_bad_messages(tmp_path, home):
+    """Date lines are no messages, a service message takes the last time seen, a forwarded
+    message is the forwarder's, titles without "UTC" (exports before 2021) work, a photo
+    is media, a message with a broken time is one line on stderr and the rest comes out."""
+    export = tmp_path / "ChatExport_2024-03-14"
+    export.mkdir()
+    (export / "messages.html").write_text(_page(
+        '<div class="message service" id="message-1"><div class="body details">'
+        '13 March 2024</div></div>'
+        '<div class="message service" id="message1"><div class="body details">'
+        'Sam created group &laquo;Team&raquo;</div></div>'
+        + _msg(2, "13.03.2024 09:00:05", '<div class="from_name">Sam</div>'
+               '<div class="text">Morning &amp; <em>coffee</em>?</div>')
+        + _msg(3, "13.03.2024 09:01:00 UTC+01:00",
+               '<div class="pull_left forwarded userpic_wrap"></div>'
+               '<div class="forwarded body"><div class="from_name">Bob<span class="details">'
+               ' 01.03.2024 10:00:00</span></div><div class="text">old news</div></div>',
+               joined=True)
+        + _msg(4, "yesterday", '<div class="from_name">Alice</div><div class="text">x</div>')
+        + _msg(5, "13.03.2024 09:02:00 UTC+01:00", '<div class="from_name">Alice</div>'
+               '<div class="media_wrap clearfix"><a class="photo_wrap clearfix pull_left" '
+               'href="photos/photo_1@13-03-2024_09-02-00.jpg"><img class="photo" src="x"/>'
+               '</a></div>')), encoding="utf-8")
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(export), "--format", "json", "--output", "-", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "messages.html:" in out.stderr and "yesterday" in out.stderr
+    got = [(m["time"], m["sender"], m["kind"], m["text"], m["omitted"])
+           for m in map(json.loads, out.stdout.splitlines())]
+    assert got == [
+        ("2024-03-13T00:00:00", None, "system", "Sam created group «Team»", False),
+        ("2024-03-13T09:00:05", "Sam", "text", "Morning & coffee?", False),
+        ("2024-03-13T09:01:00", "Sam", "text", "old news", False),
+        ("2024-03-13T09:02:00", "Alice", "media", "photos/photo_1@13-03-2024_09-02-00.jpg",
+         True),
+    ]
+
+
+@pytest.mark.parametrize("make", ["missing", "not-a-zip", "no-chat-text"])
+def test_an_export_that_cannot_be_read_is_one_line_and_exit_1(make, tmp_path, home):
+    path = {"missing": tmp_path / "gone.zip", "not-a-zip": tmp_path / "chat.zip",
+            "no-chat-text": tmp_path / "folder"}[make]
+    if make == "not-a-zip":
+        path.write_bytes(b"not a zip at all")
+    elif make == "no-chat-text":
+        path.mkdir()
+    out = run_cli("chat", str(path), "--no-store", env={"TRANSCRIBE_HOME": str(home)})
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith(f"error: {path}: ") and len(out.stderr.splitlines()) == 1
+    assert "internal error" not in out.stderr

@@ -1,8 +1,8 @@
 """Chat exports: a WhatsApp or Telegram conversation as a list of `Message`s.
 
 Parsers for WhatsApp's text export (Android and iOS, zipped or unzipped) and
-Telegram Desktop's `result.json`. Nothing here transcribes or prints; the CLI
-puts transcripts in place of the voice notes.
+Telegram Desktop's `result.json`; its HTML export is `chat_html.py`'s. Nothing here
+transcribes or prints; the CLI puts transcripts in place of the voice notes.
 """
 
 from __future__ import annotations
@@ -60,14 +60,14 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     """Read an export: a WhatsApp .zip/.txt/folder or a Telegram folder/result.json."""
     export = Path(export)
     if not export.exists():
-        raise InputError(f"{export}: no such file or folder")
+        raise InputError(export, "no such file or folder")
     if export.suffix.lower() == ".zip":
         target = Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-"))
         try:
             with zipfile.ZipFile(export) as z:
                 z.extractall(target)
         except zipfile.BadZipFile as e:
-            raise InputError(f"{export}: not a readable zip ({e})") from e
+            raise InputError(export, f"not a readable zip ({e})") from e
         chat = load(target)
         if chat.name == target.name:  # named after the temporary folder: use the zip's
             chat.name = _chat_name(export)
@@ -75,18 +75,23 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     if export.is_dir():
         found = _find_text(export)
         if found is None:
-            raise InputError(f"{export}: no chat text (_chat.txt, WhatsApp Chat*.txt or result.json)")
+            raise InputError(export, "no chat text (_chat.txt, WhatsApp Chat*.txt, result.json "
+                                     "or messages.html)")
         chat = load(found)
         if found.name == "_chat.txt":  # iOS: the chat's name is only the folder's
             chat.name = export.name
         return chat
     if export.name.endswith(".json"):
         return parse_telegram_json(export)
+    if export.suffix.lower() in (".html", ".htm"):
+        from .chat_html import parse_telegram_html
+
+        return parse_telegram_html(export)
     return parse_whatsapp(export)
 
 
 def _find_text(folder: Path) -> Path | None:
-    for pattern in ("result.json", "_chat.txt", "WhatsApp Chat*.txt", "*.txt"):
+    for pattern in ("result.json", "messages.html", "_chat.txt", "WhatsApp Chat*.txt", "*.txt"):
         hits = sorted(folder.rglob(pattern))
         if hits:
             return hits[0]
@@ -181,7 +186,7 @@ def parse_telegram_json(path: Path) -> Chat:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise InputError(f"{path}: not readable JSON ({e})") from e
+        raise InputError(path, f"not readable JSON ({e})") from e
     chat = Chat(name=data.get("name") or path.parent.name, app="telegram")
     for n, item in enumerate(data.get("messages", []), start=1):
         try:
@@ -195,6 +200,8 @@ def _telegram_message(item: dict, folder: Path) -> Message:
     time = datetime.fromisoformat(item["date"])
     text = _telegram_text(item.get("text", ""))
     if item.get("type") == "service":
+        if item.get("action") == "phone_call":
+            text = phone_call(int(item.get("duration_seconds") or 0))
         return Message(time, item.get("actor"), "system", text or item.get("action", ""))
     sender = item.get("from")
     media = item.get("media_type")
@@ -208,6 +215,11 @@ def _telegram_message(item: dict, folder: Path) -> Message:
     if item.get("photo"):
         return Message(time, sender, "media", text or "photo", omitted=True)
     return Message(time, sender, "text", text)
+
+
+def phone_call(seconds: int) -> str:
+    """A call's line, the same from the HTML export as from `result.json`."""
+    return f"phone call ({seconds} seconds)" if seconds else "phone call"
 
 
 def _telegram_text(text) -> str:
