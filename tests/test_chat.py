@@ -224,3 +224,29 @@ def test_an_export_that_cannot_be_read_is_one_line_and_exit_1(make, tmp_path, ho
     assert out.returncode == 1, out.stderr
     assert out.stderr.startswith(f"error: {path}: ") and len(out.stderr.splitlines()) == 1
     assert "internal error" not in out.stderr
+
+
+def test_search_by_chat_and_sender(tmp_path, home):
+    """`search --chat/--from` keeps one chat's or one sender's notes (any case, accents
+    kept as written), and each match says which chat and who sent it."""
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    for name in ("whatsapp-android-24h", "whatsapp-android-12h", "telegram-json"):
+        assert run_cli("chat", str(CHATS / name), "--output", str(tmp_path / f"{name}.md"),
+                       env=env).returncode == 0
+    words = "meeting OR train OR milk OR coffee OR mañana OR viaje OR llamo OR maría"
+
+    def search(*flags):
+        out = run_cli("search", "--json", words, *flags, env=env)
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    everything = search()
+    assert len(everything) == 4
+    in_sam = search("--chat", "sam")
+    assert len(in_sam) == 3 and {(h["chat"], h["sender"]) for h in in_sam} == {("Sam", "Alice")}
+    [maria] = search("--from", "MARÍA")
+    assert (maria["chat"], maria["sender"], maria["app"]) == ("María", "María", "whatsapp")
+    assert search("--chat", "Sam", "--from", "Sam") == []
+    assert len(search("--chat", "Sam", "--from", "alice")) == 3
+    text = run_cli("search", words, "--from", "maría", env=env).stdout
+    assert "  María, from María" in text.splitlines()[0]
