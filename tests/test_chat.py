@@ -1,6 +1,7 @@
 """`transcribe chat` on real-looking exports under sample_audio/chats/, with the real model."""
 
 import json
+import re
 import shutil
 import sqlite3
 import zipfile
@@ -250,3 +251,131 @@ def test_search_by_chat_and_sender(tmp_path, home):
     assert len(search("--chat", "Sam", "--from", "alice")) == 3
     text = run_cli("search", words, "--from", "maría", env=env).stdout
     assert "  María, from María" in text.splitlines()[0]
+
+
+def _long_chat(tmp_path: Path) -> tuple[Path, int]:
+    """A WhatsApp chat with five different voice notes (the sample notes, renamed)."""
+    export = tmp_path / "long"
+    export.mkdir()
+    samples = ROOT / "sample_audio"
+    notes = {"PTT-20240312-WA0001.opus": "PTT-20240312-WA0007.opus",
+             "AUD-20240312-WA0002.mp3": "AUD-20240311-WA0003.mp3",
+             "PTT-20240312-WA0003.opus": "audio_2024-03-12_18-45-02.ogg",
+             "AUD-20240312-WA0004.m4a": "New Recording 12.m4a",
+             "AUD-20240312-WA0005.wav": "voicemail-8k.wav"}
+    lines = []
+    for n, (name, sample) in enumerate(notes.items()):
+        shutil.copy(samples / sample, export / name)
+        lines.append(f"12/03/2024, 18:4{n} - Alice: {name} (file attached)")
+    (export / "WhatsApp Chat with Sam.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return export, len(notes)
+
+
+def _on_a_terminal(args: list[str], env: dict, until=None) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as a user's shell would; when `until()`
+    becomes true, press Ctrl-C (SIGINT). Returns the exit code and what the terminal got."""
+    import fcntl
+    import os
+    import pty
+    import signal
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import threading
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave, cwd=ROOT,
+                            env={**os.environ, **env})
+    os.close(slave)
+    got = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if until is not None:
+            deadline = time.monotonic() + 240
+            while not until() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    os.close(master)
+    return code, got.decode("utf-8", "replace")
+
+
+def _jobs_now(home: Path) -> int:
+    db = home / "data" / "transcribe.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM jobs WHERE state='done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _made(home: Path) -> dict:
+    with sqlite3.connect(home / "data" / "transcribe.db") as con:
+        return dict(con.execute("SELECT job_id, created_at FROM transcripts").fetchall())
+
+
+def test_progress_ctrl_c_keeps_what_is_done_and_the_next_run_goes_on(tmp_path, home):
+    """On a terminal: "voice note N of M" and the time left. Ctrl-C after the first note:
+    exit 130, what is done stays in the store; the same command again transcribes only
+    the rest (quietly with -q), and every note is in the store once, with its chat."""
+    export, total = _long_chat(tmp_path)
+    mine = private_home(tmp_path / "home", home)
+    env = {"TRANSCRIBE_HOME": str(mine)}
+    args = ["chat", str(export), "--output", str(tmp_path / "out.md"), "-v"]
+
+    code, screen = _on_a_terminal(args, env, until=lambda: _jobs_now(mine) >= 1)
+    kept = _jobs_now(mine)
+    assert code == 130, screen
+    assert 1 <= kept < total, "interrupted after the first note, before the last"
+    assert f"voice note 1 of {total}" in screen
+    assert re.search(r"\d:\d\d:\d\d|-:--:--", screen), "the time left"
+    assert "interrupted" in screen and not (tmp_path / "out.md").exists()
+    made = _made(mine)
+
+    code, screen = _on_a_terminal([*args[:-1], "-q"], env)
+    assert code == 0, screen
+    assert "voice note" not in screen, "-q: no progress"
+    again = run_cli(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"{total} voice note(s), 0 transcribed now" in again.stderr
+    assert "voice note 1 of" not in again.stderr, "no progress when stderr is not a terminal"
+    with sqlite3.connect(mine / "data" / "transcribe.db") as con:
+        rows = con.execute("SELECT state, chat, sender FROM jobs").fetchall()
+    assert rows == [("done", "Sam", "Alice")] * total
+    assert {job: at for job, at in _made(mine).items() if job in made} == made, \
+        "the notes kept before Ctrl-C were not transcribed again"
+    assert (tmp_path / "out.md").read_text().count("🎤") == total
+
+
+def test_a_note_kept_before_the_import_gets_its_chat_and_sender(tmp_path, home):
+    """Transcribed on its own first (no chat then), the note is not transcribed again by
+    the chat's import, but is marked with the chat and its sender."""
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    note = CHATS / "whatsapp-android-24h" / "PTT-20240312-WA0007.opus"
+    assert run_cli(str(note), env=env).returncode == 0
+    out = run_cli("chat", str(CHATS / "whatsapp-android-24h"), "-v", "--output", "-", env=env)
+    assert out.returncode == 0 and "0 transcribed now" in out.stderr, out.stderr
+    with sqlite3.connect(tmp_path / "home" / "data" / "transcribe.db") as con:
+        assert con.execute("SELECT chat, sender FROM jobs").fetchall() == [("Sam", "Alice")]
