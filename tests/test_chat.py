@@ -379,3 +379,40 @@ def test_a_note_kept_before_the_import_gets_its_chat_and_sender(tmp_path, home):
     assert out.returncode == 0 and "0 transcribed now" in out.stderr, out.stderr
     with sqlite3.connect(tmp_path / "home" / "data" / "transcribe.db") as con:
         assert con.execute("SELECT chat, sender FROM jobs").fetchall() == [("Sam", "Alice")]
+
+
+MISSING = {  # a chat text naming a voice note its export lacks, and media the app left out
+    "android": ("WhatsApp Chat with Sam.txt",
+                "12/03/2024, 18:44 - Sam: PTT-20240312-WA0099.opus (file attached)\n"
+                "12/03/2024, 18:45 - Sam: <Media omitted>\n"
+                "12/03/2024, 18:46 - Alice: ok\n"),
+    "ios": ("_chat.txt",
+            "[12.03.24, 18:44:00] Sam: \u200e<attached: 00000099-AUDIO-2024-03-12-18-44-00.opus>\n"
+            "[12.03.24, 18:45:00] Sam: \u200eimage omitted\n"
+            "[12.03.24, 18:46:00] Alice: ok\n"),
+}
+
+
+@pytest.mark.parametrize("fmt", ["md", "txt", "json"])
+@pytest.mark.parametrize("app", sorted(MISSING))
+def test_missing_voice_note_and_omitted_media_are_marked_in_every_format(app, fmt, tmp_path,
+                                                                         home):
+    name, text = MISSING[app]
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / name).write_text(text, encoding="utf-8")
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(export), "--format", fmt, "--output", "-", env=env)
+    assert out.returncode == 0, out.stderr
+    if fmt == "json":
+        voice, media, said = map(json.loads, out.stdout.splitlines())
+        assert (voice["kind"], voice["omitted"], voice["sender"]) == ("voice", True, "Sam")
+        assert voice["attachment"] in text and "transcript" not in voice
+        assert (media["kind"], media["omitted"]) == ("media", True)
+        assert (said["kind"], said["omitted"], said["text"]) == ("text", False, "ok")
+        return
+    lines = [line for line in out.stdout.splitlines() if line and not line.startswith("# ")]
+    assert len(lines) == 3, out.stdout
+    assert "Sam" in lines[0] and "🎤 voice note missing from the export" in lines[0]
+    assert "Sam" in lines[1] and "📎 media omitted from the export" in lines[1]
+    assert "voice note" not in lines[2] and "omitted" not in lines[2]
