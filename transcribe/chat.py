@@ -90,12 +90,32 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     return parse_whatsapp(export)
 
 
+CHAT_TEXTS = ("result.json", "messages.html", "_chat.txt", "WhatsApp Chat*.txt")
+
+
 def _find_text(folder: Path) -> Path | None:
-    for pattern in ("result.json", "messages.html", "_chat.txt", "WhatsApp Chat*.txt", "*.txt"):
+    for pattern in (*CHAT_TEXTS, "*.txt"):
         hits = sorted(folder.rglob(pattern))
         if hits:
             return hits[0]
     return None
+
+
+def is_export(path: Path) -> bool:
+    """Whether `path` looks like a chat export (a zip or a folder holding a chat's text)
+    rather than voice notes: what the TUI's "add" imports as a chat. A folder with some
+    other .txt in it is not one."""
+    path = Path(path)
+    if path.is_dir():
+        return any(next(path.rglob(pattern), None) for pattern in CHAT_TEXTS)
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [Path(n).name for n in z.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(Path(n).match(pattern) for n in names for pattern in CHAT_TEXTS)
 
 
 def _chat_name(path: Path) -> str:

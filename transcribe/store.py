@@ -528,16 +528,19 @@ class Store:
             hits.setdefault(r["id"], Hit(_job(r), r["snippet"], r["rank"]))
         return list(hits.values())[:limit]
 
-    def inbox(self, limit: int = 500) -> list[tuple[Job, str | None, dict | None]]:
-        """Every job, newest sent first, with its transcript's text and summary (the
-        transcript in the note's language, or its translation when there is only that)."""
+    def inbox(self, limit: int = 500, *, chat: str | None = None
+              ) -> list[tuple[Job, str | None, dict | None]]:
+        """Every job (of one chat, when named), newest sent first, with its transcript's
+        text and summary (the transcript in the note's language, or its translation when
+        there is only that)."""
         either = ", ".join(f"COALESCE(t.{c}, tr.{c}) AS {c}" for c in
                            ("text", "language", "duration", "engine", "model", "no_speech"))
         rows = self._db.execute(
             f"SELECT j.*, {either} FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id "
             "LEFT JOIN translations tr ON tr.job_id = j.id "
-            "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT ?",
-            (limit,)).fetchall()
+            f"{'WHERE j.chat = :chat ' if chat is not None else ''}"
+            "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT :limit",
+            {"limit": limit, "chat": chat}).fetchall()
         result = []
         for r in rows:
             summary = None
@@ -546,6 +549,12 @@ class Store:
                                              "no_speech")}
             result.append((_job(r), r["text"], summary))
         return result
+
+    def chats(self) -> list[str]:
+        """The chats voice notes came from (`transcribe chat`), the latest first."""
+        rows = self._db.execute("SELECT chat FROM jobs WHERE chat IS NOT NULL GROUP BY chat "
+                                "ORDER BY MAX(COALESCE(sent_at, '')) DESC, chat")
+        return [r["chat"] for r in rows]
 
     def transcript(self, job_id: int, task: str | None = None) -> Transcript | None:
         """The job's transcript of `task`; without a task, the last one made."""
