@@ -416,3 +416,75 @@ def test_missing_voice_note_and_omitted_media_are_marked_in_every_format(app, fm
     assert "Sam" in lines[0] and "🎤 voice note missing from the export" in lines[0]
     assert "Sam" in lines[1] and "📎 media omitted from the export" in lines[1]
     assert "voice note" not in lines[2] and "omitted" not in lines[2]
+
+
+# One WhatsApp line of each format seen in real exports (other projects' fixtures and
+# parsers: chat-miner, whatstk and others), with what it must become:
+# (time, sender, kind, omitted). Voice notes named here are not in the export.
+LINES = {
+    "us-no-comma-p.m.": ("9/24/2019 11:30 p.m. - John Doe: hi",
+                         ("2019-09-24T23:30:00", "John Doe", "text", False)),
+    "es-p. m.-spaced": ("01/30/2019, 08:49 p. m. - Jahn Doe: hola",
+                        ("2019-01-30T20:49:00", "Jahn Doe", "text", False)),
+    "es-a. m.-midnight": ("06/20/2020, 12:08 a. m. - Ana: ya",
+                          ("2020-06-20T00:08:00", "Ana", "text", False)),
+    "es-archivo-adjunto": ("13/03/2024, 6:45 p. m. - María: PTT-20240312-WA0007.opus "
+                           "(archivo adjunto)",
+                           ("2024-03-13T18:45:00", "María", "voice", True)),
+    "es-multimedia-omitido": ("13/03/2024, 18:46 - María: <Multimedia omitido>",
+                              ("2024-03-13T18:46:00", "María", "media", True)),
+    "pt-no-comma-anexado": ("19/09/2026 21:25 - Fernando: PTT-20260919-WA0002.opus "
+                            "(arquivo anexado)",
+                            ("2026-09-19T21:25:00", "Fernando", "voice", True)),
+    "pt-midia-oculta": ("19/09/2026 21:26 - Fernando: <Mídia oculta>",
+                        ("2026-09-19T21:26:00", "Fernando", "media", True)),
+    "de-medien-ausgeschlossen": ("13.03.24, 18:47 - Jonas: <Medien ausgeschlossen>",
+                                 ("2024-03-13T18:47:00", "Jonas", "media", True)),
+    "de-datei-angehaengt": ("13.03.24, 18:47 - Jonas: AUD-20240313-WA0001.opus "
+                            "(Datei angehängt)",
+                            ("2024-03-13T18:47:00", "Jonas", "voice", True)),
+    "dashes": ("14-12-2022, 13:34 - John Doe: x", ("2022-12-14T13:34:00", "John Doe", "text",
+                                                    False)),
+    "year-first": ("2019/01/30, 20:49 - Jahn Doe: x",
+                   ("2019-01-30T20:49:00", "Jahn Doe", "text", False)),
+    "year-first-dot-after-time": ("2022/12/14, 13:34. - John Doe: x",
+                                  ("2022-12-14T13:34:00", "John Doe", "text", False)),
+    "no-break-space-pm": ("3/13/24, 6:45\u00a0PM - Sam: x",
+                          ("2024-03-13T18:45:00", "Sam", "text", False)),
+    "narrow-no-break-space-pm": ("3/13/24, 6:45\u202fPM - Sam: x",
+                                 ("2024-03-13T18:45:00", "Sam", "text", False)),
+    "ios-no-comma-p.m.": ("[13/10/22 11:37:00 p.m.] John Doe: x",
+                          ("2022-10-13T23:37:00", "John Doe", "text", False)),
+    "ios-month-first-dots": ("[10.21.21, 15:21:45] John Doe: x",
+                             ("2021-10-21T15:21:45", "John Doe", "text", False)),
+    "ios-dd/mm/yyyy": ("[13/03/2024, 18:45:02] Alice: x",
+                       ("2024-03-13T18:45:02", "Alice", "text", False)),
+    "ios-de-anhang": ("[13.03.24, 18:45:02] Alice: \u200e<Anhang: "
+                      "00000012-AUDIO-2024-03-13-18-45-02.opus>",
+                      ("2024-03-13T18:45:02", "Alice", "voice", True)),
+    "ios-de-audio-weggelassen": ("[13.03.24, 18:45:02] Alice: \u200eAudio weggelassen",
+                                 ("2024-03-13T18:45:02", "Alice", "voice", True)),
+    "ios-es-adjunto": ("[13/03/24, 18:45:02] Alice: \u200e<adjunto: "
+                       "00000012-AUDIO-2024-03-13-18-45-02.opus>",
+                       ("2024-03-13T18:45:02", "Alice", "voice", True)),
+    "ios-es-audio-omitido": ("[13/03/24, 18:45:02] Alice: \u200eaudio omitido",
+                             ("2024-03-13T18:45:02", "Alice", "voice", True)),
+    "ios-document-omitted": ("\u200e[13.03.24, 18:45:02] Alice: Report.pdf • 2 pages "
+                             "\u200edocument omitted",
+                             ("2024-03-13T18:45:02", "Alice", "media", True)),
+    "text-ending-in-omitted": ("13/03/2024, 18:45 - Sam: the rest was omitted",
+                               ("2024-03-13T18:45:00", "Sam", "text", False)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINES))
+def test_whatsapp_line_formats_of_other_locales(case, tmp_path, home):
+    line, expected = LINES[case]
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "WhatsApp Chat with Someone.txt").write_text(line + "\n", encoding="utf-8")
+    out = run_cli("chat", str(export), "--format", "json", "--output", "-", "--no-store",
+                  env={"TRANSCRIBE_HOME": str(home)})
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    [m] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (m["time"], m["sender"], m["kind"], m["omitted"]) == expected

@@ -23,16 +23,31 @@ log = logging.getLogger(__name__)
 VOICE_EXT = (".opus", ".ogg", ".m4a", ".mp3", ".aac", ".amr", ".wav", ".mp4")
 _MARKS = "\u200e\u200f\u202a\u202c\ufeff"
 
-# Android: "12/03/2024, 18:45 - Alice: text"; 12-hour: "3/12/24, 6:45\u202fPM - Alice: text".
-_ANDROID = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{2,4}),? (\d{1,2}):(\d{2})(?::(\d{2}))?"
-                      r"[\s\u202f]?([AaPp]\.?[Mm]\.?)? - (.*)$")
-# iOS: "[12.03.24, 18:45:02] Alice: text".
-_IOS = re.compile(r"^\[(\d{1,2})[/.](\d{1,2})[/.](\d{2,4}),? (\d{1,2}):(\d{2})(?::(\d{2}))?"
-                  r"[\s\u202f]?([AaPp]\.?[Mm]\.?)?\] (.*)$")
-_ATTACHED_ANDROID = re.compile(r"^(\S.*?\.\w{2,4}) \(file attached\)$")
-_ATTACHED_IOS = re.compile(r"^<attached: (.+?)>$")
-_OMITTED = re.compile(r"^(<Media omitted>|<Médias omis>|(audio|image|video|sticker|GIF|document) "
-                      r"omitted|.* omitted)$", re.IGNORECASE)
+# The line formats of WhatsApp's export, as phones of several locales write them (checked
+# against other projects' parsers and their fixtures: chat-miner, whatstk, ...):
+#   Android  "12/03/2024, 18:45 - Alice: text"     "3/12/24, 6:45\u202fPM - Alice: text"
+#            "9/24/2019 11:30 p.m. - ..."          "01/30/2019, 08:49 p. m. - ..." (Spanish)
+#            "19/09/2026 21:25 - ..." (Portuguese)  "14-12-2022, 13:34 - ..."
+#            "2019/01/30, 20:49 - ..."              "2022/12/14, 13:34. - ..." (year first)
+#   iOS      "[12.03.24, 18:45:02] Alice: text"     "[09/10/22 11:37:00 p.m.] ..."
+# Day and month order is guessed from the whole file; a year first is always y/m/d.
+_SPACE = r"[ \u00a0\u202f]"
+_DATE = r"(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{2,4})"
+_TIME = (r"(\d{1,2}):(\d{2})(?::(\d{2}))?\.?"
+         rf"(?:{_SPACE}?([AaPp]\.?{_SPACE}?[Mm]\.?))?")
+_ANDROID = re.compile(rf"^{_DATE},?{_SPACE}{_TIME} - (.*)$")
+_IOS = re.compile(rf"^\[{_DATE},?{_SPACE}{_TIME}\] (.*)$")
+# "NAME (file attached)" on Android, "<attached: NAME>" on iOS, in the phone's language.
+_ATTACHED_ANDROID = re.compile(r"^(\S.*?\.\w{2,4}) \((?:file attached|archivo adjunto|"
+                               r"Datei angehängt|arquivo anexado)\)$")
+_ATTACHED_IOS = re.compile(r"^<(?:attached|adjunto|Anhang): (.+?)>$")
+# Media the export left out: Android says it for every kind at once, iOS per kind
+# ("audio omitted"; "Report.pdf • 2 pages document omitted").
+_OMITTED = re.compile(
+    r"^<?(?:Media omitted|Médias omis|Multimedia omitido|Medien ausgeschlossen|Mídia oculta"
+    r"|(?:.* )?(?:audio|image|video|sticker|GIF|document|Contact card) omitted"
+    r"|(?:audio|imagen|video|sticker|GIF|documento) omitid[oa]"
+    r"|(?:Audio|Bild|Video|Sticker|GIF|Dokument) weggelassen)>?$", re.IGNORECASE)
 
 _SYSTEM_BODIES = ("Messages and calls are end-to-end encrypted", "Messages to this group are now",
                   "Missed voice call", "Missed video call")
@@ -155,6 +170,7 @@ def _strip_marks(line: str) -> str:
 
 def _day_first(heads) -> bool:
     """Day before month unless some second field is above 12 (and no first one is)."""
+    heads = [m for m in heads if len(m.group(1)) <= 2]  # a year first says nothing
     firsts = [int(m.group(1)) for m in heads]
     seconds = [int(m.group(2)) for m in heads]
     if any(f > 12 for f in firsts):
@@ -165,11 +181,14 @@ def _day_first(heads) -> bool:
 
 
 def _when(m, day_first: bool) -> datetime:
-    a, b, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    day, month = (a, b) if day_first else (b, a)
-    year += 2000 if year < 100 else 0
+    a, b, c = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if len(m.group(1)) == 4:
+        year, month, day = a, b, c
+    else:
+        day, month = (a, b) if day_first else (b, a)
+        year = c + (2000 if c < 100 else 0)
     hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
-    ampm = (m.group(7) or "").replace(".", "").lower()
+    ampm = "".join(ch for ch in (m.group(7) or "").lower() if ch in "apm")
     if ampm == "pm" and hour < 12:
         hour += 12
     elif ampm == "am" and hour == 12:
@@ -191,7 +210,7 @@ def _whatsapp_message(time: datetime, rest: str, folder: Path) -> Message:
         path = folder / name
         return Message(time, sender, kind, name, attachment=path, omitted=not path.exists())
     if _OMITTED.match(body):
-        kind = "voice" if body.lower().startswith("audio") else "media"
+        kind = "voice" if body.lstrip("<").lower().startswith("audio") else "media"
         return Message(time, sender, kind, body, omitted=True)
     return Message(time, sender, "text", body)
 
