@@ -488,3 +488,45 @@ def test_whatsapp_line_formats_of_other_locales(case, tmp_path, home):
     assert out.returncode == 0 and not out.stderr, out.stderr
     [m] = [json.loads(line) for line in out.stdout.splitlines()]
     assert (m["time"], m["sender"], m["kind"], m["omitted"]) == expected
+
+
+def test_what_the_tuis_add_takes_for_a_chat_export(tmp_path):
+    """A folder or zip with a chat's text at its top is an export; a folder that only holds
+    one somewhere inside (~/Downloads), or voice notes with some other .txt, is not."""
+    from transcribe.chat import is_export
+
+    downloads = tmp_path / "Downloads"
+    export = downloads / "WhatsApp Chat with Sam"
+    shutil.copytree(CHATS / "whatsapp-android-24h", export)
+    shutil.copy(CHATS / "whatsapp-android-24h" / "PTT-20240312-WA0007.opus", downloads)
+    (downloads / "notes.txt").write_text("shopping list\n")
+    assert is_export(export) and is_export(CHATS / "telegram-html")
+    assert not is_export(downloads)
+    assert is_export(_export(tmp_path / "z", "whatsapp-ios", zipped=True))
+    loose = tmp_path / "loose.zip"
+    with zipfile.ZipFile(loose, "w") as z:
+        z.write(downloads / "PTT-20240312-WA0007.opus", "PTT-20240312-WA0007.opus")
+    assert not is_export(loose) and not is_export(downloads / "PTT-20240312-WA0007.opus")
+
+
+def test_an_unreadable_note_does_not_stop_a_chats_import(tmp_path):
+    """The TUI's import queues every readable note of an export; an empty one is a
+    problem of the export, said once, not the end of the import."""
+    from transcribe.jobs import enqueue_chat
+    from transcribe.store import Store
+
+    export = tmp_path / "export"
+    shutil.copytree(CHATS / "whatsapp-android-24h", export)
+    (export / "PTT-20240313-WA0008.opus").write_bytes(b"")
+    with open(export / "WhatsApp Chat with Sam.txt", "a", encoding="utf-8") as f:
+        f.write("13/03/2024, 18:50 - Sam: PTT-20240313-WA0008.opus (file attached)\n")
+    store = Store.open_default(tmp_path / "data")
+    try:
+        name, added, problems = enqueue_chat(store, export, tmp_path / "keep")
+        assert name == "Sam" and len(added) == 1 and added[0][1]
+        [job] = store.jobs()
+        assert (job.chat, job.sender, job.sent_at, job.state) == \
+            ("Sam", "Alice", "2024-03-13T18:45:00", "pending")
+        assert len(problems) == 1 and "PTT-20240313-WA0008.opus" in problems[0]
+    finally:
+        store.close()

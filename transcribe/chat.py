@@ -119,10 +119,11 @@ def _find_text(folder: Path) -> Path | None:
 def is_export(path: Path) -> bool:
     """Whether `path` looks like a chat export (a zip or a folder holding a chat's text)
     rather than voice notes: what the TUI's "add" imports as a chat. A folder with some
-    other .txt in it is not one."""
+    other .txt in it is not one, nor is a folder with an export somewhere inside it
+    (~/Downloads): its chat text must be at its top, where both apps put it."""
     path = Path(path)
     if path.is_dir():
-        return any(next(path.rglob(pattern), None) for pattern in CHAT_TEXTS)
+        return any(next(path.glob(pattern), None) for pattern in CHAT_TEXTS)
     if path.suffix.lower() != ".zip" or not path.is_file():
         return False
     try:

@@ -57,7 +57,11 @@ def enqueue_chat(store: Store, export: Path, keep_dir: Path, settings=None
         if m.kind != "voice" or m.omitted:
             continue
         path = m.attachment.resolve()
-        size = check_readable(path, settings.max_file_bytes if settings else None)
+        try:  # one unreadable note is the export's problem, not the end of the import
+            size = check_readable(path, settings.max_file_bytes if settings else None)
+        except InputError as e:
+            conv.problems.append(str(e))
+            continue
         job, created = store.add_job(file_sha256(path), str(path), size, app=conv.app,
                                      sent_at=m.time.isoformat() if m.time else None)
         if job.chat is None:
