@@ -46,7 +46,7 @@ _VOID = frozenset({"br", "img", "meta", "link", "hr", "input", "source", "wbr"})
 _TITLE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?")
 _PAGE = re.compile(r"^messages(\d*)\.html$")
 _SECONDS = re.compile(r"\((\d+) seconds?\)")
-# Where a file of each kind goes in an export; what a link into it holds.
+# The folders Telegram puts voice messages and video messages (round videos) in.
 _VOICE_FOLDERS = ("voice_messages/", "round_video_messages/")
 
 
@@ -88,7 +88,7 @@ class _Reader(HTMLParser):
         a = dict(attrs)
         classes = set((a.get("class") or "").split())
         if tag in _VOID:
-            self._void(tag, classes, a)
+            self._void(tag)
             return
         self._stack.append((tag, classes))
         depth = len(self._stack)
@@ -101,8 +101,7 @@ class _Reader(HTMLParser):
             self._start_capture("chat_name", depth)
 
     def handle_startendtag(self, tag: str, attrs) -> None:
-        a = dict(attrs)
-        self._void(tag, set((a.get("class") or "").split()), a)
+        self._void(tag)  # <img .../>: Telegram closes its empty tags
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _VOID or not any(t == tag for t, _ in self._stack):
@@ -121,7 +120,7 @@ class _Reader(HTMLParser):
         if self._capture is not None:
             self._buffer.append(data)
 
-    def _void(self, tag: str, classes: set[str], attrs: dict) -> None:
+    def _void(self, tag: str) -> None:
         if tag == "br" and self._capture is not None:
             self._buffer.append("\n")
 
