@@ -530,3 +530,25 @@ def test_an_unreadable_note_does_not_stop_a_chats_import(tmp_path):
         assert len(problems) == 1 and "PTT-20240313-WA0008.opus" in problems[0]
     finally:
         store.close()
+
+
+def test_a_telegram_photo_is_media_present_or_left_out_as_from_the_html_export(tmp_path,
+                                                                              home):
+    """A photo the export holds is media in its place (as the HTML export gives it); only
+    one it left out ("File not included") is marked as left out."""
+    export = tmp_path / "telegram"
+    (export / "photos").mkdir(parents=True)
+    (export / "photos" / "photo_1@12-03-2024_18-52-00.jpg").write_bytes(b"\xff\xd8\xff\xe0 jpeg")
+    (export / "result.json").write_text(json.dumps({"name": "Sam", "messages": [
+        {"id": 1, "type": "message", "date": "2024-03-12T18:52:00", "from": "Sam",
+         "photo": "photos/photo_1@12-03-2024_18-52-00.jpg", "width": 800, "height": 600,
+         "text": ""},
+        {"id": 2, "type": "message", "date": "2024-03-12T18:53:00", "from": "Sam",
+         "photo": "(File not included. Change data exporting settings to download.)",
+         "width": 800, "height": 600, "text": "the view"}]}), encoding="utf-8")
+    out = run_cli("chat", str(export), "--format", "txt", "--output", "-", "--no-store",
+                  env={"TRANSCRIBE_HOME": str(home)})
+    assert out.returncode == 0, out.stderr
+    present, left_out = out.stdout.splitlines()
+    assert present.endswith("Sam: photos/photo_1@12-03-2024_18-52-00.jpg")
+    assert left_out.endswith("Sam: 📎 media omitted from the export (the view)")

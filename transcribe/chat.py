@@ -252,8 +252,11 @@ def _telegram_message(item: dict, folder: Path) -> Message:
         omitted = omitted or not path.exists()
         kind = "voice" if media in ("voice_message", "video_message") else "media"
         return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
-    if item.get("photo"):
-        return Message(time, sender, "media", text or "photo", omitted=True)
+    if item.get("photo"):  # "photos/photo_1@...jpg", or "(File not included. ...)"
+        photo = item["photo"]
+        path = None if photo.startswith("(") else folder / photo
+        return Message(time, sender, "media", text or photo, attachment=path,
+                       omitted=path is None or not path.exists())
     return Message(time, sender, "text", text)
 
 
