@@ -528,3 +528,65 @@ async def test_my_languages_are_a_saved_setting_and_a_wrong_one_is_refused(app_h
         await pilot.press("ctrl+s")
         await pilot.pause()
     assert Settings.load().languages == ("pt", "en")
+
+
+async def _wait_for(pilot, condition, tries: int = 600) -> None:
+    for _ in range(tries):
+        await pilot.pause(0.1)
+        if condition():
+            return
+    raise AssertionError("not shown in time")
+
+
+async def test_a_chat_export_is_added_as_a_chat_with_senders_and_can_be_shown_alone(
+        app_home, tmp_path):
+    """`a` takes a zipped WhatsApp export and a Telegram export folder: their voice notes
+    are transcribed into the inbox with the sender in "From" (a note already there gains
+    its sender and is not transcribed again); `f` shows one chat's notes, search included,
+    and every note again."""
+    import zipfile
+
+    chats = SAMPLES / "chats"
+    export = tmp_path / "WhatsApp Chat with María.zip"
+    with zipfile.ZipFile(export, "w") as z:
+        for f in (chats / "whatsapp-android-12h").iterdir():
+            z.write(f, f.name)
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        for path, count in ((export, 5), (chats / "telegram-json", 6)):
+            await pilot.press("a")
+            await pilot.pause()
+            app.screen.query_one("#path", Input).value = str(path)
+            await pilot.press("enter")
+            await _wait_for(pilot, lambda: len(rows(app)) == count and all(
+                r[5] == "✓ done" for r in rows(app)))
+        shown = rows(app)
+        senders = sorted(r[1] for r in shown)
+        assert senders.count("María") == 1 and senders.count("Alice") == 2, shown
+        maria = next(r for r in shown if r[1] == "María")
+        assert (maria[0], maria[3]) == ("2024-03-13", "es"), "sent time and language"
+        assert {r[1] for r in shown} >= {"WhatsApp"}, "a note of no chat keeps its app"
+
+        await pilot.press("f")
+        await pilot.pause()
+        options = app.screen.query_one("#chat-list")
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert labels == ["(every note)", "María", "Sam"]
+        options.highlighted = labels.index("Sam")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert sorted(r[1] for r in rows(app)) == ["Alice", "Alice"]
+        assert "chat: Sam" in str(app.query_one("#message", Static).render())
+        await pilot.press("slash", *"milk")
+        await pilot.pause()
+        assert [r[1] for r in rows(app)] == ["Alice"]
+        app.query_one("#search", Input).value = "mañana"  # María's, in another chat
+        await pilot.pause()
+        assert rows(app) == []
+        await pilot.press("escape")
+        await pilot.press("f")
+        await pilot.pause()
+        app.screen.query_one("#chat-list").highlighted = 0
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(rows(app)) == 6

@@ -1,8 +1,8 @@
 """Chat exports: a WhatsApp or Telegram conversation as a list of `Message`s.
 
 Parsers for WhatsApp's text export (Android and iOS, zipped or unzipped) and
-Telegram Desktop's `result.json`. Nothing here transcribes or prints; the CLI
-puts transcripts in place of the voice notes.
+Telegram Desktop's `result.json`; its HTML export is `chat_html.py`'s. Nothing here
+transcribes or prints; the CLI puts transcripts in place of the voice notes.
 """
 
 from __future__ import annotations
@@ -23,16 +23,31 @@ log = logging.getLogger(__name__)
 VOICE_EXT = (".opus", ".ogg", ".m4a", ".mp3", ".aac", ".amr", ".wav", ".mp4")
 _MARKS = "\u200e\u200f\u202a\u202c\ufeff"
 
-# Android: "12/03/2024, 18:45 - Alice: text"; 12-hour: "3/12/24, 6:45\u202fPM - Alice: text".
-_ANDROID = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{2,4}),? (\d{1,2}):(\d{2})(?::(\d{2}))?"
-                      r"[\s\u202f]?([AaPp]\.?[Mm]\.?)? - (.*)$")
-# iOS: "[12.03.24, 18:45:02] Alice: text".
-_IOS = re.compile(r"^\[(\d{1,2})[/.](\d{1,2})[/.](\d{2,4}),? (\d{1,2}):(\d{2})(?::(\d{2}))?"
-                  r"[\s\u202f]?([AaPp]\.?[Mm]\.?)?\] (.*)$")
-_ATTACHED_ANDROID = re.compile(r"^(\S.*?\.\w{2,4}) \(file attached\)$")
-_ATTACHED_IOS = re.compile(r"^<attached: (.+?)>$")
-_OMITTED = re.compile(r"^(<Media omitted>|<Médias omis>|(audio|image|video|sticker|GIF|document) "
-                      r"omitted|.* omitted)$", re.IGNORECASE)
+# The line formats of WhatsApp's export, as phones of several locales write them (checked
+# against other projects' parsers and their fixtures: chat-miner, whatstk, ...):
+#   Android  "12/03/2024, 18:45 - Alice: text"     "3/12/24, 6:45\u202fPM - Alice: text"
+#            "9/24/2019 11:30 p.m. - ..."          "01/30/2019, 08:49 p. m. - ..." (Spanish)
+#            "19/09/2026 21:25 - ..." (Portuguese)  "14-12-2022, 13:34 - ..."
+#            "2019/01/30, 20:49 - ..."              "2022/12/14, 13:34. - ..." (year first)
+#   iOS      "[12.03.24, 18:45:02] Alice: text"     "[09/10/22 11:37:00 p.m.] ..."
+# Day and month order is guessed from the whole file; a year first is always y/m/d.
+_SPACE = r"[ \u00a0\u202f]"
+_DATE = r"(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{2,4})"
+_TIME = (r"(\d{1,2}):(\d{2})(?::(\d{2}))?\.?"
+         rf"(?:{_SPACE}?([AaPp]\.?{_SPACE}?[Mm]\.?))?")
+_ANDROID = re.compile(rf"^{_DATE},?{_SPACE}{_TIME} - (.*)$")
+_IOS = re.compile(rf"^\[{_DATE},?{_SPACE}{_TIME}\] (.*)$")
+# "NAME (file attached)" on Android, "<attached: NAME>" on iOS, in the phone's language.
+_ATTACHED_ANDROID = re.compile(r"^(\S.*?\.\w{2,4}) \((?:file attached|archivo adjunto|"
+                               r"Datei angehängt|arquivo anexado)\)$")
+_ATTACHED_IOS = re.compile(r"^<(?:attached|adjunto|Anhang): (.+?)>$")
+# Media the export left out: Android says it for every kind at once, iOS per kind
+# ("audio omitted"; "Report.pdf • 2 pages document omitted").
+_OMITTED = re.compile(
+    r"^<?(?:Media omitted|Médias omis|Multimedia omitido|Medien ausgeschlossen|Mídia oculta"
+    r"|(?:.* )?(?:audio|image|video|sticker|GIF|document|Contact card) omitted"
+    r"|(?:audio|imagen|video|sticker|GIF|documento) omitid[oa]"
+    r"|(?:Audio|Bild|Video|Sticker|GIF|Dokument) weggelassen)>?$", re.IGNORECASE)
 
 _SYSTEM_BODIES = ("Messages and calls are end-to-end encrypted", "Messages to this group are now",
                   "Missed voice call", "Missed video call")
@@ -60,14 +75,14 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     """Read an export: a WhatsApp .zip/.txt/folder or a Telegram folder/result.json."""
     export = Path(export)
     if not export.exists():
-        raise InputError(f"{export}: no such file or folder")
+        raise InputError(export, "no such file or folder")
     if export.suffix.lower() == ".zip":
         target = Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-"))
         try:
             with zipfile.ZipFile(export) as z:
                 z.extractall(target)
         except zipfile.BadZipFile as e:
-            raise InputError(f"{export}: not a readable zip ({e})") from e
+            raise InputError(export, f"not a readable zip ({e})") from e
         chat = load(target)
         if chat.name == target.name:  # named after the temporary folder: use the zip's
             chat.name = _chat_name(export)
@@ -75,22 +90,48 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     if export.is_dir():
         found = _find_text(export)
         if found is None:
-            raise InputError(f"{export}: no chat text (_chat.txt, WhatsApp Chat*.txt or result.json)")
+            raise InputError(export, "no chat text (_chat.txt, WhatsApp Chat*.txt, result.json "
+                                     "or messages.html)")
         chat = load(found)
         if found.name == "_chat.txt":  # iOS: the chat's name is only the folder's
             chat.name = export.name
         return chat
     if export.name.endswith(".json"):
         return parse_telegram_json(export)
+    if export.suffix.lower() in (".html", ".htm"):
+        from .chat_html import parse_telegram_html
+
+        return parse_telegram_html(export)
     return parse_whatsapp(export)
 
 
+CHAT_TEXTS = ("result.json", "messages.html", "_chat.txt", "WhatsApp Chat*.txt")
+
+
 def _find_text(folder: Path) -> Path | None:
-    for pattern in ("result.json", "_chat.txt", "WhatsApp Chat*.txt", "*.txt"):
+    for pattern in (*CHAT_TEXTS, "*.txt"):
         hits = sorted(folder.rglob(pattern))
         if hits:
             return hits[0]
     return None
+
+
+def is_export(path: Path) -> bool:
+    """Whether `path` looks like a chat export (a zip or a folder holding a chat's text)
+    rather than voice notes: what the TUI's "add" imports as a chat. A folder with some
+    other .txt in it is not one, nor is a folder with an export somewhere inside it
+    (~/Downloads): its chat text must be at its top, where both apps put it."""
+    path = Path(path)
+    if path.is_dir():
+        return any(next(path.glob(pattern), None) for pattern in CHAT_TEXTS)
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [Path(n).name for n in z.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(Path(n).match(pattern) for n in names for pattern in CHAT_TEXTS)
 
 
 def _chat_name(path: Path) -> str:
@@ -130,6 +171,7 @@ def _strip_marks(line: str) -> str:
 
 def _day_first(heads) -> bool:
     """Day before month unless some second field is above 12 (and no first one is)."""
+    heads = [m for m in heads if len(m.group(1)) <= 2]  # a year first says nothing
     firsts = [int(m.group(1)) for m in heads]
     seconds = [int(m.group(2)) for m in heads]
     if any(f > 12 for f in firsts):
@@ -140,11 +182,14 @@ def _day_first(heads) -> bool:
 
 
 def _when(m, day_first: bool) -> datetime:
-    a, b, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    day, month = (a, b) if day_first else (b, a)
-    year += 2000 if year < 100 else 0
+    a, b, c = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if len(m.group(1)) == 4:
+        year, month, day = a, b, c
+    else:
+        day, month = (a, b) if day_first else (b, a)
+        year = c + (2000 if c < 100 else 0)
     hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
-    ampm = (m.group(7) or "").replace(".", "").lower()
+    ampm = "".join(ch for ch in (m.group(7) or "").lower() if ch in "apm")
     if ampm == "pm" and hour < 12:
         hour += 12
     elif ampm == "am" and hour == 12:
@@ -166,7 +211,7 @@ def _whatsapp_message(time: datetime, rest: str, folder: Path) -> Message:
         path = folder / name
         return Message(time, sender, kind, name, attachment=path, omitted=not path.exists())
     if _OMITTED.match(body):
-        kind = "voice" if body.lower().startswith("audio") else "media"
+        kind = "voice" if body.lstrip("<").lower().startswith("audio") else "media"
         return Message(time, sender, kind, body, omitted=True)
     return Message(time, sender, "text", body)
 
@@ -181,7 +226,7 @@ def parse_telegram_json(path: Path) -> Chat:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise InputError(f"{path}: not readable JSON ({e})") from e
+        raise InputError(path, f"not readable JSON ({e})") from e
     chat = Chat(name=data.get("name") or path.parent.name, app="telegram")
     for n, item in enumerate(data.get("messages", []), start=1):
         try:
@@ -195,6 +240,8 @@ def _telegram_message(item: dict, folder: Path) -> Message:
     time = datetime.fromisoformat(item["date"])
     text = _telegram_text(item.get("text", ""))
     if item.get("type") == "service":
+        if item.get("action") == "phone_call":
+            text = phone_call(int(item.get("duration_seconds") or 0))
         return Message(time, item.get("actor"), "system", text or item.get("action", ""))
     sender = item.get("from")
     media = item.get("media_type")
@@ -205,9 +252,17 @@ def _telegram_message(item: dict, folder: Path) -> Message:
         omitted = omitted or not path.exists()
         kind = "voice" if media in ("voice_message", "video_message") else "media"
         return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
-    if item.get("photo"):
-        return Message(time, sender, "media", text or "photo", omitted=True)
+    if item.get("photo"):  # "photos/photo_1@...jpg", or "(File not included. ...)"
+        photo = item["photo"]
+        path = None if photo.startswith("(") else folder / photo
+        return Message(time, sender, "media", text or photo, attachment=path,
+                       omitted=path is None or not path.exists())
     return Message(time, sender, "text", text)
+
+
+def phone_call(seconds: int) -> str:
+    """A call's line, the same from the HTML export as from `result.json`."""
+    return f"phone call ({seconds} seconds)" if seconds else "phone call"
 
 
 def _telegram_text(text) -> str:

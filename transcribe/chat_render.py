@@ -46,7 +46,9 @@ def _default_output(export: Path, name: str, fmt: str) -> Path:
 
 
 def _transcribe_notes(messages, conv, args, settings, diag):
-    """Map id(message) -> Transcript or an error string. Stored transcripts are reused."""
+    """Map id(message) -> Transcript or an error string. Stored transcripts are reused;
+    each new one is kept in the store as soon as it is made, so Ctrl-C loses at most the
+    note under way and the same command again goes on from there."""
     from .audio import file_sha256
     from .pipeline import Transcriber
     from .store import Store
@@ -57,38 +59,42 @@ def _transcribe_notes(messages, conv, args, settings, diag):
     transcriber = None
     failed = done = partial = 0
     try:
-        for n, m in enumerate(notes, start=1):
-            if diag.tty and not diag.quiet:
-                diag.info(f"voice note {n} of {len(notes)}: {m.attachment.name}")
+        todo = []
+        for m in notes:
             sha = file_sha256(m.attachment)
             job = store.job_by_sha(sha) if store else None
             kept = store.transcript(job.id) if job and job.state == "done" else None
-            if kept is not None:
-                results[id(m)] = kept
+            if kept is None:
+                todo.append((m, sha))
                 continue
-            if transcriber is None:
-                transcriber = Transcriber(settings)
-            try:
-                transcript = transcriber.transcribe(m.attachment, engine=args.engine)
-            except (InputError, CloudError) as e:
-                if isinstance(e, CloudError) and e.fatal:
-                    raise
-                results[id(m)] = str(e)
-                failed += 1
-                continue
-            done += 1
-            results[id(m)] = transcript
-            if transcript.truncated or transcript.damaged:  # partly read: exit 1, as the CLI
-                diag.warning(f"{m.attachment}: {'; '.join(transcript.notes)}")
-                partial += 1
-            if store:
+            results[id(m)] = kept
+            if job.chat is None:  # kept by `transcribe` or the watcher, or cut off before
+                store.set_chat(job.id, conv.name, m.sender)
+        with NotesProgress(diag, [m.attachment.stat().st_size for m, _ in todo]) as progress:
+            for n, (m, sha) in enumerate(todo):
+                if transcriber is None:
+                    transcriber = Transcriber(settings)
                 try:
-                    job = store.record(str(m.attachment), sha, m.attachment.stat().st_size,
-                                       transcript, app=conv.app,
-                                       sent_at=m.time.isoformat() if m.time else None)
-                    store.set_chat(job.id, conv.name, m.sender)
-                except sqlite3.Error as e:
-                    diag.warning(f"{m.attachment}: not kept in the store ({e})")
+                    transcript = transcriber.transcribe(m.attachment, engine=args.engine,
+                                                        on_progress=progress.note(n))
+                except (InputError, CloudError) as e:
+                    if isinstance(e, CloudError) and e.fatal:
+                        raise
+                    results[id(m)] = str(e)
+                    failed += 1
+                    continue
+                done += 1
+                results[id(m)] = transcript
+                if transcript.truncated or transcript.damaged:  # partly read: exit 1, as the CLI
+                    diag.warning(f"{m.attachment}: {'; '.join(transcript.notes)}")
+                    partial += 1
+                if store:
+                    _keep(store, m, sha, transcript, conv, diag)
+    except KeyboardInterrupt:
+        if store is not None:
+            diag.warning(f"interrupted: {done} new voice note(s) of {len(notes)} kept in the "
+                         "store; the same command again goes on from there")
+        raise
     finally:
         if transcriber is not None:
             transcriber.close()
@@ -97,6 +103,54 @@ def _transcribe_notes(messages, conv, args, settings, diag):
     log.info("chat %s: %d voice note(s), %d transcribed now, %d from the store",
              conv.name, len(notes), done, len(notes) - done - failed)
     return results, failed + partial
+
+
+def _keep(store, m, sha: str, transcript, conv, diag) -> None:
+    try:
+        job = store.record(str(m.attachment), sha, m.attachment.stat().st_size, transcript,
+                           app=conv.app, sent_at=m.time.isoformat() if m.time else None)
+        store.set_chat(job.id, conv.name, m.sender)
+    except sqlite3.Error as e:
+        diag.warning(f"{m.attachment}: not kept in the store ({e})")
+
+
+class NotesProgress:
+    """"voice note 2 of 5 ━━━━━━━━━━ 0:00:40" on stderr while a chat's notes are
+    transcribed: on a terminal only, and not with -q. The bar counts audio bytes (a
+    long note moves it further), the time left comes from the speed so far."""
+
+    def __init__(self, diag, sizes: list[int]) -> None:
+        self.diag, self.sizes = diag, sizes
+        self.bar = self.task = None
+
+    def __enter__(self) -> "NotesProgress":
+        if self.diag.tty and not self.diag.quiet and self.sizes:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TimeRemainingColumn(), console=self.diag.console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=sum(self.sizes) or 1)
+        return self
+
+    def note(self, n: int):
+        """The engine's progress callback for note `n` (from 0)."""
+        before = sum(self.sizes[:n])
+        if self.bar is not None:
+            self.bar.update(self.task, completed=before,
+                            description=f"voice note {n + 1} of {len(self.sizes)}")
+
+        def report(done: float, total: float) -> None:
+            if self.bar is not None and total:
+                self.bar.update(self.task,
+                                completed=before + self.sizes[n] * min(done / total, 1.0))
+
+        return report
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _usual_language(results) -> str | None:

@@ -741,6 +741,10 @@ def search_command(argv: list[str]) -> int:
     parser.add_argument("words", nargs="+")
     parser.add_argument("--json", action="store_true", help="one JSON object per match")
     parser.add_argument("-n", "--limit", type=int, default=20)
+    parser.add_argument("--chat", metavar="NAME",
+                        help="only voice notes of this chat (`transcribe chat`), any case")
+    parser.add_argument("--from", dest="sender", metavar="NAME",
+                        help="only voice notes this person sent in a chat, any case")
     args = parser.parse_args(argv)
     import json
 
@@ -749,7 +753,8 @@ def search_command(argv: list[str]) -> int:
 
     store = Store.open_default(Settings.load().paths.data_dir)
     try:
-        hits = store.search(" ".join(args.words), limit=args.limit)
+        hits = store.search(" ".join(args.words), limit=args.limit, chat=args.chat,
+                            sender=args.sender)
     finally:
         store.close()
     tty = sys.stdout.isatty() and not args.json
@@ -759,13 +764,22 @@ def search_command(argv: list[str]) -> int:
         if args.json:
             utf8 = readable(hit.job.path) == hit.job.path  # else \u-escape the bytes
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
-                              "app": hit.job.app, "snippet": snippet, "job": hit.job.id},
+                              "app": hit.job.app, "chat": hit.job.chat,
+                              "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id},
                              ensure_ascii=not utf8))
         else:
-            print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'})\n    {snippet}")
+            print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'}){_chat_of(hit.job)}"
+                  f"\n    {snippet}")
     if not hits:
         print("no matches", file=sys.stderr)
     return EXIT_OK
+
+
+def _chat_of(job) -> str:
+    """ "  Sam, from Alice" for a chat's voice note; nothing for a loose one."""
+    if job.chat is None:
+        return ""
+    return f"  {job.chat}" + (f", from {job.sender}" if job.sender else "")
 
 
 def tui_command(argv: list[str]) -> int:

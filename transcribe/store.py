@@ -180,6 +180,8 @@ class Job:
     progress: float | None
     created_at: float
     updated_at: float
+    chat: str | None = None  # a chat export's voice note: which chat, and who sent it
+    sender: str | None = None
 
 
 class Store:
@@ -204,6 +206,9 @@ class Store:
 
     def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
+        # Names are matched whatever their case, in any script (SQLite's own NOCASE folds
+        # only A-Z: "maría" would miss "MARÍA").
+        self._db.create_function("casefold", 1, _casefold, deterministic=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -494,12 +499,17 @@ class Store:
             counts[row["state"]] = row["n"]
         return counts
 
-    def search(self, query: str, limit: int = 50) -> list[Hit]:
-        """Full-text search over every transcript, best matches first, diacritics folded."""
+    def search(self, query: str, limit: int = 50, *, chat: str | None = None,
+               sender: str | None = None) -> list[Hit]:
+        """Full-text search over every transcript, best matches first, diacritics folded;
+        only the voice notes of one chat, or of one sender, when named (any case)."""
         fts = fts_query(query)
         if not fts:
             return []
         start, end = HIGHLIGHT
+        where = "".join(f" AND casefold(j.{column}) = casefold(:{column})"
+                        for column, value in (("chat", chat), ("sender", sender))
+                        if value is not None)
         matches = " UNION ALL ".join(
             f"SELECT rowid AS job_id, snippet({t}_fts, 0, :start, :end, '…', 12) AS snippet, "
             f"bm25({t}_fts) AS rank FROM {t}_fts WHERE {t}_fts MATCH :fts"
@@ -507,8 +517,9 @@ class Store:
         try:
             rows = self._db.execute(
                 f"SELECT j.*, m.snippet, m.rank FROM ({matches}) m JOIN jobs j ON j.id = m.job_id "
-                "ORDER BY m.rank LIMIT :limit",
-                {"start": start, "end": end, "fts": fts, "limit": 2 * limit}).fetchall()
+                f"WHERE 1{where} ORDER BY m.rank LIMIT :limit",
+                {"start": start, "end": end, "fts": fts, "limit": 2 * limit, "chat": chat,
+                 "sender": sender}).fetchall()
         except sqlite3.OperationalError as e:
             raise SearchError(f"cannot search for {query!r}: {e}; put words in double quotes "
                               "to search for them as they are") from None
@@ -517,16 +528,19 @@ class Store:
             hits.setdefault(r["id"], Hit(_job(r), r["snippet"], r["rank"]))
         return list(hits.values())[:limit]
 
-    def inbox(self, limit: int = 500) -> list[tuple[Job, str | None, dict | None]]:
-        """Every job, newest sent first, with its transcript's text and summary (the
-        transcript in the note's language, or its translation when there is only that)."""
+    def inbox(self, limit: int = 500, *, chat: str | None = None
+              ) -> list[tuple[Job, str | None, dict | None]]:
+        """Every job (of one chat, when named), newest sent first, with its transcript's
+        text and summary (the transcript in the note's language, or its translation when
+        there is only that)."""
         either = ", ".join(f"COALESCE(t.{c}, tr.{c}) AS {c}" for c in
                            ("text", "language", "duration", "engine", "model", "no_speech"))
         rows = self._db.execute(
             f"SELECT j.*, {either} FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id "
             "LEFT JOIN translations tr ON tr.job_id = j.id "
-            "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT ?",
-            (limit,)).fetchall()
+            f"{'WHERE j.chat = :chat ' if chat is not None else ''}"
+            "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT :limit",
+            {"limit": limit, "chat": chat}).fetchall()
         result = []
         for r in rows:
             summary = None
@@ -535,6 +549,12 @@ class Store:
                                              "no_speech")}
             result.append((_job(r), r["text"], summary))
         return result
+
+    def chats(self) -> list[str]:
+        """The chats voice notes came from (`transcribe chat`), the latest first."""
+        rows = self._db.execute("SELECT chat FROM jobs WHERE chat IS NOT NULL GROUP BY chat "
+                                "ORDER BY MAX(COALESCE(sent_at, '')) DESC, chat")
+        return [r["chat"] for r in rows]
 
     def transcript(self, job_id: int, task: str | None = None) -> Transcript | None:
         """The job's transcript of `task`; without a task, the last one made."""
@@ -616,7 +636,12 @@ def _job(row: sqlite3.Row) -> Job:
                size=row["size"], state=row["state"], attempts=row["attempts"],
                error=row["error"], sent_at=row["sent_at"], app=row["app"],
                options=json.loads(row["options"] or "{}"), progress=row["progress"],
-               created_at=row["created_at"], updated_at=row["updated_at"])
+               created_at=row["created_at"], updated_at=row["updated_at"],
+               chat=row["chat"], sender=row["sender"])
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def pid_alive(pid: int) -> bool:

@@ -46,6 +46,7 @@ class TranscribeApp(App):
     BINDINGS = [
         Binding("slash", "focus_search", "Search", key_display="/"),
         Binding("a", "add_files", "Add"),
+        Binding("f", "filter_chat", "Chat", show=False),  # in the help; the footer is full
         Binding("r", "record", "Record"),
         Binding("s", "settings", "Settings"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -54,6 +55,7 @@ class TranscribeApp(App):
     ]
 
     query_text: reactive[str] = reactive("")
+    chat: reactive[str | None] = reactive(None)  # the inbox shows this chat's notes only
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -96,15 +98,19 @@ class TranscribeApp(App):
         if self.query_text.strip():
             try:
                 rows = [_search_row(hit.job, hit.snippet, self._summary(hit.job))
-                        for hit in self.store.search(self.query_text)]
+                        for hit in self.store.search(self.query_text, chat=self.chat)]
                 message = f"{len(rows)} match{'es' if len(rows) != 1 else ''}"
             except SearchError as e:
                 rows, message = [], str(e)
         else:
-            rows = [_inbox_row(job, text, summary) for job, text, summary in self.store.inbox()]
+            rows = [_inbox_row(job, text, summary)
+                    for job, text, summary in self.store.inbox(chat=self.chat)]
+        if self.chat is not None:
+            message = f"chat: {self.chat} (f: another)" + (f" · {message}" if message else "")
         self.query_one("#message", Static).update(message)
-        self.query_one("#empty", Static).display = not rows and not self.query_text.strip()
-        self.query_one("#inbox", DataTable).display = bool(rows) or bool(self.query_text)
+        filtered = bool(self.query_text.strip()) or self.chat is not None
+        self.query_one("#empty", Static).display = not rows and not filtered
+        self.query_one("#inbox", DataTable).display = bool(rows) or filtered
         if rows == self._rows:
             return
         self._rows = rows
@@ -174,6 +180,10 @@ class TranscribeApp(App):
     def search_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value
 
+    def watch_chat(self) -> None:
+        if self.is_mounted:
+            self.refresh_inbox()
+
     def watch_query_text(self) -> None:
         if self.is_mounted:
             self.refresh_inbox()
@@ -193,7 +203,7 @@ class TranscribeApp(App):
     # -- actions ---------------------------------------------------------------------------
 
     INBOX_ACTIONS = frozenset({"focus_search", "add_files", "record", "settings",
-                               "clear_search"})
+                               "clear_search", "filter_chat"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The inbox's keys work on the inbox only, not over a note or a dialog."""
@@ -205,6 +215,19 @@ class TranscribeApp(App):
         from .screens import AddFilesScreen
 
         self.push_screen(AddFilesScreen(), self.transcribe_paths)
+
+    def action_filter_chat(self) -> None:
+        from .screens import ChatFilterScreen
+
+        chats = self.store.chats()
+        if not chats:
+            self.notify("No chats yet: press a to add a WhatsApp or Telegram export", timeout=4)
+            return
+        self.push_screen(ChatFilterScreen(chats, self.chat), self._chat_chosen)
+
+    def _chat_chosen(self, choice: tuple[str | None] | None) -> None:
+        if choice is not None:  # None: cancelled; (None,): every chat
+            self.chat = choice[0]
 
     def action_record(self) -> None:
         from .screens import RecordScreen
@@ -253,17 +276,16 @@ class TranscribeApp(App):
 
         queued = []
         shown = None  # the first note added (or found already there) gets selected
-        for path in [f for p in paths for f in jobs.audio_files(p)]:
+        for path in paths:
             try:
-                job, created = jobs.enqueue(self.store, path, self.settings)
+                added = self._enqueue(path)
             except TranscribeError as e:
                 self.notify(str(e), severity="error", timeout=8)
                 continue
-            if created:
-                queued.append(job.id)
-            else:
-                self.notify(f"{path.name}: already in the inbox", timeout=4)
-            shown = shown if shown is not None else job.id
+            for job, created in added:
+                if created:
+                    queued.append(job.id)
+                shown = shown if shown is not None else job.id
         self.call_from_thread(self.refresh_inbox)
         if shown is not None:
             self.call_from_thread(self.show_job, shown)
@@ -277,6 +299,31 @@ class TranscribeApp(App):
                 job = self.store.job(job_id)
                 self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
         self.call_from_thread(self.refresh_inbox)
+
+    def _enqueue(self, path: Path) -> list[tuple[Job, bool]]:
+        """A job for each voice note of `path`: a note, a folder of notes, or a chat export
+        (zip or folder), whose notes keep their chat, sender and sent time."""
+        from transcribe import chat, jobs
+
+        if chat.is_export(path):
+            keep = self.settings.paths.data_dir / "chats"
+            name, added, problems = jobs.enqueue_chat(self.store, path, keep, self.settings)
+            for problem in problems[:3]:
+                self.notify(problem, severity="warning", timeout=8)
+            new = sum(created for _, created in added)
+            self.notify(f"chat {name}: {len(added)} voice note(s), {new} new", timeout=6)
+            return added
+        added = []
+        for note in jobs.audio_files(path):
+            try:
+                job, created = jobs.enqueue(self.store, note, self.settings)
+            except TranscribeError as e:
+                self.notify(str(e), severity="error", timeout=8)
+                continue
+            if not created:
+                self.notify(f"{note.name}: already in the inbox", timeout=4)
+            added.append((job, created))
+        return added
 
     @work(thread=True, group="transcribe", exclusive=False)
     def retranscribe(self, job_id: int, model: str | None, engine: str) -> None:
@@ -364,6 +411,9 @@ def _when(sent_at: str | None, today: date | None = None) -> str:
 
 
 def _source(job: Job) -> str:
+    """Who sent a chat's voice note; else the app or the folder a note came from."""
+    if job.sender:
+        return job.sender
     if job.app:
         return job.app
     return Path(job.root).name if job.root else Path(job.path).parent.name

@@ -1,4 +1,5 @@
-"""The screens pushed over the inbox: a transcript, add files, record, settings, help."""
+"""The screens pushed over the inbox: a transcript, add files, a chat, record, settings,
+help."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (Button, Checkbox, DirectoryTree, Footer, Header, Input, Label,
-                             Markdown, ProgressBar, Select, Static)
+                             Markdown, OptionList, ProgressBar, Select, Static)
+from textual.widgets.option_list import Option
 
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
@@ -179,13 +181,14 @@ class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
 
 
 class VoiceNoteTree(DirectoryTree):
-    """Folders and voice notes only, hidden ones left out: what can be added."""
+    """Folders, voice notes and .zip files (a chat export), hidden ones left out: what
+    can be added."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         from transcribe.audio import is_audio_name
 
-        return [p for p in paths
-                if not p.name.startswith(".") and (p.is_dir() or is_audio_name(p))]
+        return [p for p in paths if not p.name.startswith(".")
+                and (p.is_dir() or is_audio_name(p) or p.suffix.lower() == ".zip")]
 
 
 class AddFilesScreen(ModalScreen[list[Path] | None]):
@@ -199,7 +202,8 @@ class AddFilesScreen(ModalScreen[list[Path] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="add"):
-            yield Label("Transcribe a file, or every voice note in a folder")
+            yield Label("Transcribe a file, every voice note in a folder, or a WhatsApp or "
+                        "Telegram chat export (.zip or folder)")
             yield Input(placeholder="~/Downloads/PTT-20240312-WA0007.opus", id="path")
             yield VoiceNoteTree(self.start, id="picker")
             yield Static("", id="problem")
@@ -230,6 +234,36 @@ class AddFilesScreen(ModalScreen[list[Path] | None]):
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
         self.dismiss(None)
+
+
+class ChatFilterScreen(ModalScreen[tuple[str | None] | None]):
+    """Pick the one chat the inbox shows, or every note again. Dismissed with (chat,),
+    (None,) for every note, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+    EVERY = "every note"
+
+    def __init__(self, chats: list[str], current: str | None) -> None:
+        super().__init__()
+        self.chats, self.current = chats, current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="chats"):
+            yield Label("Show the voice notes of one chat")
+            yield OptionList(Option(f"({self.EVERY})", id="*"),
+                             *(Option(name, id=f"chat-{n}") for n, name in enumerate(self.chats)),
+                             id="chat-list")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#chat-list", OptionList)
+        if self.current in self.chats:
+            options.highlighted = self.chats.index(self.current) + 1
+        options.focus()
+
+    @on(OptionList.OptionSelected)
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        index = event.option_index
+        self.dismiss((self.chats[index - 1],) if index else (None,))
 
 
 class RecordScreen(ModalScreen[Path | None]):
@@ -436,7 +470,8 @@ Press `Esc` (or `?`) to close this help.
 | `/` | inbox | search every transcript (accents optional; `"phrases"`, `OR`, `word*`) |
 | `Esc` | inbox | clear the search |
 | `Enter` | inbox | open the selected note |
-| `a` | inbox | add a file or a folder to transcribe |
+| `a` | inbox | add a file or a folder to transcribe, or a chat export (.zip or folder) |
+| `f` | inbox | show one chat's voice notes only (or every note again) |
 | `r` | inbox | record from the microphone |
 | `s` | inbox | settings, cloud consent |
 | `c` | note | copy the text |
