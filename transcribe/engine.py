@@ -239,11 +239,34 @@ class LocalEngine:
                                                      language)
                 if not looks_looped(again):
                     decoded, tokens = again, again_tokens
+            decoded, tokens = self._decode_unheard(decoder, piece, speech, decoded, tokens,
+                                                   language, previous, file)
             segments.extend(decoded)
             previous = tokens
             if on_progress is not None:
                 on_progress(min(piece.end, audio.duration), audio.duration)
         return segments, language, probability
+
+    @staticmethod
+    def _decode_unheard(decoder, piece, speech: Speech, decoded: list[Segment],
+                        tokens: list[int], language: str, previous: list[int], file: str
+                        ) -> tuple[list[Segment], list[int]]:
+        """The piece's text with the speech the model passed over decoded on its
+        own (`pieces.unheard`), each stretch prompted with the text before it."""
+        from .pieces import unheard
+
+        for gap in unheard(piece, decoded, speech.spans):
+            latest = all(seg.end <= gap.start for seg in decoded)
+            more, more_tokens = decoder.decode(gap, decoder.encode(gap), language,
+                                               tokens if latest else previous)
+            log.info("%s: no text for the speech at %.1f-%.1f s; decoded on its own: %r",
+                     file, gap.start, gap.end, " ".join(seg.text for seg in more)[:80])
+            if looks_looped(more):
+                continue
+            decoded = sorted(decoded + more, key=lambda seg: seg.start)
+            if latest:
+                tokens = tokens + more_tokens
+        return decoded, tokens
 
     @staticmethod
     def _likeliest_language(decoder, piece, code, file: str, first: tuple,

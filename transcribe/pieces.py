@@ -43,6 +43,8 @@ SENTENCE_PAUSE_S = 2.0
 # The rest of a piece after its first window is decoded only if the VAD hears
 # more speech in it than the 0.2 s of padding it puts on each side of a span.
 REST_SPEECH_S = 0.4
+# Speech the VAD heard for this long, with no text over it, is decoded again.
+UNHEARD_SPEECH_S = 1.0
 # Language detection listens to the first pieces until it has heard this much speech.
 LANGUAGE_SPEECH_S = 90.0
 
@@ -82,6 +84,26 @@ def plan(samples: np.ndarray, spans: list[tuple[float, float]]) -> list[Piece]:
         if speech > 0:
             pieces.append(Piece(start, end, speech))
     return pieces
+
+
+def unheard(piece: Piece, segments, spans: list[tuple[float, float]]) -> list[Piece]:
+    """The stretches of `piece` where the VAD heard speech and the text says
+    nothing, each up to the next text (or the piece's end).
+
+    After a long pause Whisper may end its text for a window early, and the
+    window's remaining speech is then never decoded: stock faster-whisper loses
+    it too (seen on real notes joined with pauses of 1.5-3 s)."""
+    gaps: list[Piece] = []
+    for span_start, span_end in spans:
+        start, end = max(span_start, piece.start), min(span_end, piece.end)
+        if end - start < UNHEARD_SPEECH_S or (gaps and start < gaps[-1].end):
+            continue
+        if any(seg.start < end and seg.end > start for seg in segments):
+            continue
+        stop = min((seg.start for seg in segments if seg.start >= end), default=piece.end)
+        speech = sum(max(0.0, min(stop, b) - max(start, a)) for a, b in spans)
+        gaps.append(Piece(start, stop, speech))
+    return gaps
 
 
 def _reachable(cuts: list[tuple[float, float]], duration: float) -> bool:
