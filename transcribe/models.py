@@ -119,6 +119,13 @@ def resolve(name: str, models_dir: Path, *, allow_hub: bool = True) -> ResolvedM
     raise ModelError(missing_model_message(name))
 
 
+def model_label(name: str) -> str:
+    """The model name a transcript made with `--model name` records (`ResolvedModel.name`),
+    without resolving it: a directory is named by its last part."""
+    path = Path(name).expanduser()
+    return path.name if name not in PACKAGES and path.is_dir() else name
+
+
 def missing_model_message(name: str) -> str:
     package = PACKAGES.get(name)
     if package is not None:
