@@ -79,3 +79,24 @@ def test_a_copy_is_transcribed_again_only_where_its_folder_wants_another_task_or
         store.close()
     assert german == ["transcribe", "translate"]  # both kept: search finds either
     assert milk.model == "tiny.en"  # the newer transcript replaced the one of its task
+
+
+def test_a_forced_language_the_transcript_is_not_in_wants_a_new_one(home):
+    """(The German sample is heard as Latin on some CPUs, so this rule is shown on its
+    own, with the transcripts it decides between.)"""
+    from dataclasses import replace
+
+    from transcribe.settings import Settings
+    from transcribe.transcript import Transcript
+    from transcribe.watcher import another_wanted
+
+    german = Settings.load().with_overrides(language="de")
+    latin = Transcript(file="de.webm", text="Guten Morgen", language="la", duration=4.0,
+                       segments=[], engine="local", model="base")
+    assert "language de" in another_wanted(latin, german)
+    assert another_wanted(replace(latin, language="de"), german) is None
+    assert another_wanted(replace(latin, no_speech=True, language=None), german) is None
+    cloud = replace(latin, language="de", engine="cloud", model="whisper-1")
+    assert another_wanted(cloud, german) is None  # it stood in for the local model
+    assert "model tiny.en" in another_wanted(latin, german.with_overrides(model="tiny.en",
+                                                                          language=None))

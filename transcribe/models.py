@@ -71,8 +71,9 @@ class HubUnreachable(ModelError):
     """`models pull` cannot reach the model hub (offline, or a proxy or firewall)."""
 
     def __init__(self, endpoint: str, why: str) -> None:
-        super().__init__(f"cannot reach the model hub ({endpoint}): {why}; `transcribe models "
-                         "pull` needs the network (the installed models work without it)")
+        super().__init__(f"cannot reach the model hub ({endpoint}): {why.rstrip('.')}; "
+                         "`transcribe models pull` needs the network (the installed models "
+                         "work without it)")
 
 
 @dataclass(frozen=True)
