@@ -48,8 +48,9 @@ HUB_NAMES = (
     "distil-small.en", "distil-large-v3", "distil-large-v3.5", "large-v3-turbo", "turbo",
 )
 
-# Approximate download sizes (MB) of the hub models' files, as the hub listed them,
-# for `transcribe models`; a name missing here is shown without a size.
+# Approximate download sizes (MB) of the hub models' files (their float16 model.bin), as
+# recalled from the hub's listings: not checked here, where the hub is out of reach. For
+# `transcribe models`; a name missing here is shown without a size.
 HUB_SIZES_MB = {
     "tiny.en": 75, "tiny": 75, "base.en": 145, "base": 145, "small.en": 484, "small": 484,
     "medium.en": 1530, "medium": 1530, "large-v1": 3090, "large-v2": 3090, "large-v3": 3090,
