@@ -34,7 +34,8 @@ commands:
   transcribe tui            the terminal UI: inbox, search, record, settings
   transcribe record         record a note from the microphone and transcribe it
   transcribe devices        list the microphones
-  transcribe models         list the models usable here
+  transcribe models         list the models usable here, and those to download
+  transcribe models pull NAME   download a hub model (small, large-v3, ...) for offline use
   transcribe cloud status   what the cloud fallback would do, and with what consent
   transcribe cloud log      every upload ever made: time, file hash, host, bytes, outcome
 
@@ -328,6 +329,36 @@ def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: boo
     sys.stdout.flush()
 
 
+class _download_progress:
+    """One rich progress line on stderr for a model download, when stderr is a terminal."""
+
+    def __init__(self, diag: Diagnostics, name: str) -> None:
+        self.diag, self.name = diag, name
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if not self.diag.tty or self.diag.quiet:
+            return
+        if self.bar is None:
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                TransferSpeedColumn(), TimeRemainingColumn(),
+                                console=self.diag.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.name, total=total or None)
+        self.bar.update(self.task, completed=done, total=total or None)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 class _progress:
     """A rich progress bar on stderr for long files, when stderr is a terminal."""
 
@@ -358,28 +389,66 @@ class _progress:
 
 
 def models_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="transcribe models",
-                                     description="List the Whisper models usable here.")
+    if argv[:1] == ["pull"]:
+        return models_pull_command(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="transcribe models", description="List the Whisper models usable here, then "
+        "those faster-whisper can download (`transcribe models pull NAME`).")
     parser.add_argument("--json", action="store_true", help="one JSON object per model")
     args = parser.parse_args(argv)
-    from .models import available
+    from .models import available, downloadable
     from .settings import Settings
 
     settings = Settings.load()
     rows = available(settings.paths.models_dir, default=settings.model)
+    hub = [r for r in downloadable(settings.paths.models_dir, default=settings.model)
+           if r.status != "downloaded"]  # (those are among the ready ones)
     if args.json:
         import dataclasses
         import json
 
-        for row in rows:
+        ready = {r.name for r in rows}
+        for row in rows + [r for r in hub if r.name not in ready]:
             print(json.dumps(dataclasses.asdict(row)))
         return EXIT_OK
-    width = max(len(r.name) for r in rows) + 2
+    width = max(len(r.name) for r in rows + hub) + 2
     for row in rows:
         mark = "*" if row.default else " "
         print(f"{mark} {row.name:<{width}}{row.status:<34}{row.source:<10} {row.location}")
+    print(f"\n  {'to download':<{width}}{'size':>9}  speed on 2 cores")
+    for row in hub:
+        note = "  (installed from a package)" if row.status == "installed" else ""
+        line = f"  {row.name:<{width}}{_size(row.size_mb):>9}  {row.speed or '?':<7}{note}"
+        print(line.rstrip())
     print("(* default; change it with --model or `model = ...` in "
-          f"{settings.paths.config_file})", file=sys.stderr)
+          f"{settings.paths.config_file}; `transcribe models pull NAME` downloads one)",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _size(mb: int | None) -> str:
+    if mb is None:
+        return "?"
+    return f"~{mb} MB" if mb < 1000 else f"~{mb / 1000:.1f} GB"
+
+
+def models_pull_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="transcribe models pull", description="Download a faster-whisper model from the "
+        "model hub into the cache, so that --model NAME works offline.")
+    parser.add_argument("name", metavar="NAME", help="small, large-v3, ... (see `transcribe "
+                        "models`), or a hub id such as Systran/faster-whisper-small")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    from .models import pull
+    from .settings import Settings
+
+    settings = Settings.load()
+    diag = Diagnostics(args.quiet)
+    with _download_progress(diag, args.name) as on_progress:
+        folder = pull(args.name, settings.paths.models_dir, on_progress)
+    diag.info(f"{args.name} is ready: `--model {args.name}` works offline now")
+    print(folder)
     return EXIT_OK
 
 

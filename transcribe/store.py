@@ -18,9 +18,13 @@ starts. An attempt counts only from `start()`, when the note's own work begins:
 a crash while the model loads is not the note's fault and costs it nothing.
 
 `outputs` holds the transcript files owed to each watched file: one row per
-audio path, `written` NULL until its files are in place. A new transcript makes
-its job's files owed again, and a folder that cannot take them (read-only, full)
-leaves them owed, never the note failed.
+audio path, `written` NULL until its files are in place, and the task its
+folder wants (`options.task`: its files show that task's transcript). A new
+transcript makes its job's files of that task owed again, and a folder that
+cannot take them (read-only, full) leaves them owed, never the note failed.
+A watched copy whose folder wants a transcript the job does not have (another
+task, model or forced language) queues the job again with its settings
+(`transcribe_again`); the new transcript replaces the one of its task.
 
 Paths are text; a file name that is not valid UTF-8 is kept as its bytes (a
 BLOB), so it round-trips exactly (`os.fsencode`/`os.fsdecode`).
@@ -398,7 +402,10 @@ class Store:
                  _json(transcript.to_dict(words=True)), now))
             db.execute("UPDATE jobs SET state=?, error=NULL, pid=NULL, progress=NULL, "
                        "started=NULL, updated_at=? WHERE id=?", (state, now, job_id))
-            db.execute("UPDATE outputs SET written=NULL WHERE job_id=?", (job_id,))
+            # (an output from before outputs named their task shows the last transcript made)
+            db.execute("UPDATE outputs SET written=NULL WHERE job_id=? AND "
+                       "COALESCE(json_extract(options, '$.task'), ?) = ?",
+                       (job_id, transcript.task, transcript.task))
         return state
 
     def fail(self, job_id: int, reason: str, *, retry: bool = False) -> None:
@@ -449,14 +456,30 @@ class Store:
         Return True when this is news: the path had no outputs, or had another
         note's (a reused name). A path already owed or written for this job is left."""
         with self._tx() as db:
-            row = db.execute("SELECT job_id FROM outputs WHERE path=?",
-                             (to_db(path),)).fetchone()
-            if row is not None and row["job_id"] == job_id:
+            if _owes(db, path, job_id):
                 return False
-            db.execute("INSERT INTO outputs(path, job_id, root, options, written) "
-                       "VALUES (?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE SET "
-                       "job_id=excluded.job_id, root=excluded.root, options=excluded.options, "
-                       "written=NULL", (to_db(path), job_id, to_db(root), json.dumps(options)))
+            _owe(db, path, job_id, root, options)
+        return True
+
+    def owes(self, path: str, job_id: int) -> bool:
+        """Whether `path` is already owed (or was written) the outputs of job `job_id`."""
+        return _owes(self._db, path, job_id)
+
+    def transcribe_again(self, job_id: int, path: str, root: str, job_options: dict,
+                         output_options: dict) -> bool:
+        """Queue a finished job again with `job_options`, for the watched file `path`,
+        whose folder wants a transcript the job does not have; `path` is owed its
+        outputs in the same transaction, so a crash cannot leave it owed a transcript
+        nobody makes, nor make it twice. The job reads its audio from `path` from now
+        on. Return False when the job is not finished (nothing is changed)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state='pending', attempts=0, error=NULL, path=?, root=?, "
+                "options=?, updated_at=? WHERE id=? AND state IN ('done', 'waiting_cloud')",
+                (to_db(path), to_db(root), json.dumps(job_options), time.time(), job_id))
+            if cur.rowcount != 1:
+                return False
+            _owe(db, path, job_id, root, output_options)
         return True
 
     def owed_outputs(self) -> list[Owed]:
@@ -588,6 +611,19 @@ def fts_query(text: str) -> str:
             quoted = '"' + token.rstrip("*").replace('"', '""') + '"'
             parts.append(quoted + ("*" if token.endswith("*") else ""))
     return " ".join(parts)
+
+
+def _owes(db: sqlite3.Connection, path: str, job_id: int) -> bool:
+    row = db.execute("SELECT job_id FROM outputs WHERE path=?", (to_db(path),)).fetchone()
+    return row is not None and row["job_id"] == job_id
+
+
+def _owe(db: sqlite3.Connection, path: str, job_id: int, root: str, options: dict) -> None:
+    """Inside a transaction: `path` is owed job `job_id`'s outputs (a reused name: anew)."""
+    db.execute("INSERT INTO outputs(path, job_id, root, options, written) "
+               "VALUES (?,?,?,?,NULL) ON CONFLICT(path) DO UPDATE SET "
+               "job_id=excluded.job_id, root=excluded.root, options=excluded.options, "
+               "written=NULL", (to_db(path), job_id, to_db(root), json.dumps(options)))
 
 
 def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job | None:

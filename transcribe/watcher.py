@@ -19,7 +19,11 @@ Jobs live in the store (store.py), keyed by content, so copies, renames and
 re-syncs of a note are transcribed once. Transcripts go to the output folder,
 mirroring each note's path under its watched folder, written atomically; the
 audio is only ever read. Exactly once is about transcribing, not outputs: a copy
-of a known note gets its own transcript files, written from the stored transcript.
+of a known note gets its own transcript files, written from the stored transcript,
+unless its folder's settings want another one (another task, model or forced
+language): then the note is transcribed again with them, and the new transcript
+replaces the note's old one of that task. That is decided once per file and note,
+so the same settings never transcribe a note twice, across restarts too.
 
 Nothing one note does stops the watcher: whatever decoding, transcribing or
 writing it raises is that note's failure (one line), and the watcher goes on.
@@ -47,9 +51,11 @@ from .changes import Changes, needs_polling
 from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
                      TranscribeError, TruncatedAudio)
 from .messaging import origin
+from .models import model_label
 from .pipeline import Transcriber
 from .settings import Settings
-from .store import MAX_ATTEMPTS, Owed, Store, readable
+from .store import MAX_ATTEMPTS, Job, Owed, Store, readable
+from .transcript import Transcript
 from .writers import FORMATS, sweep_temp_files, write_outputs
 
 log = logging.getLogger(__name__)
@@ -311,13 +317,9 @@ class Watcher:
         if existing is not None:
             self.store.remember_path(key_path, sha, st.st_size, st.st_mtime_ns)
             seen.settled = True
-            owed = (existing.state != "failed"
-                    and self.store.owe_outputs(key_path, existing.id, str(root),
-                                               self._output_options(root, path)))
-            if owed and existing.path != key_path:
-                log.info("%s: same audio as %s (job %d): its transcript, not transcribed "
-                         "again", readable(path), readable(existing.path), existing.id)
-            return 0
+            if existing.state == "failed" or self.store.owes(key_path, existing.id):
+                return 0
+            return self._copy_of(existing, root, path, seen)
         failure = None
         try:
             decode(path, max_bytes=self.settings.max_file_bytes)
@@ -346,9 +348,45 @@ class Watcher:
                  if where.from_name else "")
         return 1
 
+    def _copy_of(self, job: Job, root: Path, path: Path, seen: _Seen) -> int:
+        """A note whose audio is a job already: owed the job's transcript, or queued again
+        when this folder's settings want another one. A job still in the queue with other
+        settings is waited for (looked at again after `settle_s`). Return how many notes
+        were queued."""
+        options = self._job_options(root, path)
+        settings = self.settings.with_overrides(**options["settings"])
+        if job.state in ("pending", "running"):
+            if not self._queued_with(job, settings):
+                seen.settled, seen.since = False, time.monotonic()
+                return 0
+            why = None
+        else:
+            why = another_wanted(self.store.transcript(job.id, settings.task), settings)
+        if why is None:
+            self.store.owe_outputs(str(path), job.id, str(root), self._output_options(root, path))
+            if job.path != str(path):
+                log.info("%s: same audio as %s (job %d): its transcript, not transcribed "
+                         "again", readable(path), readable(job.path), job.id)
+            return 0
+        if not self.store.transcribe_again(job.id, str(path), str(root), options,
+                                           self._output_options(root, path)):
+            return 0
+        log.info("%s: same audio as %s (job %d), but %s: transcribing it again",
+                 readable(path), readable(job.path), job.id, why)
+        return 1
+
+    def _queued_with(self, job: Job, settings: Settings) -> bool:
+        """Whether a job in the queue will make the transcript `settings` want."""
+        try:
+            queued = self.settings.with_overrides(**job.options.get("settings", {}))
+        except SettingsError:  # it will fail; its copies are looked at then
+            return False
+        return _wanted(queued) == _wanted(settings)
+
     def _output_options(self, root: Path, path: Path) -> dict:
         options = self._job_options(root, path)
-        return {"formats": options["formats"], "rel": options["rel"]}
+        return {"formats": options["formats"], "rel": options["rel"],
+                "task": options["settings"].get("task") or self.settings.task}
 
     def _job_options(self, root: Path, path: Path) -> dict:
         merged: dict = {}
@@ -458,6 +496,8 @@ class Watcher:
         that shows `done` has them (unless its folder refused them: then they are owed)."""
         written, paths = [], []
         for owed in self.store.outputs_of(job_id):
+            if owed.options.get("task", transcript.task) != transcript.task:
+                continue  # a folder that wants the note's other transcript
             files = self._write_one(owed, transcript)
             if files is not None:
                 written.append(owed)
@@ -472,11 +512,12 @@ class Watcher:
         between a transcript and its files); return those written."""
         self._last_output_retry = time.monotonic()
         written: list[Path] = []
-        transcripts: dict[int, object] = {}
+        transcripts: dict[tuple, object] = {}
         for owed in self.store.owed_outputs():
-            if owed.job_id not in transcripts:
-                transcripts[owed.job_id] = self.store.transcript(owed.job_id)
-            files = self._write_one(owed, transcripts[owed.job_id])
+            key = (owed.job_id, owed.options.get("task"))  # no task: the last one made
+            if key not in transcripts:
+                transcripts[key] = self.store.transcript(*key)
+            files = self._write_one(owed, transcripts[key])
             if files is not None:
                 self.store.outputs_written(owed)
                 written.extend(files)
@@ -544,6 +585,24 @@ class Watcher:
                 continue
             self._write_outputs(job.id, transcript, "done")
             log.info("transcribed %s in the cloud (%s)", job.path, transcript.provider)
+
+
+def another_wanted(stored: Transcript | None, settings: Settings) -> str | None:
+    """Why a note's stored transcript of `settings.task` will not do for `settings`, or
+    None when it will. A cloud transcript stands for the local model it stood in for;
+    a forced language is compared only where there was speech."""
+    if stored is None:
+        return f"it has no {'translation' if settings.task == 'translate' else 'transcript'} yet"
+    if stored.engine == "local" and stored.model != model_label(settings.model):
+        return f"this folder wants model {settings.model}, not {stored.model}"
+    if settings.language and not stored.no_speech and stored.language != settings.language:
+        return f"this folder wants language {settings.language}, not {stored.language}"
+    return None
+
+
+def _wanted(settings: Settings) -> tuple:
+    """What of the settings makes a transcript another one (see `another_wanted`)."""
+    return settings.task, model_label(settings.model), settings.language
 
 
 class ServiceLock:
