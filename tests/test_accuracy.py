@@ -209,3 +209,31 @@ def test_the_silent_rest_of_a_piece_is_not_decoded_again(transcriber):
     assert not looks_looped(segments) and not find_loops(words), words
     assert all(s.end <= first.end + 0.5 for s in segments), segments
     assert {"nutzung", "blogs"} & set(normalise(" ".join(words))), words
+
+
+def test_speech_after_a_pause_is_not_passed_over(transcriber, tmp_path):
+    """Two real sentences with 1.5 s between them fit one window. Whisper can end
+    its text after the first, and the window's second sentence is then never
+    decoded (stock faster-whisper loses it too). The VAD hears it, so it is
+    decoded on its own: both sentences come out, each once."""
+    import wave
+
+    import numpy as np
+
+    from transcribe.audio import SAMPLE_RATE, decode
+
+    first, second = "fleurs-en-005.ogg", "fleurs-en-009.ogg"
+    note = tmp_path / "two-sentences.wav"
+    samples = np.concatenate([decode(REAL / first).samples,
+                              np.zeros(int(1.5 * SAMPLE_RATE), np.float32),
+                              decode(REAL / second).samples])
+    with wave.open(str(note), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    t = transcriber.transcribe(note)
+    said = normalise(t.text)
+    for name in (first, second):
+        words = normalise(REFERENCES[name]["text"])
+        heard = sum(word in said for word in set(words)) / len(set(words))
+        assert heard >= 0.6, (name, t.text)
+    assert not find_loops(t.text.split()) and not t.looped, t.text

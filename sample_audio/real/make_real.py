@@ -22,7 +22,8 @@ JFK = {
     "jfk-New Recording 3.m4a": ("mp4", "aac", 44100, 64000, "iPhone Voice Memos"),
     "jfk-AUD-20240101-WA0002.mp3": ("mp3", "libmp3lame", 44100, 64000, "forwarded MP3"),
 }
-FLEURS = ["fleurs-de-007.ogg", "fleurs-de-009.ogg", "fleurs-en-008.ogg", "fleurs-es-007.ogg",
+FLEURS = ["fleurs-de-007.ogg", "fleurs-de-009.ogg", "fleurs-en-005.ogg", "fleurs-en-008.ogg",
+          "fleurs-en-009.ogg", "fleurs-es-007.ogg",
           "fleurs-fr-005.ogg", "fleurs-pt-007.ogg"]
 
 
