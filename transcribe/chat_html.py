@@ -40,7 +40,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .chat import Chat, Message, phone_call
+from .chat import Chat, Message, attachment, phone_call
 
 _VOID = frozenset({"br", "img", "meta", "link", "hr", "input", "source", "wbr"})
 _TITLE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -183,7 +183,7 @@ def pages(folder: Path) -> list[Path]:
 
 def parse_telegram_html(path: Path) -> Chat:
     """Every page of the export `path` (one of its messages*.html) belongs to."""
-    chat = Chat(name=path.parent.name, app="telegram")
+    chat = Chat(name=path.parent.name, app="telegram", source=path)
     sender: str | None = None
     last_time: datetime | None = None
     for page in pages(path.parent) or [path]:
@@ -231,9 +231,9 @@ def _media_message(block: _Block, time: datetime, sender: str, folder: Path) -> 
                                                           else 0))
     voice = "media_voice_message" in classes or href.startswith(_VOICE_FOLDERS) or (
         "media_video" in classes and block.media_title == "Video message")
-    path = folder / href if block.media_link and not href.startswith(("http:", "https:")) \
-        else None
-    omitted = path is None or not path.exists()
+    path = attachment(folder, href) if block.media_link and \
+        not href.startswith(("http:", "https:")) else None
+    omitted = path is None
     text = block.text or href or block.media_description or block.media_title or "media"
     return Message(time, sender, "voice" if voice else "media", text, attachment=path,
                    omitted=omitted)
