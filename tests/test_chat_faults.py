@@ -226,3 +226,29 @@ def test_the_same_note_twice_in_a_chat_is_transcribed_once(tmp_path, home):
     assert "1 transcribed now" in out.stderr
     texts = [json.loads(line)["transcript"]["text"] for line in out.stdout.splitlines()]
     assert len(texts) == 3 and len(set(texts)) == 1 and "meeting" in texts[0].lower()
+
+
+def test_an_html_page_with_no_message_is_one_line(tmp_path, home):
+    export = tmp_path / "ChatExport"
+    export.mkdir()
+    (export / "messages.html").write_bytes(bytes(range(256)) * 20)
+    _one_error_line(_chat(home, str(export), "--output", "-"), "messages.html")
+
+
+def test_the_output_is_readable_as_any_new_file_and_keeps_the_mode_it_had(tmp_path, home):
+    export = _whatsapp(tmp_path)
+    new, old = tmp_path / "new.md", tmp_path / "old.md"
+    old.write_text("before")
+    old.chmod(0o640)
+    for out in (new, old):
+        assert _chat(home, str(export), "--output", str(out)).returncode == 0
+    assert new.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert old.stat().st_mode & 0o777 == 0o640 and "Sam" in old.read_text()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -41,6 +41,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .chat import Chat, Message, attachment, phone_call
+from .errors import InputError
 
 _VOID = frozenset({"br", "img", "meta", "link", "hr", "input", "source", "wbr"})
 _TITLE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -205,6 +206,8 @@ def parse_telegram_html(path: Path) -> Chat:
                 sender = message.sender
             last_time = message.time or last_time
             chat.messages.append(message)
+    if not chat.messages and not chat.problems:  # garbage, or another page altogether
+        raise InputError(path, "no Telegram message in it (a <div class=\"message ...\">)")
     return chat
 
 

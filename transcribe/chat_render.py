@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -79,7 +80,9 @@ def _write(out: Path, text: str, kept: bool) -> None:
     from .writers import write_atomic
 
     try:
+        mode = out.stat().st_mode & 0o7777 if out.exists() else _default_mode()
         write_atomic(out, text)
+        out.chmod(mode)  # write_atomic's temporary file is 0600: readable as before
     except OSError as e:
         again = "; the transcripts are kept in the store" if kept else ""
         raise OutputError(f"{out}: cannot write the conversation ({e.strerror or e}){again}"
@@ -167,6 +170,13 @@ def _keep(store, m, sha: str, transcript, conv, diag) -> None:
         store.set_chat(job.id, conv.name, m.sender)
     except sqlite3.Error as e:
         diag.warning(f"{m.attachment}: not kept in the store ({e})")
+
+
+def _default_mode() -> int:
+    """What a new file gets here (0644 under the usual umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 class NotesProgress:
