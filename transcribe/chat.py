@@ -137,17 +137,15 @@ def _in_zip(text: str, target: Path, export: Path) -> str:
     return text.replace(str(target), str(export), 1)
 
 
-def attachment(folder: Path, name: str) -> Path | None:
-    """The export's file `name`, or None when the export does not hold it: missing, not a
+def holds(folder: Path, path: Path) -> bool:
+    """Whether the export in `folder` holds the file `path`: not when it is missing, not a
     regular file (a folder, a pipe), or outside the export ("/home/x-AUDIO-1.opus",
     "../x.opus", a link out of it). A chat's text never makes us read, let alone upload,
     a file that is not part of its export."""
-    path = folder / name
     try:
-        inside = path.resolve().is_relative_to(folder.resolve())
-        return path if inside and path.is_file() else None
+        return path.resolve().is_relative_to(folder.resolve()) and path.is_file()
     except (OSError, ValueError):  # a name too long, a NUL in it
-        return None
+        return False
 
 
 CHAT_TEXTS = ("result.json", "messages.html", "_chat.txt", "WhatsApp Chat*.txt")
@@ -274,8 +272,9 @@ def _whatsapp_message(time: datetime, rest: str, folder: Path) -> Message:
     if attached:
         name = attached.group(1).strip()
         kind = "voice" if _is_voice_name(name) else "media"
-        path = attachment(folder, name)
-        return Message(time, sender, kind, name, attachment=path, omitted=path is None)
+        path = folder / name
+        return Message(time, sender, kind, name, attachment=path,
+                       omitted=not holds(folder, path))
     if _OMITTED.match(body):
         kind = "voice" if body.lstrip("<").lower().startswith("audio") else "media"
         return Message(time, sender, kind, body, omitted=True)
@@ -317,15 +316,16 @@ def _telegram_message(item: dict, folder: Path) -> Message:
     media = item.get("media_type")
     if media in ("voice_message", "video_message") or item.get("file"):
         file = item.get("file") or ""
-        path = None if file.startswith("(File not included") else attachment(folder, file)
-        omitted = path is None
+        omitted = not file or file.startswith("(File not included")
+        path = None if omitted else folder / file
+        omitted = omitted or not holds(folder, path)
         kind = "voice" if media in ("voice_message", "video_message") else "media"
         return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
     if item.get("photo"):  # "photos/photo_1@...jpg", or "(File not included. ...)"
         photo = item["photo"]
-        path = None if photo.startswith("(") else attachment(folder, photo)
+        path = None if photo.startswith("(") else folder / photo
         return Message(time, sender, "media", text or photo, attachment=path,
-                       omitted=path is None)
+                       omitted=path is None or not holds(folder, path))
     return Message(time, sender, "text", text)
 
 

@@ -40,7 +40,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .chat import Chat, Message, attachment, phone_call
+from .chat import Chat, Message, holds, phone_call
 from .errors import InputError
 
 _VOID = frozenset({"br", "img", "meta", "link", "hr", "input", "source", "wbr"})
@@ -234,9 +234,9 @@ def _media_message(block: _Block, time: datetime, sender: str, folder: Path) -> 
                                                           else 0))
     voice = "media_voice_message" in classes or href.startswith(_VOICE_FOLDERS) or (
         "media_video" in classes and block.media_title == "Video message")
-    path = attachment(folder, href) if block.media_link and \
-        not href.startswith(("http:", "https:")) else None
-    omitted = path is None
+    path = folder / href if block.media_link and not href.startswith(("http:", "https:")) \
+        else None
+    omitted = path is None or not holds(folder, path)
     text = block.text or href or block.media_description or block.media_title or "media"
     return Message(time, sender, "voice" if voice else "media", text, attachment=path,
                    omitted=omitted)
