@@ -122,8 +122,8 @@ def _unzip(export: Path, target: Path) -> None:
             needed = sum(info.file_size for info in z.infolist())
             free = shutil.disk_usage(target).free
             if needed > free:
-                raise InputError(export, f"unpacked it needs {needed / 2**20:.0f} MB, and "
-                                         f"{target} has {free / 2**20:.0f} MB free")
+                raise InputError(export, f"needs {needed / 2**20:.1f} MB unpacked, and only "
+                                         f"{free / 2**20:.1f} MB is free in {target.parent}")
             z.extractall(target)
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise InputError(export, f"not a readable zip ({e})") from e
