@@ -252,3 +252,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("since", ["2024-03-01T00:00+01:00", "2024-03-01T00:00Z"])
+def test_since_with_a_time_zone_is_a_usage_error(since, tmp_path, home):
+    export = tmp_path / "chat"
+    export.mkdir()
+    (export / TEXT).write_text("12/03/2024, 18:44 - Sam: hi\n")
+    _one_error_line(_chat(home, str(export), "--since", since, "--output", "-"), "--since",
+                    code=2)
+
+
+def test_an_export_that_is_no_regular_file_is_one_line(tmp_path, home):
+    """A pipe (or /dev/zero) would be read forever."""
+    import os
+
+    fifo = tmp_path / "WhatsApp Chat with Sam.txt"
+    os.mkfifo(fifo)
+    out = run_cli("chat", str(fifo), "--no-store", "--output", "-",
+                  env={"TRANSCRIBE_HOME": str(home)}, timeout=60)
+    _one_error_line(out, str(fifo))

@@ -79,6 +79,8 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     export = Path(export)
     if not export.exists():
         raise InputError(export, "no such file or folder")
+    if not export.is_dir() and not export.is_file():  # /dev/zero, a pipe: read forever
+        raise InputError(export, "not a regular file or folder")
     if export.suffix.lower() == ".zip":
         target = Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-"))
         _unzip(export, target)

@@ -42,6 +42,9 @@ def run_chat(args, settings, diag) -> int:
                 since = datetime.fromisoformat(args.since)
             except ValueError:
                 raise SettingsError(f"--since {args.since}: not a date such as 2024-03-01")
+            if since.tzinfo is not None:  # a chat's times are the phone's, with no zone
+                raise SettingsError(f"--since {args.since}: give it without a time zone, as "
+                                    "the chat's times are (the phone's local time)")
             messages = [m for m in messages if m.time is None or m.time >= since]
         results, failed = _transcribe_notes(messages, conv, args, settings, diag)
     text = render(conv.name, messages, results, args.chat_format)
