@@ -2,6 +2,7 @@
 documented exit code, the rest of the chat still out, the user's files never changed."""
 
 import json
+import os
 import shutil
 import subprocess
 import zipfile
@@ -247,8 +248,6 @@ def test_the_output_is_readable_as_any_new_file_and_keeps_the_mode_it_had(tmp_pa
 
 
 def _umask() -> int:
-    import os
-
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -265,8 +264,6 @@ def test_since_with_a_time_zone_is_a_usage_error(since, tmp_path, home):
 
 def test_an_export_that_is_no_regular_file_is_one_line(tmp_path, home):
     """A pipe (or /dev/zero) would be read forever."""
-    import os
-
     fifo = tmp_path / "WhatsApp Chat with Sam.txt"
     os.mkfifo(fifo)
     out = run_cli("chat", str(fifo), "--no-store", "--output", "-",

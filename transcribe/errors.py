@@ -16,7 +16,7 @@ The whole tree, and the exit code the CLI gives each branch:
     │   ├── cloud.Offline               the provider cannot be reached now
     │   └── cloud.CloudAuthError        the provider refused the API key
     ├── MicrophoneError             5  no PortAudio, no input device, device busy
-    ├── OutputError                 1  the output file cannot be written (read-only, disk full)
+    ├── OutputError                 1  the output cannot be written (read-only, disk full)
     └── SettingsError               2  a settings file or value is wrong
 
 `InputError`s are per file: a batch reports them and goes on with the rest.
