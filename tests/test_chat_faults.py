@@ -269,3 +269,14 @@ def test_an_export_that_is_no_regular_file_is_one_line(tmp_path, home):
     out = run_cli("chat", str(fifo), "--no-store", "--output", "-",
                   env={"TRANSCRIBE_HOME": str(home)}, timeout=60)
     _one_error_line(out, str(fifo))
+
+
+def test_a_zip_without_the_utf8_flag_keeps_the_chats_name(tmp_path, home):
+    """Info-ZIP's `zip` writes UTF-8 names without the flag; zipfile reads them as cp437."""
+    archive = tmp_path / "chat.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # an ASCII name: no UTF-8 flag
+        z.writestr("WhatsApp Chat with MarXXa.txt", "12/03/2024, 18:44 - Sam: hola\n")
+    archive.write_bytes(archive.read_bytes().replace(b"MarXXa", "María".encode()))
+    out = _chat(home, str(archive), "--output", "-")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("# María\n")

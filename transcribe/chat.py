@@ -126,11 +126,23 @@ def _unzip(export: Path, target: Path) -> None:
             if needed > free:
                 raise InputError(export, f"needs {needed / 2**20:.1f} MB unpacked, and only "
                                          f"{free / 2**20:.1f} MB is free in {target.parent}")
-            z.extractall(target)
+            z.extractall(target, members=[_utf8_name(info) for info in z.infolist()])
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise InputError(export, f"not a readable zip ({e})") from e
     except OSError as e:
         raise InputError(export, f"cannot be unpacked into {target} ({e.strerror or e})") from e
+
+
+def _utf8_name(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """A member's name as UTF-8 even without the zip's UTF-8 flag, which zipfile then reads
+    as cp437 ("WhatsApp Chat with Mar├¡a.txt" from Info-ZIP's `zip`); a name that is no
+    UTF-8 stays as zipfile read it."""
+    if not info.flag_bits & 0x800:
+        try:
+            info.filename = info.filename.encode("cp437").decode("utf-8")
+        except UnicodeError:
+            pass
+    return info
 
 
 def _in_zip(text: str, target: Path, export: Path) -> str:
