@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +71,7 @@ class Chat:
     app: str
     messages: list[Message] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "file:line: what"
+    source: Path | None = None  # the chat's text (result.json, _chat.txt, messages.html)
 
 
 def load(export: Path, workdir: Path | None = None) -> Chat:
@@ -76,14 +79,16 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     export = Path(export)
     if not export.exists():
         raise InputError(export, "no such file or folder")
+    if not export.is_dir() and not export.is_file():  # /dev/zero, a pipe: read forever
+        raise InputError(export, "not a regular file or folder")
     if export.suffix.lower() == ".zip":
         target = Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-"))
+        _unzip(export, target)
         try:
-            with zipfile.ZipFile(export) as z:
-                z.extractall(target)
-        except zipfile.BadZipFile as e:
-            raise InputError(export, f"not a readable zip ({e})") from e
-        chat = load(target)
+            chat = load(target)
+        except InputError as e:  # name the zip, not the folder it was unpacked into
+            raise InputError(_in_zip(e.path, target, export), e.reason) from None
+        chat.problems = [_in_zip(p, target, export) for p in chat.problems]
         if chat.name == target.name:  # named after the temporary folder: use the zip's
             chat.name = _chat_name(export)
         return chat
@@ -95,6 +100,10 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
         chat = load(found)
         if found.name == "_chat.txt":  # iOS: the chat's name is only the folder's
             chat.name = export.name
+        others = [p.name for p in _chat_texts(export) if p != found]
+        if others:
+            chat.problems.append(f"{found}: this is the chat read; the export holds other "
+                                 f"chat texts too, not read: {', '.join(others)}")
         return chat
     if export.name.endswith(".json"):
         return parse_telegram_json(export)
@@ -105,7 +114,60 @@ def load(export: Path, workdir: Path | None = None) -> Chat:
     return parse_whatsapp(export)
 
 
+def _unzip(export: Path, target: Path) -> None:
+    """Unpack a zip into `target` (zipfile drops "../" and leading "/" from the names, so
+    nothing lands outside it); a damaged zip, or one that would not fit on the disk (sizes
+    as its directory declares them: zipfile never writes more than a member declares), is
+    an `InputError` before anything is written."""
+    try:
+        with zipfile.ZipFile(export) as z:
+            needed = sum(info.file_size for info in z.infolist())
+            free = shutil.disk_usage(target).free
+            if needed > free:
+                raise InputError(export, f"needs {needed / 2**20:.1f} MB unpacked, and only "
+                                         f"{free / 2**20:.1f} MB is free in {target.parent}")
+            z.extractall(target, members=[_utf8_name(info) for info in z.infolist()])
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise InputError(export, f"not a readable zip ({e})") from e
+    except OSError as e:
+        raise InputError(export, f"cannot be unpacked into {target} ({e.strerror or e})") from e
+
+
+def _utf8_name(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """A member's name as UTF-8 even without the zip's UTF-8 flag, which zipfile then reads
+    as cp437 ("WhatsApp Chat with Mar├¡a.txt" from Info-ZIP's `zip`); a name that is no
+    UTF-8 stays as zipfile read it."""
+    if not info.flag_bits & 0x800:
+        try:
+            info.filename = info.filename.encode("cp437").decode("utf-8")
+        except UnicodeError:
+            pass
+    return info
+
+
+def _in_zip(text: str, target: Path, export: Path) -> str:
+    """ "/tmp/transcribe-chat-x/_chat.txt:3: ..." as "chat.zip/_chat.txt:3: ...": the
+    unpacked copy is gone when the user reads the line."""
+    return text.replace(str(target), str(export), 1)
+
+
+def holds(folder: Path, path: Path) -> bool:
+    """Whether the export in `folder` holds the file `path`: not when it is missing, not a
+    regular file (a folder, a pipe), or outside the export ("/home/x-AUDIO-1.opus",
+    "../x.opus", a link out of it). A chat's text never makes us read, let alone upload,
+    a file that is not part of its export."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve()) and path.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL in it
+        return False
+
+
 CHAT_TEXTS = ("result.json", "messages.html", "_chat.txt", "WhatsApp Chat*.txt")
+
+
+def _chat_texts(folder: Path) -> list[Path]:
+    """Every chat text at the export's top (a zip of two chats holds two)."""
+    return sorted({p for pattern in CHAT_TEXTS for p in folder.glob(pattern)})
 
 
 def _find_text(folder: Path) -> Path | None:
@@ -143,11 +205,15 @@ def _chat_name(path: Path) -> str:
 
 
 def parse_whatsapp(path: Path) -> Chat:
-    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    lines = _read_text(path).splitlines()
     clean = [_strip_marks(line) for line in lines]
     heads = [(_IOS.match(line) or _ANDROID.match(line)) for line in clean]
+    if not any(heads):  # garbage, another app's file, a locale we cannot read: one line
+        raise InputError(path, "empty chat text" if not any(line.strip() for line in clean)
+                         else "no WhatsApp chat line in it (a line such as "
+                              "'12/03/2024, 18:45 - Alice: text')")
     day_first = _day_first([m for m in heads if m])
-    chat = Chat(name=_chat_name(path), app="whatsapp")
+    chat = Chat(name=_chat_name(path), app="whatsapp", source=path)
     for number, (line, head) in enumerate(zip(clean, heads), start=1):
         if head is None:
             if chat.messages:
@@ -163,6 +229,18 @@ def parse_whatsapp(path: Path) -> Chat:
             continue
         chat.messages.append(_whatsapp_message(time, head.group(8), path.parent))
     return chat
+
+
+def _read_text(path: Path) -> str:
+    """A chat text as WhatsApp writes it (UTF-8, perhaps with a BOM), or as an editor saved
+    it again (UTF-16 with its BOM: Windows Notepad's "Unicode")."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from e
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace")
+    return raw.decode("utf-8-sig", errors="replace")
 
 
 def _strip_marks(line: str) -> str:
@@ -209,7 +287,8 @@ def _whatsapp_message(time: datetime, rest: str, folder: Path) -> Message:
         name = attached.group(1).strip()
         kind = "voice" if _is_voice_name(name) else "media"
         path = folder / name
-        return Message(time, sender, kind, name, attachment=path, omitted=not path.exists())
+        return Message(time, sender, kind, name, attachment=path,
+                       omitted=not holds(folder, path))
     if _OMITTED.match(body):
         kind = "voice" if body.lstrip("<").lower().startswith("audio") else "media"
         return Message(time, sender, kind, body, omitted=True)
@@ -227,11 +306,15 @@ def parse_telegram_json(path: Path) -> Chat:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
         raise InputError(path, f"not readable JSON ({e})") from e
-    chat = Chat(name=data.get("name") or path.parent.name, app="telegram")
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):
+        raise InputError(path, 'not a Telegram chat export (no list of "messages" in it)')
+    chat = Chat(name=str(data.get("name") or path.parent.name), app="telegram", source=path)
     for n, item in enumerate(data.get("messages", []), start=1):
         try:
             chat.messages.append(_telegram_message(item, path.parent))
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, AttributeError) as e:  # a wrong type
             chat.problems.append(f"{path}: message {n}: {e}")
     return chat
 
@@ -249,14 +332,14 @@ def _telegram_message(item: dict, folder: Path) -> Message:
         file = item.get("file") or ""
         omitted = not file or file.startswith("(File not included")
         path = None if omitted else folder / file
-        omitted = omitted or not path.exists()
+        omitted = omitted or not holds(folder, path)
         kind = "voice" if media in ("voice_message", "video_message") else "media"
         return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
     if item.get("photo"):  # "photos/photo_1@...jpg", or "(File not included. ...)"
         photo = item["photo"]
         path = None if photo.startswith("(") else folder / photo
         return Message(time, sender, "media", text or photo, attachment=path,
-                       omitted=path is None or not path.exists())
+                       omitted=path is None or not holds(folder, path))
     return Message(time, sender, "text", text)
 
 

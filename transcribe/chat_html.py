@@ -40,7 +40,8 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .chat import Chat, Message, phone_call
+from .chat import Chat, Message, holds, phone_call
+from .errors import InputError
 
 _VOID = frozenset({"br", "img", "meta", "link", "hr", "input", "source", "wbr"})
 _TITLE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -183,7 +184,7 @@ def pages(folder: Path) -> list[Path]:
 
 def parse_telegram_html(path: Path) -> Chat:
     """Every page of the export `path` (one of its messages*.html) belongs to."""
-    chat = Chat(name=path.parent.name, app="telegram")
+    chat = Chat(name=path.parent.name, app="telegram", source=path)
     sender: str | None = None
     last_time: datetime | None = None
     for page in pages(path.parent) or [path]:
@@ -205,6 +206,8 @@ def parse_telegram_html(path: Path) -> Chat:
                 sender = message.sender
             last_time = message.time or last_time
             chat.messages.append(message)
+    if not chat.messages and not chat.problems:  # garbage, or another page altogether
+        raise InputError(path, "no Telegram message in it (a <div class=\"message ...\">)")
     return chat
 
 
@@ -233,7 +236,7 @@ def _media_message(block: _Block, time: datetime, sender: str, folder: Path) -> 
         "media_video" in classes and block.media_title == "Video message")
     path = folder / href if block.media_link and not href.startswith(("http:", "https:")) \
         else None
-    omitted = path is None or not path.exists()
+    omitted = path is None or not holds(folder, path)
     text = block.text or href or block.media_description or block.media_title or "media"
     return Message(time, sender, "voice" if voice else "media", text, attachment=path,
                    omitted=omitted)

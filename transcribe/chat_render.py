@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -12,37 +14,82 @@ from datetime import datetime
 from pathlib import Path
 
 from . import chat as chats
-from .errors import EXIT_INPUT, EXIT_OK, CloudError, InputError, SettingsError
+from .errors import (EXIT_INPUT, EXIT_OK, CloudError, InputError, OutputError,
+                     SettingsError)
 
 log = logging.getLogger(__name__)
+
+
+# A chat text that is mostly not a chat (a wrong file, a damaged one) would fill the
+# terminal with one warning per line: the first ones say what is wrong.
+SHOWN_PROBLEMS = 20
 
 
 def run_chat(args, settings, diag) -> int:
     with tempfile.TemporaryDirectory(prefix="transcribe-chat-") as tmp:
         conv = chats.load(args.export, Path(tmp))
-        for problem in conv.problems:
+        out = args.output or str(_default_output(args.export, conv.name, args.chat_format))
+        if out != "-":
+            _refuse_export_files(Path(out), Path(args.export), conv)
+        for problem in conv.problems[:SHOWN_PROBLEMS]:
             diag.warning(problem)
+        if len(conv.problems) > SHOWN_PROBLEMS:
+            diag.warning(f"... and {len(conv.problems) - SHOWN_PROBLEMS} more line(s) "
+                         "not read")
         messages = conv.messages
         if args.since:
             try:
                 since = datetime.fromisoformat(args.since)
             except ValueError:
                 raise SettingsError(f"--since {args.since}: not a date such as 2024-03-01")
+            if since.tzinfo is not None:  # a chat's times are the phone's, with no zone
+                raise SettingsError(f"--since {args.since}: give it without a time zone, as "
+                                    "the chat's times are (the phone's local time)")
             messages = [m for m in messages if m.time is None or m.time >= since]
         results, failed = _transcribe_notes(messages, conv, args, settings, diag)
     text = render(conv.name, messages, results, args.chat_format)
-    out = args.output or str(_default_output(args.export, conv.name, args.chat_format))
     if out == "-":
         sys.stdout.write(text)
     else:
-        Path(out).write_text(text, encoding="utf-8")
+        _write(Path(out), text, kept=bool(settings.store))
         diag.info(f"{args.export} -> {out}")
     return EXIT_INPUT if failed else EXIT_OK
 
 
 def _default_output(export: Path, name: str, fmt: str) -> Path:
-    folder = export.parent if not export.is_dir() else export.parent
-    return folder / f"{name}.transcribed.{fmt}"
+    """NAME.transcribed.FMT beside the export. The name is the chat's (Telegram's comes
+    from the export's own text): a "/" or a leading "." in it is no path."""
+    safe = re.sub(r"[/\\\x00]", "_", name).lstrip(".").strip() or "chat"
+    return Path(export).parent / f"{safe}.transcribed.{fmt}"
+
+
+def _refuse_export_files(out: Path, export: Path, conv) -> None:
+    """--output must not be the export, its chat text or one of its attachments: the
+    user's files are never changed."""
+    own = [export, conv.source] + [m.attachment for m in conv.messages if m.attachment]
+    try:
+        target = out.resolve()
+        hit = any(p is not None and p.resolve() == target for p in own)
+    except OSError:
+        return
+    if hit:
+        raise SettingsError(f"--output {out}: that is a file of the export itself; "
+                            "choose another name (the export is never changed)")
+
+
+def _write(out: Path, text: str, kept: bool) -> None:
+    """Write the conversation whole or not at all: a full disk or a read-only folder
+    leaves an earlier output as it was."""
+    from .writers import write_atomic
+
+    try:
+        mode = out.stat().st_mode & 0o7777 if out.exists() else _default_mode()
+        write_atomic(out, text)
+        out.chmod(mode)  # write_atomic's temporary file is 0600: readable as before
+    except OSError as e:
+        again = "; the transcripts are kept in the store" if kept else ""
+        raise OutputError(f"{out}: cannot write the conversation ({e.strerror or e}){again}"
+                          ) from e
 
 
 def _transcribe_notes(messages, conv, args, settings, diag):
@@ -60,8 +107,19 @@ def _transcribe_notes(messages, conv, args, settings, diag):
     failed = done = partial = 0
     try:
         todo = []
+        first: dict[str, object] = {}  # sha -> the first message with this audio
+        copies = []  # (message, sha) of the same note sent again: transcribed once
         for m in notes:
-            sha = file_sha256(m.attachment)
+            try:
+                sha = file_sha256(m.attachment)
+            except OSError as e:
+                results[id(m)] = f"{m.attachment}: cannot read ({e.strerror or e})"
+                failed += 1
+                continue
+            if sha in first:
+                copies.append((m, sha))
+                continue
+            first[sha] = m
             job = store.job_by_sha(sha) if store else None
             kept = store.transcript(job.id) if job and job.state == "done" else None
             if kept is None:
@@ -90,6 +148,8 @@ def _transcribe_notes(messages, conv, args, settings, diag):
                     partial += 1
                 if store:
                     _keep(store, m, sha, transcript, conv, diag)
+        for m, sha in copies:
+            results[id(m)] = results.get(id(first[sha]))
     except KeyboardInterrupt:
         if store is not None:
             diag.warning(f"interrupted: {done} new voice note(s) of {len(notes)} kept in the "
@@ -100,8 +160,9 @@ def _transcribe_notes(messages, conv, args, settings, diag):
             transcriber.close()
         if store is not None:
             store.close()
-    log.info("chat %s: %d voice note(s), %d transcribed now, %d from the store",
-             conv.name, len(notes), done, len(notes) - done - failed)
+    log.info("chat %s: %d voice note(s), %d transcribed now, %d from the store, %d sent "
+             "again", conv.name, len(notes), done, len(notes) - done - failed - len(copies),
+             len(copies))
     return results, failed + partial
 
 
@@ -112,6 +173,13 @@ def _keep(store, m, sha: str, transcript, conv, diag) -> None:
         store.set_chat(job.id, conv.name, m.sender)
     except sqlite3.Error as e:
         diag.warning(f"{m.attachment}: not kept in the store ({e})")
+
+
+def _default_mode() -> int:
+    """What a new file gets here (0644 under the usual umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 class NotesProgress:

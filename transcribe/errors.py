@@ -17,6 +17,7 @@ The whole tree, and the exit code the CLI gives each branch:
     │   ├── cloud.Offline               the provider cannot be reached now
     │   └── cloud.CloudAuthError        the provider refused the API key
     ├── MicrophoneError             5  no PortAudio, no input device, device busy
+    ├── OutputError                 1  the output cannot be written (read-only, disk full)
     └── SettingsError               2  a settings file or value is wrong
 
 `InputError`s are per file: a batch reports them and goes on with the rest.
@@ -97,6 +98,13 @@ class MicrophoneError(TranscribeError):
 
 class SettingsError(TranscribeError):
     exit_code = EXIT_USAGE
+
+
+class OutputError(TranscribeError):
+    """The output cannot be written where the user asked (a read-only folder, a full
+    disk); what was there before is left as it was."""
+
+    exit_code = EXIT_INPUT
 
 
 def one_line(value: object, limit: int = 200) -> str:
