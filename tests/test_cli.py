@@ -43,6 +43,20 @@ def test_json_is_one_object_per_file(home):
     assert silent["no_speech"] is True and silent["text"] == "" and silent["segments"] == []
 
 
+def test_a_terminal_that_cannot_show_every_letter_still_gets_every_note(home, tmp_path):
+    """stdout set to ASCII (PYTHONIOENCODING, an old terminal): letters it cannot
+    show become `?` in text, JSON escapes them; neither ends the run."""
+    note = tmp_path / "Grüße von María.opus"
+    shutil.copy(SAMPLES / NOTE, note)
+    ascii_out = {"PYTHONIOENCODING": "ascii"}
+    text = run_cli("--no-store", str(note), str(SAMPLES / NOTE), env=ascii_out)
+    assert text.returncode == 0, text.stderr
+    assert "Gr??e von Mar?a.opus <==" in text.stdout and text.stdout.count(" <==") == 2
+    result = run_cli("--no-store", "-f", "json", str(note), env=ascii_out)
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["file"].endswith("Grüße von María.opus")
+
+
 def test_bad_inputs_fail_alone_with_a_reason(home, tmp_path):
     good = tmp_path / NOTE
     shutil.copy(SAMPLES / NOTE, good)

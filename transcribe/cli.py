@@ -153,6 +153,7 @@ def add_transcribe_options(parser: argparse.ArgumentParser, *,
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _writable_terminal()
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         if command is not None:
@@ -170,6 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         Diagnostics().error(f"internal error: {type(e).__name__}: {e} (run with -v for the "
                             "traceback, and please report it)")
         return EXIT_INTERNAL
+
+
+def _writable_terminal() -> None:
+    """A transcript holds letters a terminal set to ASCII or Latin-1 cannot show:
+    they are written as `?` there, not the end of the run."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def transcribe_command(argv: list[str]) -> int:
@@ -322,7 +331,8 @@ def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: boo
                                      words=words):
             diag.info(f"{path} -> {written}")
         return
-    text = render(transcript, args.format, words=words)
+    text = render(transcript, args.format, words=words,
+                  encoding=sys.stdout.encoding or "utf-8")
     if header and args.format != "json":
         text = f"{'' if first else chr(10)}==> {path} <==\n{text}"
     sys.stdout.write(text)

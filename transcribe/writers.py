@@ -33,7 +33,8 @@ MANIFEST = ".transcribe-outputs.json"
 _TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 
-def render(transcript: Transcript, fmt: str, *, words: bool = False) -> str:
+def render(transcript: Transcript, fmt: str, *, words: bool = False,
+           encoding: str = "utf-8") -> str:
     if fmt == "txt":
         return transcript.text + "\n" if transcript.text else ""
     if fmt == "srt":
@@ -43,7 +44,7 @@ def render(transcript: Transcript, fmt: str, *, words: bool = False) -> str:
     if fmt == "json":
         data = transcript.to_dict(words=words)
         text = json.dumps(data, ensure_ascii=False)
-        if not _encodable(text):  # a file name that is not UTF-8: \u-escape it
+        if not _encodable(text, encoding):  # a name not UTF-8, or an ASCII terminal: \u-escape
             text = json.dumps(data)
         return text + "\n"
     raise ValueError(f"unknown format {fmt!r}")
@@ -172,9 +173,9 @@ def _locked_manifest(target_dir: Path) -> Iterator[_Manifest]:
         os.close(fd)
 
 
-def _encodable(text: str) -> bool:
+def _encodable(text: str, encoding: str = "utf-8") -> bool:
     try:
-        text.encode("utf-8")
+        text.encode(encoding)
     except UnicodeEncodeError:
         return False
     return True
