@@ -5,11 +5,13 @@ The one path every way in (CLI, watcher, TUI) takes.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .audio import Audio, damage_report, decode
+from .audio import Audio, AudioStream, damage_report, decode
+from .blocks import BLOCK_S
 from .engine import LocalEngine, ProgressCallback
 from .errors import CloudError, InputError, ModelError
 from .policy import CloudPolicy
@@ -42,10 +44,19 @@ class Transcriber:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         path = Path(path)
-        audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
-        return _marked(self._transcribe(path, audio, on_progress, engine), audio)
+        audio = self._open(path)
+        return _marked(self._transcribe(path, audio, _with_segments(on_progress), engine), audio)
 
-    def _transcribe(self, path: Path, audio: Audio, on_progress: ProgressCallback | None,
+    def _open(self, path: Path) -> Audio | AudioStream:
+        """The note, decoded whole when it says it fits one block (the engine holds
+        that much anyway, and a running watcher or the cloud can then be handed
+        it); else as a stream the engine reads block by block."""
+        stream = AudioStream(path, self.settings.max_file_bytes)
+        if stream.expected is not None and stream.expected <= BLOCK_S:
+            return stream.read_all()
+        return stream
+
+    def _transcribe(self, path: Path, audio: Audio | AudioStream, on_progress: ProgressCallback | None,
                     engine: str) -> Transcript:
         if engine == "cloud":
             return self._cloud(path, audio, "requested by the user")
@@ -77,13 +88,15 @@ class Transcriber:
         audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
         return _marked(self._cloud(path, audio, reason), audio)
 
-    def _cloud(self, path: Path, audio: Audio, reason: str) -> Transcript:
+    def _cloud(self, path: Path, audio: Audio | AudioStream, reason: str) -> Transcript:
         s = self.settings
+        if isinstance(audio, AudioStream):
+            audio = audio.read_all()
         return self.policy.client().transcribe(path, audio, language=s.language,
                                                prompt=s.initial_prompt, reason=reason,
                                                task=s.task)
 
-    def _second_opinion(self, path: Path, audio: Audio, local: Transcript,
+    def _second_opinion(self, path: Path, audio: Audio | AudioStream, local: Transcript,
                         reason: str) -> Transcript:
         """Ask the cloud; keep the local result when it cannot answer."""
         from .cloud import Offline
@@ -102,8 +115,25 @@ class Transcriber:
         self.policy.close()
 
 
-def _marked(transcript: Transcript, audio: Audio) -> Transcript:
+def _with_segments(on_progress: Callable | None) -> ProgressCallback | None:
+    """The callback as the engine calls it, (done, total, segments); one that takes
+    (done, total) only is called with those."""
+    if on_progress is None:
+        return None
+    try:
+        params = list(inspect.signature(on_progress).parameters.values())
+    except (TypeError, ValueError):
+        return on_progress
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params):
+        return on_progress
+    return lambda done, total, segments: on_progress(done, total)
+
+
+def _marked(transcript: Transcript, audio: Audio | AudioStream) -> Transcript:
     """The transcript of a partly readable file says so: flags, and a note first."""
+    if isinstance(audio, AudioStream):
+        audio.finish()
     transcript.truncated = transcript.truncated or audio.truncated
     transcript.damaged = transcript.damaged or audio.damaged
     transcript.notes[:0] = [line for line in damage_report(audio) if line not in transcript.notes]
