@@ -68,7 +68,7 @@ def socket_path(settings: Settings) -> Path:
 
 
 def transcribe_via_service(settings: Settings, samples, file: str,
-                           on_progress: Callable[[float, float], None] | None = None
+                           on_progress: Callable[[float, float, list], None] | None = None
                            ) -> Transcript | None:
     """The transcript from a running service, or None when there is none to ask."""
     path = socket_path(settings)
@@ -89,7 +89,7 @@ def transcribe_via_service(settings: Settings, samples, file: str,
             for line in sock.makefile("rb"):
                 answer = json.loads(line)
                 if "progress" in answer and on_progress is not None:
-                    on_progress(*answer["progress"])
+                    on_progress(*answer["progress"], [])
                 elif "transcript" in answer:
                     log.info("%s: transcribed by the running service", file)
                     return transcript_from_dict(answer["transcript"])
@@ -216,7 +216,7 @@ class EngineServer:
         file = str(request.get("file"))
         log.info("transcribing %s for pid %d", file, pid)
         transcript = engine.transcribe(Audio(samples, SAMPLE_RATE, "pcm"), file,
-                                       lambda done, total: send({"progress": [done, total]}))
+                                       lambda done, total, _: send({"progress": [done, total]}))
         send({"transcript": transcript.to_dict(words=True)})
 
     def _engine_for(self, values: dict):
