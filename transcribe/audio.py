@@ -193,11 +193,18 @@ class AudioStream:
             for _ in self.chunks():
                 pass
 
-    def read_all(self) -> Audio:
-        """The whole note in memory, as `decode(partial=True)` gives it."""
-        samples = np.concatenate(list(self.chunks()))
-        return Audio(samples, self.source_rate, self.codec, declared=self.declared,
-                     truncated=self.truncated, unreadable=self.unreadable, damaged=self.damaged)
+    def read_all(self, up_to: float | None = None) -> Audio | None:
+        """The whole note in memory, as `decode(partial=True)` gives it; None if it
+        is longer than `up_to` seconds (it is then read no further than that)."""
+        chunks, held = [], 0
+        for chunk in self.chunks():
+            chunks.append(chunk)
+            held += len(chunk)
+            if up_to is not None and held > up_to * SAMPLE_RATE:
+                return None
+        return Audio(np.concatenate(chunks), self.source_rate, self.codec,
+                     declared=self.declared, truncated=self.truncated,
+                     unreadable=self.unreadable, damaged=self.damaged)
 
     def _judge(self, unreadable: float, damaged: bool) -> None:
         """How much of the file the audio was, from what it says and what was read."""

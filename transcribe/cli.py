@@ -208,7 +208,7 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
 
     settings = settings_from_args(args)
     transcriber = Transcriber(settings)
-    if args.engine != "cloud" and not transcriber.local.use_service():
+    if args.engine != "cloud" and not transcriber.use_service():
         transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     tally = _Tally()

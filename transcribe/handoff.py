@@ -67,6 +67,37 @@ def socket_path(settings: Settings) -> Path:
     return settings.paths.data_dir / SOCKET_NAME
 
 
+class Declined(Exception):
+    """The running service could not be asked, or would not answer; the message says why."""
+
+
+class HandoffEngine:
+    """The engine of a running `transcribe watch`, asked over its socket.
+
+    Takes what every engine takes (decoded audio) and returns a `Transcript`, or
+    raises `Declined`; the pipeline then transcribes the note itself, and does so
+    for the rest of the run. Only a note held whole (`audio.Audio`) is handed
+    over: a long note read as a stream stays here, where it is read block by block."""
+
+    name = "handoff"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def available(self) -> bool:
+        """Whether a service seems to listen (its socket is there)."""
+        return socket_path(self.settings).exists()
+
+    def transcribe(self, audio, file: str,
+                   on_progress: Callable[[float, float, list], None] | None = None) -> Transcript:
+        if not isinstance(audio, Audio):
+            raise Declined("a long note is read block by block here, not handed over")
+        transcript = transcribe_via_service(self.settings, audio.samples, file, on_progress)
+        if transcript is None:
+            raise Declined("the running service did not transcribe it")
+        return transcript
+
+
 def transcribe_via_service(settings: Settings, samples, file: str,
                            on_progress: Callable[[float, float, list], None] | None = None
                            ) -> Transcript | None:
