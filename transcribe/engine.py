@@ -170,16 +170,16 @@ class LocalEngine:
 
         decoding = _Decoding()
         segments: list[Segment] = []
+        clocked = _clocked(on_progress, audio)
         for block in blocks(audio.chunks()):
             if block.speech.total < MIN_SPEECH_S:
                 log.debug("%s: no speech in %.1f-%.1f s", file, block.offset, block.end)
             else:
                 whisper = self.load()
                 with _decode_lock:
-                    segments += self._decode_pieces(whisper, block, decoding, file,
-                                                    _clocked(on_progress, audio))
-            if on_progress is not None:
-                on_progress(block.end, max(audio.expected or 0.0, block.end), [])
+                    segments += self._decode_pieces(whisper, block, decoding, file, clocked)
+            if clocked is not None:
+                clocked(block.end, [])
             _give_back_memory()
         if decoding.language is None:
             return None
@@ -371,11 +371,11 @@ class _Decoding:
 
 def _clocked(on_progress: ProgressCallback | None, audio
              ) -> Callable[[float, list[Segment]], None] | None:
-    """Progress at a point of the note, against its length (as far as it is known yet)."""
+    """Progress at a point of the note, against the length it claims (or more, when
+    it turns out longer: a file's claim is only a claim)."""
     if on_progress is None:
         return None
-    return lambda done, segments: on_progress(min(done, audio.expected or done),
-                                              max(audio.expected or 0.0, done), segments)
+    return lambda done, segments: on_progress(done, max(audio.expected or 0.0, done), segments)
 
 
 def _give_back_memory() -> None:
