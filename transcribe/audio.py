@@ -107,15 +107,6 @@ def decode(path: str | Path, max_bytes: int | None = None, *, partial: bool = Fa
     return audio
 
 
-def check_whole(path: str | Path, max_bytes: int | None = None) -> None:
-    """Raise what `decode` would raise, holding no more than a chunk of the audio."""
-    stream = AudioStream(path, max_bytes)
-    for _ in stream.chunks():
-        pass
-    if stream.truncated:
-        raise TruncatedAudio(stream.path, stream.reason)
-
-
 class AudioStream:
     """A note decoded as it is read: 16 kHz mono float32 chunks, a few ms each.
 
