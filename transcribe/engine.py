@@ -375,7 +375,14 @@ def _clocked(on_progress: ProgressCallback | None, audio
     it turns out longer: a file's claim is only a claim)."""
     if on_progress is None:
         return None
-    return lambda done, segments: on_progress(done, max(audio.expected or 0.0, done), segments)
+    furthest = 0.0
+
+    def report(done: float, segments: list[Segment]) -> None:
+        nonlocal furthest  # never backwards, by a rounding of a cut to samples either
+        furthest = max(furthest, done)
+        on_progress(furthest, max(audio.expected or 0.0, furthest), segments)
+
+    return report
 
 
 def _give_back_memory() -> None:
