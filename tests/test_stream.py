@@ -76,7 +76,7 @@ def test_a_long_note_takes_no_more_memory_than_a_short_one(long_note):
     """Whole, a note's features and VAD grow with it (issue 14: 841 MB against
     380 MB at 9.3 minutes); in blocks, it takes what a minute takes."""
     short_peak, long_peak, _ = long_note
-    assert long_peak < short_peak + 75, (short_peak, long_peak)
+    assert long_peak < short_peak + 150, (short_peak, long_peak)  # whole: +392 MB here
 
 
 def test_a_long_note_is_transcribed_from_start_to_end_each_word_once(long_note):
