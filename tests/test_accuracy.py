@@ -203,7 +203,7 @@ def test_the_silent_rest_of_a_piece_is_not_decoded_again(transcriber):
     first = plan(audio.samples, speech.spans)[0]
     assert first.end < 10 and first.speech_s < 5  # the short piece this is about
     decoder = WindowDecoder(transcriber.local.load(), audio.samples,
-                            transcriber.settings, speech)
+                            transcriber.settings, speech=speech)
     segments, _ = decoder.decode(first, decoder.encode(first), "de")
     words = " ".join(s.text for s in segments).split()
     assert not looks_looped(segments) and not find_loops(words), words

@@ -11,6 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -51,6 +52,16 @@ class Audio:
     def duration(self) -> float:
         return len(self.samples) / SAMPLE_RATE
 
+    @property
+    def expected(self) -> float:
+        return self.duration
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The samples in views of at most a minute, as an `AudioStream` gives its chunks."""
+        step = 60 * SAMPLE_RATE
+        for start in range(0, len(self.samples), step):
+            yield self.samples[start:start + step]
+
 
 def check_readable(path: Path, max_bytes: int | None = None) -> int:
     """Fail early, in words, on a path that cannot be a voice note; return its size."""
@@ -89,49 +100,122 @@ def decode(path: str | Path, max_bytes: int | None = None, *, partial: bool = Fa
     set (the watcher leaves it unset, so an unfinished download is waited for).
     Corrupt stretches are skipped and counted in `unreadable`, with `damaged` set.
     """
-    import av
+    stream = AudioStream(path, max_bytes)
+    audio = stream.read_all()
+    if stream.truncated and not partial:
+        raise TruncatedAudio(stream.path, stream.reason)
+    return audio
 
-    path = Path(path)
-    check_readable(path, max_bytes)
-    try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
-    except av.error.PermissionError:
-        raise FileUnreadable(path, "permission denied") from None
-    except (av.error.InvalidDataError, av.error.EOFError, av.error.OSError, ValueError):
-        raise NotAudio(path, "not an audio file, or damaged beyond reading") from None
-    except av.error.FFmpegError as e:
-        raise NotAudio(path, f"cannot be decoded ({e.strerror or type(e).__name__})") from None
-    with container:
-        if not container.streams.audio:
-            raise NotAudio(path, "has no audio stream")
-        stream = container.streams.audio[0]
-        if stream.codec_context is None:
-            raise NotAudio(path, "its audio is in a codec this build cannot decode")
-        declared = _declared_duration(container, stream)
-        decoded = _decode_stream(path, container, stream)
-        codec = stream.codec_context.name
-        source_rate = stream.codec_context.sample_rate or SAMPLE_RATE
-        last_page = container.duration / 1_000_000 if container.duration is not None else None
-    seconds = len(decoded.samples) / SAMPLE_RATE
-    if seconds == 0:
-        raise NotAudio(path, "contains no decodable audio")
-    ogg = codec in ("opus", "vorbis", "flac") and _is_ogg(path)
-    truncated = reason = None
-    if declared is not None and seconds + decoded.unreadable < declared - TRUNCATION_TOLERANCE_S:
-        truncated = True
-        reason = (f"truncated: the audio stops at {_clock(seconds)} of {_clock(declared)} "
-                  "(an incomplete download or copy?)")
-    if ogg and _ogg_missing_end(path):
-        truncated = True
-        reason = (f"truncated: the Ogg stream stops at {_clock(seconds)} without its end "
-                  "marker (an incomplete download or copy?)")
-    unreadable, damaged = decoded.unreadable, decoded.damaged
-    if ogg and not truncated:
-        unreadable, damaged = _ogg_shortfall(last_page, seconds, unreadable, damaged)
-    if truncated and not partial:
-        raise TruncatedAudio(path, reason)
-    return Audio(decoded.samples, source_rate, codec, declared=declared, truncated=bool(truncated),
-                 unreadable=unreadable, damaged=damaged)
+
+class AudioStream:
+    """A note decoded as it is read: 16 kHz mono float32 chunks, a few ms each.
+
+    The file is opened and checked when the stream is made (an `InputError`
+    says why it cannot be read). How much of the file the audio is (`truncated`,
+    `damaged`, `unreadable`, `duration`) is known once `chunks()` has run to
+    the end, as `decode` tells it; `expected` is the length the file claims,
+    for progress before that. A three-hour note is 690 MB as one float32
+    array; read this way, only the chunk at hand is held.
+    """
+
+    def __init__(self, path: str | Path, max_bytes: int | None = None) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._container = self._open()
+        stream = self._stream
+        self.declared = _declared_duration(self._container, stream)
+        self.codec = stream.codec_context.name
+        self.source_rate = stream.codec_context.sample_rate or SAMPLE_RATE
+        duration = self._container.duration
+        self._last_page = duration / 1_000_000 if duration is not None else None
+        self.expected = self.declared or self._last_page
+        self.samples_read = 0
+        self.read = False  # chunks() has run to the end: the fields below are final
+        self.truncated = self.damaged = False
+        self.unreadable = 0.0
+        self.reason: str | None = None
+
+    def _open(self):
+        import av
+
+        check_readable(self.path, self.max_bytes)
+        try:
+            container = av.open(str(self.path), mode="r", metadata_errors="ignore")
+        except av.error.PermissionError:
+            raise FileUnreadable(self.path, "permission denied") from None
+        except (av.error.InvalidDataError, av.error.EOFError, av.error.OSError, ValueError):
+            raise NotAudio(self.path, "not an audio file, or damaged beyond reading") from None
+        except av.error.FFmpegError as e:
+            raise NotAudio(self.path,
+                           f"cannot be decoded ({e.strerror or type(e).__name__})") from None
+        try:
+            if not container.streams.audio:
+                raise NotAudio(self.path, "has no audio stream")
+            stream = container.streams.audio[0]
+            if stream.codec_context is None:
+                raise NotAudio(self.path, "its audio is in a codec this build cannot decode")
+        except InputError:
+            container.close()
+            raise
+        self._stream = stream
+        return container
+
+    @property
+    def duration(self) -> float:
+        return self.samples_read / SAMPLE_RATE
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The audio, chunk by chunk, from the start; at the end the damage fields are set."""
+        container, self._container = self._container or self._open(), None
+        decoder = _StreamDecoder(self.path, container, self._stream)
+        self.samples_read = 0
+        try:
+            for chunk in decoder.chunks():
+                self.samples_read += len(chunk)
+                yield chunk.astype(np.float32) / 32768.0
+        finally:
+            container.close()
+        self._judge(decoder.lost, decoder.damaged)
+        self.read = True
+
+    def finish(self) -> None:
+        """Read to the end, holding nothing, if nobody has: the damage fields need it."""
+        if not self.read:
+            for _ in self.chunks():
+                pass
+
+    def read_all(self, up_to: float | None = None) -> Audio | None:
+        """The whole note in memory, as `decode(partial=True)` gives it; None if it
+        is longer than `up_to` seconds (it is then read no further than that)."""
+        chunks, held = [], 0
+        for chunk in self.chunks():
+            chunks.append(chunk)
+            held += len(chunk)
+            if up_to is not None and held > up_to * SAMPLE_RATE:
+                return None
+        return Audio(np.concatenate(chunks), self.source_rate, self.codec,
+                     declared=self.declared, truncated=self.truncated,
+                     unreadable=self.unreadable, damaged=self.damaged)
+
+    def _judge(self, unreadable: float, damaged: bool) -> None:
+        """How much of the file the audio was, from what it says and what was read."""
+        path, seconds = self.path, self.duration
+        if seconds == 0:
+            raise NotAudio(path, "contains no decodable audio")
+        ogg = self.codec in ("opus", "vorbis", "flac") and _is_ogg(path)
+        truncated = False
+        if (self.declared is not None
+                and seconds + unreadable < self.declared - TRUNCATION_TOLERANCE_S):
+            truncated = True
+            self.reason = (f"truncated: the audio stops at {_clock(seconds)} of "
+                           f"{_clock(self.declared)} (an incomplete download or copy?)")
+        if ogg and _ogg_missing_end(path):
+            truncated = True
+            self.reason = (f"truncated: the Ogg stream stops at {_clock(seconds)} without its "
+                           "end marker (an incomplete download or copy?)")
+        if ogg and not truncated:
+            unreadable, damaged = _ogg_shortfall(self._last_page, seconds, unreadable, damaged)
+        self.truncated, self.unreadable, self.damaged = truncated, unreadable, damaged
 
 
 def damage_report(audio: Audio) -> list[str]:
@@ -213,13 +297,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class _Decoded:
-    samples: np.ndarray
-    unreadable: float = 0.0
-    damaged: bool = False
-
-
 class _Resampler:
     """libswresample to 16 kHz mono s16, rebuilt when the input frames change shape.
 
@@ -229,67 +306,73 @@ class _Resampler:
     def __init__(self) -> None:
         self._resampler = None
         self._shape = None
-        self.chunks: list[np.ndarray] = []
 
-    def add(self, frame) -> None:
+    def add(self, frame) -> Iterator[np.ndarray]:
         import av
 
         shape = (frame.format.name, frame.layout.name, frame.sample_rate)
         if shape != self._shape:
-            self.flush()
+            yield from self.flush()
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             self._shape = shape
         frame.pts = None
-        self._take(self._resampler.resample(frame))
+        yield from self._take(self._resampler.resample(frame))
 
-    def flush(self) -> None:
+    def flush(self) -> Iterator[np.ndarray]:
         if self._resampler is not None:
-            self._take(self._resampler.resample(None))
-            self._resampler = None
+            resampler, self._resampler = self._resampler, None
+            yield from self._take(resampler.resample(None))
 
-    def _take(self, frames) -> None:
+    @staticmethod
+    def _take(frames) -> Iterator[np.ndarray]:
         for out in frames:
-            self.chunks.append(out.to_ndarray().reshape(-1))
+            yield out.to_ndarray().reshape(-1)
 
 
-def _decode_stream(path: Path, container, stream) -> _Decoded:
+class _StreamDecoder:
     """Decode every packet that can be; count, in seconds, what cannot.
 
     A packet the decoder refuses, a frame it marks corrupt and a jump forward in
     the packets' timestamps (pages the demuxer dropped, e.g. on an Ogg CRC
     mismatch) are damage; an error of the demuxer ends the stream there."""
-    import av
 
-    resampler = _Resampler()
-    clock = _Timeline(stream)
-    damaged = False
-    try:
-        for packet in container.demux(stream):
-            clock.see(packet)
-            try:
-                frames = packet.decode()
-            except (av.error.FFmpegError, ValueError):
-                damaged = True
-                clock.lose(packet)
-                continue
-            for frame in frames:
-                if frame.is_corrupt:
+    def __init__(self, path: Path, container, stream) -> None:
+        self.path, self.container, self.stream = path, container, stream
+        self.damaged = False
+        self.lost = 0.0
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """int16 chunks as they are decoded; `damaged` and `lost` are final after the last."""
+        import av
+
+        resampler = _Resampler()
+        clock = _Timeline(self.stream)
+        damaged = False
+        try:
+            for packet in self.container.demux(self.stream):
+                clock.see(packet)
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, ValueError):
                     damaged = True
-                    clock.lose_frame(frame)
-                resampler.add(frame)
-    except (av.error.FFmpegError, ValueError) as e:
-        log.info("%s: the stream ends in damaged data (%s)", path, e)
-        damaged = True
-    try:
-        resampler.flush()
-    except (av.error.FFmpegError, ValueError):
-        damaged = True
-    damaged = damaged or clock.gaps > 0 or clock.lying
-    if damaged:
-        log.info("%s: about %.1f s unreadable", path, clock.lost)
-    samples = (np.concatenate(resampler.chunks).astype(np.float32) / 32768.0
-               if resampler.chunks else np.zeros(0, dtype=np.float32))
-    return _Decoded(samples, clock.lost, damaged)
+                    clock.lose(packet)
+                    continue
+                for frame in frames:
+                    if frame.is_corrupt:
+                        damaged = True
+                        clock.lose_frame(frame)
+                    yield from resampler.add(frame)
+        except (av.error.FFmpegError, ValueError) as e:
+            log.info("%s: the stream ends in damaged data (%s)", self.path, e)
+            damaged = True
+        try:
+            yield from resampler.flush()
+        except (av.error.FFmpegError, ValueError):
+            damaged = True
+        self.damaged = damaged or clock.gaps > 0 or clock.lying
+        self.lost = clock.lost
+        if self.damaged:
+            log.info("%s: about %.1f s unreadable", self.path, clock.lost)
 
 
 class _Timeline:

@@ -218,14 +218,15 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
 
     settings = settings_from_args(args)
     transcriber = Transcriber(settings)
-    if args.engine != "cloud" and not transcriber.local.use_service():
+    if args.engine != "cloud" and not transcriber.use_service():
         transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     tally = _Tally()
     many = len(paths) > 1
     try:
         for n, path in enumerate(paths):
-            transcript = _transcribe_one(transcriber, path, args, diag, tally)
+            live = _LiveText(_header(path, n == 0) if many else "", args)
+            transcript = _transcribe_one(transcriber, path, args, diag, tally, live)
             if transcript is None:
                 continue
             if transcript.notes:  # one line per file, however many things it has to say
@@ -235,8 +236,9 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             if transcript.engine == "cloud":
                 diag.info(f"{path}: transcribed by {transcript.provider} "
                           f"({transcript.cloud_reason})")
-            _emit(transcript, path, args, settings.word_timestamps, header=many,
-                  first=n == 0, diag=diag)
+            if not live.started or transcript.engine != "local":  # the cloud's text is new
+                _emit(transcript, path, args, settings.word_timestamps, header=many,
+                      first=n == 0, diag=diag)
             keeper.keep(path, transcript)
     finally:
         transcriber.close()
@@ -265,13 +267,13 @@ class _Tally:
 
 
 def _transcribe_one(transcriber, path: Path, args: argparse.Namespace, diag: Diagnostics,
-                    tally: _Tally):
+                    tally: _Tally, live: _LiveText):
     """One file's transcript, or None after one error line: a bad file never stops a batch.
 
     Errors that would fail every later file the same way (no model, no cloud
     consent, settings) still stop it."""
     try:
-        with _progress(diag, path, args.format) as on_progress:
+        with _progress(diag, path, args.format, live) as on_progress:
             return transcriber.transcribe(path, on_progress=on_progress, engine=args.engine)
     except InputError as e:
         diag.error(str(e))
@@ -334,7 +336,7 @@ def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: boo
     text = render(transcript, args.format, words=words,
                   encoding=sys.stdout.encoding or "utf-8")
     if header and args.format != "json":
-        text = f"{'' if first else chr(10)}==> {path} <==\n{text}"
+        text = _header(path, first) + text
     sys.stdout.write(text)
     sys.stdout.flush()
 
@@ -369,18 +371,54 @@ class _download_progress:
             self.bar.stop()
 
 
-class _progress:
-    """A rich progress bar on stderr for long files, when stderr is a terminal."""
+def _header(path: Path, first: bool) -> str:
+    return f"{'' if first else chr(10)}==> {path} <==\n"
 
-    def __init__(self, diag: Diagnostics, path: Path, fmt: str) -> None:
-        self.diag, self.path, self.fmt = diag, path, fmt
+
+class _LiveText:
+    """Text on a terminal as it is transcribed: a line per segment as each becomes
+    final, so a long recording can be read while the rest is still being decoded.
+
+    Only for txt on a terminal (stdout a TTY, no --output-dir), of a note long
+    enough for a progress bar; anything else (a short note, a pipe, a file, other
+    formats) gets the whole transcript at the end, as before.
+    While the progress bar is up, rich draws these lines above it. A loop cut
+    out at the end was already shown; the warning line says what was cut."""
+
+    def __init__(self, header: str, args: argparse.Namespace) -> None:
+        self.on = (args.format == "txt" and args.output_dir is None and sys.stdout.isatty())
+        self.header = header
+        self.started = False
+
+    def show(self, segments) -> None:
+        lines = [seg.text.strip() for seg in segments if seg.text.strip()] if self.on else []
+        if not lines:
+            return
+        if not self.started:
+            sys.stdout.write(self.header)
+            self.started = True
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+
+
+class _progress:
+    """A rich progress bar on stderr for long files, when stderr is a terminal,
+    and the live text (`_LiveText`) on stdout."""
+
+    def __init__(self, diag: Diagnostics, path: Path, fmt: str, live: _LiveText) -> None:
+        self.diag, self.path, self.fmt, self.live = diag, path, fmt, live
         self.bar = None
         self.task = None
 
-    def __enter__(self) -> Callable[[float, float], None]:
+    def __enter__(self) -> Callable[[float, float, list], None]:
         return self.update
 
-    def update(self, done: float, total: float) -> None:
+    def update(self, done: float, total: float, segments=()) -> None:
+        self._bar(done, total)
+        if total >= PROGRESS_MIN_S:
+            self.live.show(segments)
+
+    def _bar(self, done: float, total: float) -> None:
         if not self.diag.tty or self.diag.quiet or total < PROGRESS_MIN_S:
             return
         if self.bar is None:

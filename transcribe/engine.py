@@ -20,22 +20,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from .audio import SAMPLE_RATE, Audio
+import numpy as np
+
+from .audio import Audio, AudioStream
 from .errors import ModelError
 from .models import ResolvedModel, hub_cache, resolve
 from .quality import COMPRESSION_RATIO_MAX, compression_ratio, looks_looped, remove_loops
 from .settings import Settings
+from .speech import Speech, detect_speech  # noqa: F401 - detect_speech is the engine's too
 from .transcript import Segment, Transcript, join_segments, mean_logprob
 
 log = logging.getLogger(__name__)
 
 # A note needs this much speech, by the VAD's count, to be sent to the model.
 MIN_SPEECH_S = 0.25
-# A segment further than this from any VAD speech is taken for a hallucination.
-SPEECH_MARGIN_S = 0.5
 # Whisper's own rule for a silent window, applied per segment after decoding.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
@@ -48,41 +49,17 @@ LANGUAGE_UNSURE_BELOW = 0.5
 # quarter as probable as the first) are tried on the first piece.
 SECOND_LANGUAGES = 2
 
-ProgressCallback = Callable[[float, float], None]
+# on_progress(done, total, segments): seconds of the note done, of `total` (the length
+# it claims, while it is being read); `segments`, those that have just become final,
+# in order. The engine sends all three; `pipeline.Transcriber` also takes a callback of
+# the first two only.
+ProgressCallback = Callable[[float, float, list[Segment]], None]
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 # One WhisperModel serves every thread of the process; its calls are serialised
 # (two cores gain nothing from overlap).
 _decode_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Speech:
-    """Where the VAD heard speech, in seconds."""
-
-    spans: list[tuple[float, float]]
-
-    @property
-    def total(self) -> float:
-        return sum(end - start for start, end in self.spans)
-
-    def within(self, start: float, end: float) -> float:
-        """Seconds of speech between `start` and `end`."""
-        return sum(max(0.0, min(end, s_end) - max(start, s_start))
-                   for s_start, s_end in self.spans)
-
-    def near(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
-        return any(start < s_end + margin and end > s_start - margin
-                   for s_start, s_end in self.spans)
-
-
-def detect_speech(samples) -> Speech:
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    stamps = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=500,
-                                                       speech_pad_ms=200))
-    return Speech([(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in stamps])
 
 
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -111,16 +88,6 @@ class LocalEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._resolved: ResolvedModel | None = None
-        self._handoff = False
-
-    def use_service(self) -> bool:
-        """Hand notes to a running `transcribe watch` when there is one (`handoff.py`).
-
-        The CLI asks, before it would start loading the model itself."""
-        from .handoff import socket_path
-
-        self._handoff = socket_path(self.settings).exists()
-        return self._handoff
 
     @property
     def resolved(self) -> ResolvedModel:
@@ -157,35 +124,19 @@ class LocalEngine:
                                              self.settings.paths.models_dir)
             return _models[key]
 
-    def transcribe(self, audio: Audio, file: str,
+    def transcribe(self, audio: Audio | AudioStream, file: str,
                    on_progress: ProgressCallback | None = None) -> Transcript:
+        """The note's transcript; `audio` is read once, block by block (`blocks.py`)."""
         settings = self.settings
-        if self._handoff:
-            from .handoff import transcribe_via_service
-
-            transcript = transcribe_via_service(settings, audio.samples, file, on_progress)
-            if transcript is not None:
-                return transcript
-            self._handoff = False  # the rest of this run is transcribed here
-        speech = detect_speech(audio.samples)
-        if speech.total < MIN_SPEECH_S:
+        if settings.split:
+            found = self._decode_blocks(audio, file, on_progress)
+        else:
+            found = self._decode_whole(audio, file, on_progress)
+        if found is None:
             log.info("%s: no speech found by the VAD", file)
             self.load()  # a missing model is still an error, not a silent success
             return self._transcript(file, audio, [], settings.language, None, no_speech=True)
-        whisper = self.load()
-        with _decode_lock:
-            if settings.split:
-                raw, language, probability = self._decode_pieces(whisper, audio, speech, file,
-                                                                 on_progress)
-            else:
-                raw, language, probability = self._decode_stock(whisper, audio, speech,
-                                                                on_progress)
-        segments = []
-        for seg in raw:
-            if _is_hallucination(seg, speech):
-                log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
-                continue
-            segments.append(seg)
+        segments, language, probability = found
         notes = []
         if looks_looped(segments):
             segments, notes = remove_loops(segments)
@@ -200,64 +151,109 @@ class LocalEngine:
             transcript.notes.extend(notes)
         return transcript
 
-    def _decode_pieces(self, whisper, audio: Audio, speech: Speech, file: str,
-                       on_progress: ProgressCallback | None
-                       ) -> tuple[list[Segment], str, float | None]:
-        """The note window by window (`pieces.py`): uncut if it fits one window,
-        else cut at its longest pauses, each piece prompted with the text before it.
+    def _decode_whole(self, audio: Audio | AudioStream, file: str,
+                      on_progress: ProgressCallback | None):
+        """The stock path (`split = false`) on the whole note at once."""
+        if not isinstance(audio, Audio):
+            audio = Audio(np.concatenate(list(audio.chunks())), audio.source_rate, audio.codec)
+        speech = detect_speech(audio.samples)
+        if speech.total < MIN_SPEECH_S:
+            return None
+        whisper = self.load()
+        with _decode_lock:
+            return self._decode_stock(whisper, audio, speech, file, on_progress)
+
+    def _decode_blocks(self, audio: Audio | AudioStream, file: str,
+                       on_progress: ProgressCallback | None):
+        """The note block by block; None when no block holds enough speech to decode."""
+        from .blocks import blocks
+
+        decoding = _Decoding()
+        segments: list[Segment] = []
+        clocked = _clocked(on_progress, audio)
+        for block in blocks(audio.chunks()):
+            if block.speech.total < MIN_SPEECH_S:
+                log.debug("%s: no speech in %.1f-%.1f s", file, block.offset, block.end)
+            else:
+                whisper = self.load()
+                with _decode_lock:
+                    segments += self._decode_pieces(whisper, block, decoding, file, clocked)
+            if clocked is not None:
+                clocked(block.end, [])
+            _give_back_memory()
+        if decoding.language is None:
+            return None
+        return segments, decoding.language, decoding.probability
+
+    def _decode_pieces(self, whisper, block, decoding: _Decoding, file: str,
+                       on_progress: Callable[[float, list[Segment]], None] | None
+                       ) -> list[Segment]:
+        """One block window by window (`pieces.py`): uncut if it fits one window,
+        else cut at its longest pauses, each piece prompted with the text before it
+        (across blocks too). The language is found in the first block with speech.
 
         A piece whose text loops is decoded again padded to the whole window, as
         stock would, without a prompt; whatever still loops is left to
         `transcribe()`, which cuts it out and says so."""
-        from .pieces import WindowDecoder, plan
+        from .pieces import WindowDecoder
 
         settings = self.settings
-        decoder = WindowDecoder(whisper, audio.samples, settings, speech)
-        pieces = plan(audio.samples, speech.spans)
+        decoder = WindowDecoder(whisper, block.samples, settings, block.offset,
+                                block.speech.shifted(-block.offset))
+        pieces = block.pieces
         encoded = {}
         candidates = []
-        if not decoder.multilingual:
-            language, probability = "en", 1.0
-        elif settings.language is not None:
-            language, probability = settings.language, 1.0  # as faster-whisper reports it
-        else:
+        first = decoding.language is None
+        if first and not decoder.multilingual:
+            decoding.language, decoding.probability = "en", 1.0
+        elif first and settings.language is not None:
+            decoding.language, decoding.probability = settings.language, 1.0  # as faster-whisper
+        elif first:
             ranked = self._detect_language(decoder, pieces, encoded)
-            (language, probability), candidates = ranked[0], _close_runners_up(ranked)
+            (decoding.language, decoding.probability), candidates = (ranked[0],
+                                                                     _close_runners_up(ranked))
+        language = decoding.language
         segments: list[Segment] = []
-        previous: list[int] = []
         for index, piece in enumerate(pieces):
             code = encoded.pop(index) if index in encoded else decoder.encode(piece)
-            decoded, tokens = decoder.decode(piece, code, language, previous)
-            if index == 0 and candidates:
+            decoded, tokens = decoder.decode(piece, code, language, decoding.previous)
+            if first and index == 0 and candidates:
                 decoded, tokens, language, probability = self._likeliest_language(
-                    decoder, piece, code, file, (decoded, tokens, language, probability),
-                    candidates)
+                    decoder, piece, code, file,
+                    (decoded, tokens, language, decoding.probability), candidates)
+                decoding.language, decoding.probability = language, probability
             if looks_looped(decoded):
                 log.info("%s: the text at %.1f-%.1f s loops; decoding it again padded to a "
-                         "whole window", file, piece.start, piece.end)
+                         "whole window", file, block.offset + piece.start,
+                         block.offset + piece.end)
                 again, again_tokens = decoder.decode(piece, decoder.encode(piece, padded=True),
                                                      language)
                 if not looks_looped(again):
                     decoded, tokens = again, again_tokens
-            decoded, tokens = self._decode_unheard(decoder, piece, speech, decoded, tokens,
-                                                   language, previous, file)
+            decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
+                                                   language, decoding.previous, file)
+            decoding.previous = tokens
+            decoded = _heard(decoded, block.speech, file)
             segments.extend(decoded)
-            previous = tokens
             if on_progress is not None:
-                on_progress(min(piece.end, audio.duration), audio.duration)
-        return segments, language, probability
+                on_progress(block.offset + piece.end, decoded)
+        return segments
 
     @staticmethod
-    def _decode_unheard(decoder, piece, speech: Speech, decoded: list[Segment],
-                        tokens: list[int], language: str, previous: list[int], file: str
+    def _decode_unheard(decoder, piece, block, decoded: list[Segment], tokens: list[int],
+                        language: str, previous: list[int], file: str
                         ) -> tuple[list[Segment], list[int]]:
         """The piece's text with the speech the model passed over decoded on its
-        own (`pieces.unheard`), each stretch prompted with the text before it."""
-        from .pieces import unheard
+        own (`pieces.unheard`), each stretch prompted with the text before it.
+        (`piece` is on the block's clock; the segments and `block.speech` on the note's.)"""
+        from .pieces import Piece, unheard
 
-        for gap in unheard(piece, decoded, speech.spans):
+        offset = block.offset
+        on_note = Piece(offset + piece.start, offset + piece.end, piece.speech_s)
+        for gap in unheard(on_note, decoded, block.speech.spans):
             latest = all(seg.end <= gap.start for seg in decoded)
-            more, more_tokens = decoder.decode(gap, decoder.encode(gap), language,
+            local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
+            more, more_tokens = decoder.decode(local, decoder.encode(local), language,
                                                tokens if latest else previous)
             log.info("%s: no text for the speech at %.1f-%.1f s; decoded on its own: %r",
                      file, gap.start, gap.end, " ".join(seg.text for seg in more)[:80])
@@ -307,7 +303,7 @@ class LocalEngine:
         return sorted(((code, total / heard) for code, total in totals.items()),
                       key=lambda item: -item[1])
 
-    def _decode_stock(self, whisper, audio: Audio, speech: Speech,
+    def _decode_stock(self, whisper, audio: Audio, speech: Speech, file: str,
                       on_progress: ProgressCallback | None
                       ) -> tuple[list[Segment], str, float | None]:
         """faster-whisper's own `transcribe()` on the whole note (`split = false`);
@@ -333,9 +329,10 @@ class LocalEngine:
         )
         segments = []
         for seg in segments_iter:
+            heard = _heard([to_segment(seg)], speech, file)
+            segments += heard
             if on_progress is not None:
-                on_progress(min(seg.end, audio.duration), audio.duration)
-            segments.append(to_segment(seg))
+                on_progress(min(seg.end, audio.duration), audio.duration, heard)
         return segments, info.language, info.language_probability
 
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
@@ -391,6 +388,65 @@ def _close_runners_up(ranked: list[tuple[str, float]]) -> list[tuple[str, float]
     if top >= LANGUAGE_UNSURE_BELOW + 0.2:
         return []
     return [(code, p) for code, p in ranked[1:SECOND_LANGUAGES + 1] if p >= top / 4]
+
+
+@dataclass
+class _Decoding:
+    """What carries from one block of a note to the next."""
+
+    language: str | None = None
+    probability: float | None = None
+    previous: list[int] = field(default_factory=list)  # the last piece's tokens: the prompt
+
+
+def _clocked(on_progress: ProgressCallback | None, audio
+             ) -> Callable[[float, list[Segment]], None] | None:
+    """Progress at a point of the note, against the length it claims (or more, when
+    it turns out longer: a file's claim is only a claim)."""
+    if on_progress is None:
+        return None
+    furthest = 0.0
+
+    def report(done: float, segments: list[Segment]) -> None:
+        nonlocal furthest  # never backwards, by a rounding of a cut to samples either
+        furthest = max(furthest, done)
+        on_progress(furthest, max(audio.expected or 0.0, furthest), segments)
+
+    return report
+
+
+def _give_back_memory() -> None:
+    """Hand the heap a block freed back to the system (glibc keeps it for reuse
+    otherwise, and the block's arrays, freed by threads of their own, were not
+    reused: RSS grew by about 10 MB per block on a 10-minute note)."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # glibc only
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_libc = _load_libc()
+
+
+def _heard(raw: list[Segment], speech: Speech, file: str) -> list[Segment]:
+    """`raw` without the segments placed where the VAD heard no speech."""
+    segments = []
+    for seg in raw:
+        if _is_hallucination(seg, speech):
+            log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
+            continue
+        segments.append(seg)
+    return segments
 
 
 def _is_hallucination(seg, speech: Speech) -> bool:

@@ -67,8 +67,39 @@ def socket_path(settings: Settings) -> Path:
     return settings.paths.data_dir / SOCKET_NAME
 
 
+class Declined(Exception):
+    """The running service could not be asked, or would not answer; the message says why."""
+
+
+class HandoffEngine:
+    """The engine of a running `transcribe watch`, asked over its socket.
+
+    Takes what every engine takes (decoded audio) and returns a `Transcript`, or
+    raises `Declined`; the pipeline then transcribes the note itself, and does so
+    for the rest of the run. Only a note held whole (`audio.Audio`) is handed
+    over: a long note read as a stream stays here, where it is read block by block."""
+
+    name = "handoff"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def available(self) -> bool:
+        """Whether a service seems to listen (its socket is there)."""
+        return socket_path(self.settings).exists()
+
+    def transcribe(self, audio, file: str,
+                   on_progress: Callable[[float, float, list], None] | None = None) -> Transcript:
+        if not isinstance(audio, Audio):
+            raise Declined("a long note is read block by block here, not handed over")
+        transcript = transcribe_via_service(self.settings, audio.samples, file, on_progress)
+        if transcript is None:
+            raise Declined("the running service did not transcribe it")
+        return transcript
+
+
 def transcribe_via_service(settings: Settings, samples, file: str,
-                           on_progress: Callable[[float, float], None] | None = None
+                           on_progress: Callable[[float, float, list], None] | None = None
                            ) -> Transcript | None:
     """The transcript from a running service, or None when there is none to ask."""
     path = socket_path(settings)
@@ -89,7 +120,7 @@ def transcribe_via_service(settings: Settings, samples, file: str,
             for line in sock.makefile("rb"):
                 answer = json.loads(line)
                 if "progress" in answer and on_progress is not None:
-                    on_progress(*answer["progress"])
+                    on_progress(*answer["progress"], [])
                 elif "transcript" in answer:
                     log.info("%s: transcribed by the running service", file)
                     return transcript_from_dict(answer["transcript"])
@@ -216,7 +247,7 @@ class EngineServer:
         file = str(request.get("file"))
         log.info("transcribing %s for pid %d", file, pid)
         transcript = engine.transcribe(Audio(samples, SAMPLE_RATE, "pcm"), file,
-                                       lambda done, total: send({"progress": [done, total]}))
+                                       lambda done, total, _: send({"progress": [done, total]}))
         send({"transcript": transcript.to_dict(words=True)})
 
     def _engine_for(self, values: dict):

@@ -5,13 +5,16 @@ The one path every way in (CLI, watcher, TUI) takes.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .audio import Audio, damage_report, decode
+from .audio import Audio, AudioStream, damage_report, decode
+from .blocks import BLOCK_S
 from .engine import LocalEngine, ProgressCallback
 from .errors import CloudError, InputError, ModelError
+from .handoff import Declined, HandoffEngine
 from .policy import CloudPolicy
 from .settings import Settings
 from .transcript import Transcript
@@ -27,7 +30,15 @@ class Transcriber:
     def __init__(self, settings: Settings | None = None, *, transport=None) -> None:
         self.settings = settings or Settings.load()
         self.local = LocalEngine(self.settings)
+        self.handoff: HandoffEngine | None = None
         self.policy = CloudPolicy(self.settings, transport=transport)
+
+    def use_service(self) -> bool:
+        """Hand notes to a running `transcribe watch` when there is one (`handoff.py`),
+        whose model is loaded already. The CLI asks, before it would load its own."""
+        engine = HandoffEngine(self.settings)
+        self.handoff = engine if engine.available() else None
+        return self.handoff is not None
 
     def transcribe(self, path: str | Path, on_progress: ProgressCallback | None = None,
                    engine: str = "auto") -> Transcript:
@@ -42,15 +53,25 @@ class Transcriber:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         path = Path(path)
-        audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
-        return _marked(self._transcribe(path, audio, on_progress, engine), audio)
+        audio = self._open(path)
+        return _marked(self._transcribe(path, audio, _with_segments(on_progress), engine), audio)
 
-    def _transcribe(self, path: Path, audio: Audio, on_progress: ProgressCallback | None,
+    def _open(self, path: Path) -> Audio | AudioStream:
+        """The note, decoded whole when it fits one block (the engine holds that
+        much anyway, and a running watcher or the cloud can then be handed it);
+        else as a stream the engine reads block by block. A file that does not
+        say how long it is (a browser's WebM) is read up to a block to find out."""
+        stream = AudioStream(path, self.settings.max_file_bytes)
+        if stream.expected is not None and stream.expected > BLOCK_S:
+            return stream
+        return stream.read_all(up_to=BLOCK_S) or stream
+
+    def _transcribe(self, path: Path, audio: Audio | AudioStream, on_progress: ProgressCallback | None,
                     engine: str) -> Transcript:
         if engine == "cloud":
             return self._cloud(path, audio, "requested by the user")
         try:
-            local = self.local.transcribe(audio, str(path), on_progress)
+            local = self._local(path, audio, on_progress)
         except ModelError as e:
             if engine == "local" or not self.policy.allowed:
                 raise
@@ -71,19 +92,33 @@ class Transcriber:
             return local
         return self._second_opinion(path, audio, local, reason)
 
+    def _local(self, path: Path, audio: Audio | AudioStream,
+               on_progress: ProgressCallback | None) -> Transcript:
+        """The note on this machine: by a running watcher's engine when one answers,
+        else by our own."""
+        if self.handoff is not None:
+            try:
+                return self.handoff.transcribe(audio, str(path), on_progress)
+            except Declined as e:
+                log.info("%s: %s; transcribing here", path, e)
+                self.handoff = None  # the rest of this run is transcribed here
+        return self.local.transcribe(audio, str(path), on_progress)
+
     def transcribe_in_cloud(self, path: str | Path, reason: str) -> Transcript:
         """Ask the cloud for one file now (consent is checked): the watcher's retry."""
         path = Path(path)
         audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
         return _marked(self._cloud(path, audio, reason), audio)
 
-    def _cloud(self, path: Path, audio: Audio, reason: str) -> Transcript:
+    def _cloud(self, path: Path, audio: Audio | AudioStream, reason: str) -> Transcript:
         s = self.settings
+        if isinstance(audio, AudioStream):
+            audio = audio.read_all()  # uploads are made from the whole note (for now)
         return self.policy.client().transcribe(path, audio, language=s.language,
                                                prompt=s.initial_prompt, reason=reason,
                                                task=s.task)
 
-    def _second_opinion(self, path: Path, audio: Audio, local: Transcript,
+    def _second_opinion(self, path: Path, audio: Audio | AudioStream, local: Transcript,
                         reason: str) -> Transcript:
         """Ask the cloud; keep the local result when it cannot answer."""
         from .cloud import Offline
@@ -102,8 +137,25 @@ class Transcriber:
         self.policy.close()
 
 
-def _marked(transcript: Transcript, audio: Audio) -> Transcript:
+def _with_segments(on_progress: Callable | None) -> ProgressCallback | None:
+    """The callback as the engine calls it, (done, total, segments); one that takes
+    (done, total) only is called with those."""
+    if on_progress is None:
+        return None
+    try:
+        params = list(inspect.signature(on_progress).parameters.values())
+    except (TypeError, ValueError):
+        return on_progress
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params):
+        return on_progress
+    return lambda done, total, segments: on_progress(done, total)
+
+
+def _marked(transcript: Transcript, audio: Audio | AudioStream) -> Transcript:
     """The transcript of a partly readable file says so: flags, and a note first."""
+    if isinstance(audio, AudioStream):
+        audio.finish()
     transcript.truncated = transcript.truncated or audio.truncated
     transcript.damaged = transcript.damaged or audio.damaged
     transcript.notes[:0] = [line for line in damage_report(audio) if line not in transcript.notes]

@@ -371,7 +371,7 @@ class Store:
         """An engine progress callback that records a job's progress, at most every `every_s`."""
         last = [0.0]
 
-        def report(done: float, total: float) -> None:
+        def report(done: float, total: float, segments=()) -> None:
             now = time.monotonic()
             if total and now - last[0] >= every_s:
                 last[0] = now
