@@ -189,6 +189,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._commits = 0  # this connection's, which its data_version does not count
         if self.path.is_dir():
             raise StoreDamaged(self.path, "a folder is in its place")
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -271,6 +272,14 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._commits += 1
+
+    def version(self) -> tuple[int, int]:
+        """A value that changes whenever the store does: SQLite's data_version (commits by
+        other connections: the watcher, the CLI) and this connection's own commits. No
+        table is read, so a screen can ask every half second and re-read only on a change."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0], self._commits
 
     # -- paths -----------------------------------------------------------------------
 
