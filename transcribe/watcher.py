@@ -118,6 +118,10 @@ class Watcher:
         self.store = store or Store.open_or_start_anew(settings.paths.data_dir)
         self._transport = transport
         self._seen: dict[Path, _Seen] = {}
+        # The paths of _seen not settled yet, so the timers need not go through every note
+        # of a big folder on each wake (100,000 known notes: 12 ms a wake, one every 2 s: 0.35
+        # CPU s a minute while idle, on 2 busy cores).
+        self._settling: set[Path] = set()
         self._transcribers: dict[str, Transcriber] = {}
         self._folder_cache: dict[Path, tuple[int, dict]] = {}
         self._folder_errors: dict[Path, str] = {}
@@ -208,16 +212,23 @@ class Watcher:
         return queued + self.look_at(self._settle_due(time.monotonic()))
 
     def _settle_due(self, now: float) -> list[Path]:
-        return [path for path, seen in self._seen.items()
-                if not seen.settled and now - seen.since >= self.options.settle_s]
+        due = []
+        for path in list(self._settling):
+            seen = self._seen.get(path)
+            if seen is None or seen.settled:
+                self._settling.discard(path)
+            elif now - seen.since >= self.options.settle_s:
+                due.append(path)
+        return due
 
     def _wait(self) -> None:
         """Sleep until something changes or the next timer is due."""
         now = time.monotonic()
         due = [self._last_output_retry + OUTPUT_RETRY_S,
                self._last_cloud_retry + self.options.cloud_retry_s]
-        due += [seen.since + self.options.settle_s for seen in self._seen.values()
-                if not seen.settled]
+        settling = (self._seen.get(path) for path in self._settling)
+        due += [seen.since + self.options.settle_s for seen in settling
+                if seen is not None and not seen.settled]
         if self._changes is not None:
             due.append(self._next_rescan)
         due += [self._next_walk.get(d, 0.0) for d in self._paces]
@@ -272,6 +283,7 @@ class Watcher:
         seen = self._seen.get(path)
         if seen is None or seen.key != key:
             self._seen[path] = _Seen(key, now)
+            self._settling.add(path)
             return 0
         if seen.settled or now - seen.since < self.options.settle_s:
             return 0
