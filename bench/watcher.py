@@ -97,7 +97,7 @@ class Watch:
         self.tree, self.work, self.flags, self.notes = tree, work, flags, notes
         self.log = work / f"watch{'-'.join(flags)}.log"
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         with self.log.open("w") as stderr:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "transcribe", "watch", str(self.tree), "-o",
@@ -191,7 +191,7 @@ def rescan_cpu(tree: Path, work: Path) -> float:
     """CPU seconds of one walk of the tree once every note is known and settled: what the
     watcher spends every `--rescan` seconds."""
     from transcribe.settings import Settings
-    from transcribe.watcher import WatchOptions, Watcher
+    from transcribe.watcher import Watcher, WatchOptions
 
     watcher = Watcher(Settings.load(), WatchOptions(dirs=[tree], output_dir=work / "out",
                                                     settle_s=0.0))
@@ -208,9 +208,10 @@ def rescan_cpu(tree: Path, work: Path) -> float:
 def report(r: dict) -> None:
     latency = statistics.median(r["latency_s"])
     per_min = r["rescan_cpu_s"] * 60 / 300
+    ratio = r["poll_cpu_s_per_min"] / max(r["notify_cpu_s_per_min"], 1e-3)
     print(f"\nidle CPU per minute: {r['notify_cpu_s_per_min']:.3f} s listening for "
           f"notifications (target < 0.3 s), {r['poll_cpu_s_per_min']:.3f} s polling every "
-          f"second (--no-notify): {r['poll_cpu_s_per_min'] / max(r['notify_cpu_s_per_min'], 1e-3):.0f}x"
+          f"second (--no-notify): {ratio:.0f}x"
           f"\none rescan of {r['files']:,} files: {r['rescan_cpu_s']:.3f} CPU s, every 300 s: "
           f"{per_min:.3f} s a minute more"
           f"\nlast write to transcript start, settle ({SETTLE_S:g} s) excluded: median "

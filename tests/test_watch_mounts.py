@@ -14,18 +14,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES
-from test_watch import by_name, jobs, settled, space, wait_for, watcher  # noqa: F401
+from conftest import ROOT, SAMPLES, private_home
+from test_watch import by_name, wait_for, watcher
 
 from transcribe.changes import mount_type, needs_polling
 
 NOTE, QUIET, NOISE = "voicemail-8k.wav", "silence.opus", "room-noise.ogg"
 
 
+@pytest.fixture
+def space(tmp_path, home):
+    """A watched folder, an output folder and a store of their own (as in test_watch)."""
+    inbox, out, data = tmp_path / "inbox", tmp_path / "out", tmp_path / "home"
+    inbox.mkdir()
+    return inbox, out, private_home(data, home)
+
+
 def _mount(*command: str) -> None:
     if shutil.which(command[0]) is None:
         pytest.skip(f"{command[0]} is not installed")
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         pytest.skip(f"cannot mount here ({' '.join(command)}: {result.stderr.strip()})")
 
@@ -37,7 +45,7 @@ def mounted(*command: str):
     try:
         yield Path(command[-1])
     finally:
-        subprocess.run(["umount", "-l", command[-1]], capture_output=True)
+        subprocess.run(["umount", "-l", command[-1]], capture_output=True, check=False)
 
 
 def logged(data: Path, text: str, proc, timeout: float = 60) -> str:
