@@ -55,7 +55,14 @@ def main() -> None:
     parser.add_argument("--minutes", default="1,10,60,180", help="long-note lengths")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--backlog", type=int)
+    parser.add_argument("--watcher", action="store_true",
+                        help="only the watcher's idle CPU and latency (bench/watcher.py)")
     args = parser.parse_args()
+    if args.watcher:
+        from . import watcher
+
+        watcher.main(args.quick)
+        return
     repeats = args.repeats or (2 if args.quick else 5)
     backlog = args.backlog or (12 if args.quick else 50)
     sections = {"long"} if args.memory else set(args.only.split(","))

@@ -595,8 +595,12 @@ def watch_command(argv: list[str]) -> int:
                         help="seconds a file that does not decode yet may still be arriving "
                              "(default 30)")
     parser.add_argument("--poll", type=float, dest="poll_s",
-                        help="seconds between walks of folders that are polled: those on "
-                             "network and FUSE mounts, or all with --no-notify (default 1)")
+                        help="seconds between walks of local folders that are polled, "
+                             "with --no-notify (default 1)")
+    parser.add_argument("--poll-remote", type=float, dest="remote_poll_s",
+                        help="seconds between walks of folders on network and FUSE mounts "
+                             "(nfs, cifs/smb, sshfs, fuse.*, 9p), where change notifications "
+                             "do not arrive (default 10)")
     parser.add_argument("--no-notify", action="store_true",
                         help="poll every folder instead of listening for the OS's change "
                              "notifications (for a mount that is not detected as remote)")
@@ -632,7 +636,7 @@ def watch_command(argv: list[str]) -> int:
                                                initial_prompt=args.initial_prompt)
                 .with_cloud(allow=args.cloud_allow)
                 .with_watch(settle_s=args.settle_s, grace_s=args.grace_s, poll_s=args.poll_s,
-                            formats=args.formats))
+                            remote_poll_s=args.remote_poll_s, formats=args.formats))
     watch = settings.watch
     dirs = args.dirs or [Path(d).expanduser() for d in watch.dirs]
     if not dirs:
@@ -644,6 +648,7 @@ def watch_command(argv: list[str]) -> int:
                            formats=[f.strip() for f in watch.formats.split(",") if f.strip()],
                            recursive=not args.no_recursive, settle_s=watch.settle_s,
                            grace_s=watch.grace_s, poll_s=watch.poll_s,
+                           remote_poll_s=watch.remote_poll_s,
                            cloud_retry_s=watch.cloud_retry_s, notify=not args.no_notify,
                            rescan_s=args.rescan_s)
     if args.install_service or args.print_service:
@@ -662,6 +667,7 @@ def _service(args: argparse.Namespace, options) -> int:
         watch_args += ["-o", str(options.output_dir)]
     for flag, value in (("-f", args.formats), ("--settle", args.settle_s),
                         ("--grace", args.grace_s), ("--poll", args.poll_s),
+                        ("--poll-remote", args.remote_poll_s),
                         ("--rescan", args.rescan_s if args.rescan_s != 300.0 else None),
                         ("-m", args.model), ("-l", args.language), ("--task", args.task),
                         ("--initial-prompt", args.initial_prompt),

@@ -105,6 +105,7 @@ class WatchSettings:
     settle_s: float = 2.0
     grace_s: float = 30.0
     poll_s: float = 1.0
+    remote_poll_s: float = 10.0  # folders on network and FUSE mounts (watcher.py says why)
     cloud_retry_s: float = 300.0
 
 
@@ -188,7 +189,7 @@ class Settings:
         check_formats(watch.formats.split(","), "watch.formats")
         for name in ("settle_s", "grace_s"):
             _at_least(f"watch.{name}", getattr(watch, name), 0)
-        for name in ("poll_s", "cloud_retry_s"):
+        for name in ("poll_s", "remote_poll_s", "cloud_retry_s"):
             _above_zero(f"watch.{name}", getattr(watch, name))
         return dataclasses.replace(self, watch=watch)
 

@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS outputs (
     written REAL
 );
 CREATE INDEX IF NOT EXISTS outputs_job ON outputs(job_id);
+-- The watcher asks for owed outputs every 2 s: without this index, a full scan (30 ms
+-- at 100,000 outputs on 2 busy cores: 0.9 CPU s a minute while idle; with it 0.01 ms).
+CREATE INDEX IF NOT EXISTS outputs_owed ON outputs(written) WHERE written IS NULL;
 CREATE TABLE IF NOT EXISTS paths (
     path TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -195,6 +198,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._commits = 0  # this connection's, which its data_version does not count
         if self.path.is_dir():
             raise StoreDamaged(self.path, "a folder is in its place")
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -280,6 +284,14 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._commits += 1
+
+    def version(self) -> tuple[int, int]:
+        """A value that changes whenever the store does: SQLite's data_version (commits by
+        other connections: the watcher, the CLI) and this connection's own commits. No
+        table is read, so a screen can ask every half second and re-read only on a change."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0], self._commits
 
     # -- paths -----------------------------------------------------------------------
 

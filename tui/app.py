@@ -19,7 +19,7 @@ from transcribe.errors import TranscribeError
 from transcribe.settings import Settings
 from transcribe.store import HIGHLIGHT, Job, SearchError, Store
 
-REFRESH_S = 1.0
+REFRESH_S = 0.5  # how often the store is asked whether it changed (store.version)
 COLUMNS = (("when", "When", 12), ("from", "From", 11), ("length", "Len", 5),
            ("lang", "Lang", 4), ("engine", "Engine", 6), ("status", "Status", 8),
            ("text", "Text", None))
@@ -66,6 +66,7 @@ class TranscribeApp(App):
         self._rows: list[tuple] = []
         self._summaries: dict[tuple[int, float], dict | None] = {}
         self._refresh_timer: Timer | None = None
+        self._seen_version: tuple | None = None  # the store's, and the day, at the last read
 
     # -- layout --------------------------------------------------------------------------
 
@@ -84,7 +85,7 @@ class TranscribeApp(App):
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width or self._text_width())
         self.refresh_inbox()
-        self._refresh_timer = self.set_interval(REFRESH_S, self.refresh_inbox)
+        self._refresh_timer = self.set_interval(REFRESH_S, self.refresh_if_changed)
         table.focus()
 
     def on_unmount(self) -> None:
@@ -92,8 +93,18 @@ class TranscribeApp(App):
 
     # -- the inbox -----------------------------------------------------------------------
 
+    def refresh_if_changed(self) -> None:
+        """The timer's tick: re-read the inbox only when the store changed (or the day did:
+        today's notes show their time, older ones their date)."""
+        if self._version() != self._seen_version:
+            self.refresh_inbox()
+
+    def _version(self) -> tuple:
+        return self.store.version(), date.today()
+
     def refresh_inbox(self) -> None:
         """Re-read the store; redraw only when something changed."""
+        self._seen_version = self._version()  # before reading: a change during it is seen
         message = ""
         if self.query_text.strip():
             try:
@@ -128,7 +139,7 @@ class TranscribeApp(App):
 
     def _summary(self, job: Job) -> dict | None:
         """What the inbox shows of a job's transcript (length, language, engine), kept
-        until the job changes: a search is redrawn every second while it is open."""
+        until the job changes: a search is redrawn whenever the store changes."""
         key = (job.id, job.updated_at)
         if key not in self._summaries:
             kept = self.store.transcripts(job.id)

@@ -36,6 +36,7 @@ class TranscriptScreen(Screen):
     def __init__(self, job: Job) -> None:
         super().__init__()
         self.job = job
+        self._seen_version: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,10 +46,16 @@ class TranscriptScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._seen_version = self.app.store.version()
         self.show()
-        self.set_interval(1.0, self._follow)
+        self.set_interval(0.5, self._follow)
 
     def _follow(self) -> None:
+        """Show the note again when its job changed; ask the store only if it did."""
+        version = self.app.store.version()
+        if version == self._seen_version:
+            return
+        self._seen_version = version
         job = self.app.store.job(self.job.id)
         if job is not None and (job.state, job.updated_at) != (self.job.state,
                                                                  self.job.updated_at):
