@@ -100,3 +100,30 @@ def test_a_long_note_reports_its_segments_as_they_are_final(long_note):
     # Text arrives all along, not at the end: in every block's share of the progress.
     with_text = [event[0] for event in events if event[2]]
     assert len({int(at // BLOCK_S) for at in with_text}) >= LONG_S // BLOCK_S, with_text
+
+
+def test_the_watchers_check_that_a_note_is_whole_reads_it_in_chunks(tmp_path):
+    """The watcher checks every new note decodes to its end before queueing it;
+    for a long recording that check holds a chunk at a time, not the note."""
+    import shutil
+    import tracemalloc
+
+    from transcribe.audio import check_whole, decode
+    from transcribe.errors import TruncatedAudio
+
+    note = tmp_path / "lecture.ogg"
+    build(note, 300, FILLER)
+    tracemalloc.start()
+    check_whole(note)
+    _, chunked = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    whole = len(decode(note).samples) * 4
+    _, decoded = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert decoded >= whole and chunked < whole / 4, (chunked, decoded)
+    cut = tmp_path / "cut.opus"  # the same note, its download cut off half way
+    shutil.copyfile(note, cut)
+    with cut.open("r+b") as f:
+        f.truncate(cut.stat().st_size // 2)
+    with pytest.raises(TruncatedAudio):
+        check_whole(cut)

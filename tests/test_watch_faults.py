@@ -29,14 +29,14 @@ POISON = """
 import sys
 import transcribe.audio as audio, transcribe.pipeline as pipeline, transcribe.watcher as watcher
 
-real = audio.decode
+real = audio.check_whole
 
 def raising(marker):
-    def decode(path, **kw):
+    def check_whole(path, **kw):
         if marker in str(path):
             raise ValueError("Frame does not match AudioResampler setup.")
         return real(path, **kw)
-    return decode
+    return check_whole
 
 class Stream(audio.AudioStream):  # what the pipeline reads a note with
     def __init__(self, path, *args, **kw):
@@ -44,7 +44,7 @@ class Stream(audio.AudioStream):  # what the pipeline reads a note with
             raise ValueError("Frame does not match AudioResampler setup.")
         super().__init__(path, *args, **kw)
 
-watcher.decode = raising("poison-at-intake")
+watcher.check_whole = raising("poison-at-intake")
 pipeline.AudioStream = Stream
 sys.argv[0] = "transcribe"
 from transcribe.cli import run

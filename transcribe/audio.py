@@ -107,6 +107,17 @@ def decode(path: str | Path, max_bytes: int | None = None, *, partial: bool = Fa
     return audio
 
 
+def check_whole(path: str | Path, max_bytes: int | None = None) -> None:
+    """Raise what `decode` would raise on `path`, reading it chunk by chunk: the
+    watcher's check that a note has arrived whole holds no more of a three-hour
+    recording than `AudioStream` does."""
+    stream = AudioStream(path, max_bytes)
+    for _ in stream.chunks():
+        pass
+    if stream.truncated:
+        raise TruncatedAudio(stream.path, stream.reason)
+
+
 class AudioStream:
     """A note decoded as it is read: 16 kHz mono float32 chunks, a few ms each.
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .audio import decode, file_sha256, is_audio_name
+from .audio import check_whole, file_sha256, is_audio_name
 from .changes import Changes, needs_polling
 from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
                      TranscribeError, TruncatedAudio)
@@ -350,7 +350,7 @@ class Watcher:
             return self._copy_of(existing, root, path, seen)
         failure = None
         try:
-            decode(path, max_bytes=self.settings.max_file_bytes)
+            check_whole(path, max_bytes=self.settings.max_file_bytes)
         except (TruncatedAudio, NotAudio, EmptyFile) as e:
             if time.time() - st.st_mtime < self.options.grace_s:
                 log.debug("%s: not complete yet (%s); waiting", readable(path), e.reason)
