@@ -127,3 +127,18 @@ def test_the_watchers_check_that_a_note_is_whole_reads_it_in_chunks(tmp_path):
         f.truncate(cut.stat().st_size // 2)
     with pytest.raises(TruncatedAudio):
         check_whole(cut)
+
+
+def test_the_stock_path_reads_a_long_note_in_blocks_too(tmp_path, home):
+    """`split = false` hands faster-whisper's own transcribe() one block at a
+    time, not the whole note: its memory does not grow with the note either."""
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home)),
+           "TRANSCRIBE_SPLIT": "false"}
+    short, long = tmp_path / "short.ogg", tmp_path / "long.ogg"
+    build(short, 60, FILLER, opening=OPENING)
+    build(long, LONG_S, FILLER, opening=OPENING, closing=CLOSING)
+    short_peak, _ = _transcribed(short, tmp_path / "short.json", env)
+    long_peak, result = _transcribed(long, tmp_path / "long.json", env)
+    assert long_peak < short_peak + 150, (short_peak, long_peak)  # whole: +300 MB or more
+    segments = result["transcript"]["segments"]
+    assert segments[0]["start"] < 30 and segments[-1]["end"] > LONG_S - 60, segments[-1]

@@ -23,8 +23,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 from .audio import Audio, AudioStream
 from .errors import ModelError
 from .models import ResolvedModel, hub_cache, resolve
@@ -153,15 +151,26 @@ class LocalEngine:
 
     def _decode_whole(self, audio: Audio | AudioStream, file: str,
                       on_progress: ProgressCallback | None):
-        """The stock path (`split = false`) on the whole note at once."""
-        if not isinstance(audio, Audio):
-            audio = Audio(np.concatenate(list(audio.chunks())), audio.source_rate, audio.codec)
-        speech = detect_speech(audio.samples)
-        if speech.total < MIN_SPEECH_S:
-            return None
-        whisper = self.load()
-        with _decode_lock:
-            return self._decode_stock(whisper, audio, speech, file, on_progress)
+        """The stock path (`split = false`): faster-whisper's own `transcribe()`,
+        block by block (`blocks.py`), so a long note is never whole in memory; a
+        note of up to two minutes is one block, decoded as it always was. None
+        when no block holds enough speech to decode."""
+        from .blocks import blocks
+
+        clocked = _clocked(on_progress, audio)
+        segments: list[Segment] = []
+        found = None
+        for block in blocks(audio.chunks()):
+            if block.speech.total >= MIN_SPEECH_S:
+                whisper = self.load()
+                with _decode_lock:
+                    found = self._decode_stock(whisper, block, file, clocked,
+                                               found[1:] if found else None)
+                segments += found[0]
+            if clocked is not None:
+                clocked(block.end, [])
+            _give_back_memory()
+        return None if found is None else (segments, *found[1:])
 
     def _decode_blocks(self, audio: Audio | AudioStream, file: str,
                        on_progress: ProgressCallback | None):
@@ -303,21 +312,22 @@ class LocalEngine:
         return sorted(((code, total / heard) for code, total in totals.items()),
                       key=lambda item: -item[1])
 
-    def _decode_stock(self, whisper, audio: Audio, speech: Speech, file: str,
-                      on_progress: ProgressCallback | None
+    def _decode_stock(self, whisper, block, file: str,
+                      on_progress: Callable[[float, list[Segment]], None] | None,
+                      heard: tuple[str, float | None] | None
                       ) -> tuple[list[Segment], str, float | None]:
-        """faster-whisper's own `transcribe()` on the whole note (`split = false`);
-        the user's languages, when set, are chosen among as on the window path."""
-        from .pieces import WindowDecoder, plan, to_segment
+        """faster-whisper's own `transcribe()` on one block, in the language
+        `heard` in the blocks before (none: detected here). The user's
+        languages, when set, are chosen among as on the window path."""
+        from .pieces import WindowDecoder, to_segment
 
         settings = self.settings
-        language = settings.language
+        language = heard[0] if heard else settings.language
         if language is None and settings.languages and whisper.model.is_multilingual:
-            decoder = WindowDecoder(whisper, audio.samples, settings)
-            language = self._detect_language(decoder, plan(audio.samples, speech.spans),
-                                             {})[0][0]
+            decoder = WindowDecoder(whisper, block.samples, settings)
+            language = self._detect_language(decoder, block.pieces, {})[0][0]
         segments_iter, info = whisper.transcribe(
-            audio.samples,
+            block.samples,
             language=language,
             task=settings.task,
             beam_size=settings.beam_size,
@@ -329,10 +339,12 @@ class LocalEngine:
         )
         segments = []
         for seg in segments_iter:
-            heard = _heard([to_segment(seg)], speech, file)
-            segments += heard
+            found = _heard([to_segment(seg, block.offset)], block.speech, file)
+            segments += found
             if on_progress is not None:
-                on_progress(min(seg.end, audio.duration), audio.duration, heard)
+                on_progress(block.offset + seg.end, found)
+        if heard is not None:
+            return segments, *heard
         return segments, info.language, info.language_probability
 
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
