@@ -175,10 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _writable_terminal() -> None:
     """A transcript holds letters a terminal set to ASCII or Latin-1 cannot show:
-    they are written as `?` there, not the end of the run."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="replace")
+    they are written as `?` there, not the end of the run. (stderr already writes
+    what it cannot show as a backslash escape, which names a file exactly.)"""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
 
 
 def transcribe_command(argv: list[str]) -> int:
