@@ -290,7 +290,10 @@ def _on_a_terminal(args: list[str], env: dict, until=None) -> tuple[int, str]:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=slave, cwd=ROOT,
-                            env={**os.environ, **env})
+                            env={**os.environ, **env},
+                            # as in a user's shell: a test run started in the background
+                            # (`cmd &`) ignores SIGINT, and its children would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     got = bytearray()
 
