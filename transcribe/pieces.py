@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .speech import Speech
 from .transcript import Segment, Word
 
 FRAMES_PER_S = 100  # Whisper's mel frames
@@ -89,7 +90,7 @@ def with_speech(edges: list[tuple[float, float]], spans: list[tuple[float, float
     """The pieces between `edges` that the VAD heard speech in."""
     pieces = []
     for start, end in edges:
-        speech = sum(max(0.0, min(end, s_end) - max(start, s_start)) for s_start, s_end in spans)
+        speech = Speech(spans).within(start, end)
         if speech > 0:
             pieces.append(Piece(start, end, speech))
     return pieces
@@ -110,7 +111,7 @@ def unheard(piece: Piece, segments, spans: list[tuple[float, float]]) -> list[Pi
         if any(seg.start < end and seg.end > start for seg in segments):
             continue
         stop = min((seg.start for seg in segments if seg.start >= end), default=piece.end)
-        speech = sum(max(0.0, min(stop, b) - max(start, a)) for a, b in spans)
+        speech = Speech(spans).within(start, stop)
         gaps.append(Piece(start, stop, speech))
     return gaps
 
