@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import numpy as np
 
 from .audio import SAMPLE_RATE
 
 # A segment further than this from any VAD speech is taken for a hallucination.
 SPEECH_MARGIN_S = 0.5
+# Silero hears this many of its 32 ms windows at a time (9.6 s). faster-whisper's
+# own runs take up to 10,000 (320 s), and hold about 0.4 MB for every second of
+# them: 45 MB for a two-minute block, 11 MB this way.
+VAD_RUN_WINDOWS = 300
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,45 @@ class Speech:
 def detect_speech(samples) -> Speech:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+    _run_vad_in_short_stretches()
     stamps = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=500,
                                                        speech_pad_ms=200))
     return Speech([(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in stamps])
+
+
+class _ShortRuns:
+    """faster-whisper's Silero model, run VAD_RUN_WINDOWS windows at a time: the
+    same probabilities (each run starts from the state and the context the last
+    one left), in a fraction of the memory."""
+
+    def __init__(self, model) -> None:
+        self.session = model.session
+
+    def __call__(self, audio: np.ndarray, num_samples: int = 512,
+                 context_size_samples: int = 64) -> np.ndarray:
+        windows = audio.reshape(-1, num_samples)
+        # As faster-whisper does: the last window's tail is zeroed (its own
+        # copy of the audio, padded), and the first window's context is silence.
+        windows[-1, -context_size_samples:] = 0
+        h = np.zeros((1, 1, 128), dtype=np.float32)
+        c = np.zeros((1, 1, 128), dtype=np.float32)
+        before = np.zeros((1, context_size_samples), dtype=np.float32)
+        out = []
+        for start in range(0, len(windows), VAD_RUN_WINDOWS):
+            run = windows[start:start + VAD_RUN_WINDOWS]
+            context = np.concatenate([before, run[:-1, -context_size_samples:]])
+            probabilities, h, c = self.session.run(
+                None, {"input": np.concatenate([context, run], axis=1), "h": h, "c": c})
+            out.append(probabilities)
+            before = run[-1:, -context_size_samples:]
+        return np.concatenate(out)
+
+
+@functools.cache
+def _run_vad_in_short_stretches() -> None:
+    """faster-whisper's get_speech_timestamps() takes its model from
+    get_vad_model(); from here on, that is the model in short runs."""
+    from faster_whisper import vad
+
+    model = _ShortRuns(vad.get_vad_model())
+    vad.get_vad_model = lambda: model
