@@ -53,13 +53,8 @@ def blocks(chunks: Iterable[np.ndarray], block_s: float = BLOCK_S) -> Iterator[B
     carry = np.zeros(0, dtype=np.float32)
     offset = 0
     while True:
-        parts, held = [carry], len(carry)
-        while ahead is not None and held < size:
-            parts.append(ahead)
-            held += len(ahead)
-            ahead = next(source, None)
-        samples = np.concatenate(parts) if len(parts) > 1 else carry
-        del parts
+        samples, ahead = _filled(size, carry, ahead, source)
+        del carry
         last = ahead is None
         speech = detect_speech(samples)
         edges = cuts(samples, speech.spans)
@@ -73,4 +68,21 @@ def blocks(chunks: Iterable[np.ndarray], block_s: float = BLOCK_S) -> Iterator[B
         if last:
             return
         carry = samples[end:].copy()
+        del samples, speech, edges  # the next block's buffer is made after this one's is freed
         offset += end
+
+
+def _filled(size: int, carry: np.ndarray, ahead: np.ndarray | None,
+            source: Iterator[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """`carry` and then chunks, up to `size` samples, copied into one buffer (not
+    gathered and joined, which held the block twice); and what is left of the
+    chunk at hand, None at the note's end."""
+    buffer = np.empty(max(size, len(carry)), dtype=np.float32)
+    held = len(carry)
+    buffer[:held] = carry
+    while ahead is not None and held < size:
+        take = min(len(ahead), size - held)
+        buffer[held:held + take] = ahead[:take]
+        held += take
+        ahead = ahead[take:] if take < len(ahead) else next(source, None)
+    return buffer[:held], ahead

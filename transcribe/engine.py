@@ -53,6 +53,14 @@ SECOND_LANGUAGES = 2
 # the first two only.
 ProgressCallback = Callable[[float, float, list[Segment]], None]
 
+# oneDNN, inside CTranslate2, keeps the kernels it compiled for every input shape
+# it has met, up to 1024. Windows cut at pauses all differ in length, so on a long
+# note that cache grew by 4 MB a block, without end (10 minutes: +55 MB). Without
+# it, a 10-minute note ran in the same CPU time (18 s on one thread, twice each).
+# Set before CTranslate2 is first loaded; a value the user set is kept.
+for _name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
+    os.environ.setdefault(_name, "0")
+
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 # One WhisperModel serves every thread of the process; its calls are serialised
@@ -126,10 +134,7 @@ class LocalEngine:
                    on_progress: ProgressCallback | None = None) -> Transcript:
         """The note's transcript; `audio` is read once, block by block (`blocks.py`)."""
         settings = self.settings
-        if settings.split:
-            found = self._decode_blocks(audio, file, on_progress)
-        else:
-            found = self._decode_whole(audio, file, on_progress)
+        found = self._decode_blocks(audio, file, on_progress)
         if found is None:
             log.info("%s: no speech found by the VAD", file)
             self.load()  # a missing model is still an error, not a silent success
@@ -149,34 +154,15 @@ class LocalEngine:
             transcript.notes.extend(notes)
         return transcript
 
-    def _decode_whole(self, audio: Audio | AudioStream, file: str,
-                      on_progress: ProgressCallback | None):
-        """The stock path (`split = false`): faster-whisper's own `transcribe()`,
-        block by block (`blocks.py`), so a long note is never whole in memory; a
-        note of up to two minutes is one block, decoded as it always was. None
-        when no block holds enough speech to decode."""
-        from .blocks import blocks
-
-        clocked = _clocked(on_progress, audio)
-        segments: list[Segment] = []
-        found = None
-        for block in blocks(audio.chunks()):
-            if block.speech.total >= MIN_SPEECH_S:
-                whisper = self.load()
-                with _decode_lock:
-                    found = self._decode_stock(whisper, block, file, clocked,
-                                               found[1:] if found else None)
-                segments += found[0]
-            if clocked is not None:
-                clocked(block.end, [])
-            _give_back_memory()
-        return None if found is None else (segments, *found[1:])
-
     def _decode_blocks(self, audio: Audio | AudioStream, file: str,
                        on_progress: ProgressCallback | None):
-        """The note block by block; None when no block holds enough speech to decode."""
+        """The note block by block (`blocks.py`), each by `_decode_pieces`, or with
+        `split = false` by faster-whisper's own `transcribe()` (`_decode_stock`);
+        a note of up to two minutes is one block. None when no block holds
+        enough speech to decode."""
         from .blocks import blocks
 
+        decode_block = self._decode_pieces if self.settings.split else self._decode_stock
         decoding = _Decoding()
         segments: list[Segment] = []
         clocked = _clocked(on_progress, audio)
@@ -186,9 +172,10 @@ class LocalEngine:
             else:
                 whisper = self.load()
                 with _decode_lock:
-                    segments += self._decode_pieces(whisper, block, decoding, file, clocked)
+                    segments += decode_block(whisper, block, decoding, file, clocked)
             if clocked is not None:
                 clocked(block.end, [])
+            del block  # before the next is read: two blocks are never held at once
             _give_back_memory()
         if decoding.language is None:
             return None
@@ -312,17 +299,16 @@ class LocalEngine:
         return sorted(((code, total / heard) for code, total in totals.items()),
                       key=lambda item: -item[1])
 
-    def _decode_stock(self, whisper, block, file: str,
-                      on_progress: Callable[[float, list[Segment]], None] | None,
-                      heard: tuple[str, float | None] | None
-                      ) -> tuple[list[Segment], str, float | None]:
+    def _decode_stock(self, whisper, block, decoding: _Decoding, file: str,
+                      on_progress: Callable[[float, list[Segment]], None] | None
+                      ) -> list[Segment]:
         """faster-whisper's own `transcribe()` on one block, in the language
-        `heard` in the blocks before (none: detected here). The user's
+        heard in the blocks before (none yet: detected here). The user's
         languages, when set, are chosen among as on the window path."""
         from .pieces import WindowDecoder, to_segment
 
         settings = self.settings
-        language = heard[0] if heard else settings.language
+        language = decoding.language or settings.language
         if language is None and settings.languages and whisper.model.is_multilingual:
             decoder = WindowDecoder(whisper, block.samples, settings)
             language = self._detect_language(decoder, block.pieces, {})[0][0]
@@ -343,9 +329,9 @@ class LocalEngine:
             segments += found
             if on_progress is not None:
                 on_progress(block.offset + seg.end, found)
-        if heard is not None:
-            return segments, *heard
-        return segments, info.language, info.language_probability
+        if decoding.language is None:
+            decoding.language, decoding.probability = info.language, info.language_probability
+        return segments
 
     def _transcript(self, file: str, audio: Audio, segments: list[Segment],
                     language: str | None, language_probability: float | None,
