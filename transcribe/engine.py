@@ -56,7 +56,7 @@ ProgressCallback = Callable[[float, float, list[Segment]], None]
 # oneDNN, inside CTranslate2, keeps the kernels it compiled for every input shape
 # it has met, up to 1024. Windows cut at pauses all differ in length, so on a long
 # note that cache grew by 4 MB a block, without end (10 minutes: +55 MB). Without
-# it, a 10-minute note ran in the same CPU time (18 s on one thread, twice each).
+# it, a 4-minute note ran in the same CPU time (18-19 s on one thread, twice each).
 # Set before CTranslate2 is first loaded; a value the user set is kept.
 for _name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
     os.environ.setdefault(_name, "0")
