@@ -298,8 +298,9 @@ def prepare_uploads(path: Path, audio: Audio | AudioStream | None,
         log.info("%s: re-encoded %d -> %d bytes for upload", path, size, len(whole))
         yield Upload(path.stem + ".ogg", whole)
         return
-    # As before the whole note was held: parts as long as the rate it was encoding at
-    # lets 90 % of the limit be, each cut at a pause and halved if it still does not fit.
+    # Parts as long as 90 % of the limit lasts at the rate the note was encoding at
+    # (when it was over at its end, the whole note's rate, as before this streamed),
+    # each cut at a pause and halved if it still does not fit.
     step = int(max(1.0, limit * 0.9 / rate) * SAMPLE_RATE)
     look = min(step // 2, int(LOOK_BACK_S * SAMPLE_RATE))
     count = 0
