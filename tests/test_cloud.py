@@ -126,7 +126,7 @@ def test_a_note_too_long_for_one_upload_is_split(tmp_path, strict_server, server
     assert result.returncode == 0, result.stderr
     [t] = json_lines(result.stdout)
     audio = decode(SAMPLES / NOTE)
-    parts = prepare_uploads(SAMPLES / NOTE, audio, 9000)  # what the command split it into
+    parts = list(prepare_uploads(SAMPLES / NOTE, audio, 9000))  # what the command split it into
     assert len(parts) >= 2 and all(len(p.data) <= 9000 for p in parts)
     assert [(e["uploaded_as"], e["bytes"], e["outcome"]) for e in upload_log(tmp_path)] == \
         [(p.filename, len(p.data), "ok") for p in parts]

@@ -176,16 +176,21 @@ class AudioStream:
         return self.samples_read / SAMPLE_RATE
 
     def chunks(self) -> Iterator[np.ndarray]:
-        """The audio, chunk by chunk, from the start; at the end the damage fields are set."""
+        """The audio, chunk by chunk, from the start; at the end the damage fields are set.
+
+        Every call reads the file afresh, also while another reader is part way
+        (the cloud re-reads a stretch of a part too large to upload): each counts
+        its own samples, and only one that reaches the end sets `duration`."""
         container, self._container = self._container or self._open(), None
         decoder = _StreamDecoder(self.path, container, self._stream)
-        self.samples_read = 0
+        count = 0
         try:
             for chunk in decoder.chunks():
-                self.samples_read += len(chunk)
+                count += len(chunk)
                 yield chunk.astype(np.float32) / 32768.0
         finally:
             container.close()
+        self.samples_read = count
         self._judge(decoder.lost, decoder.damaged)
         self.read = True
 

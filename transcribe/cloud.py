@@ -13,6 +13,7 @@ short connect timeout. An offline verdict is remembered for a while
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import json
 import logging
 import os
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, encode_opus, file_sha256
+from .audio import SAMPLE_RATE, Audio, AudioStream, OpusEncoder, file_sha256
 from .errors import CloudError, one_line
 from .settings import CloudSettings, Secret
 from .transcript import Segment, Transcript, join_segments
@@ -50,6 +52,10 @@ MAX_ERROR_BYTES = 64 * 2**10
 # death. minute said"; the pauses of that (espeak-ng) note are 1.2-1.7 s away.
 PAUSE_S = 0.15
 CUT_FRAME = SAMPLE_RATE // 100
+# A part is cut at a pause no further back than this from where its size would cut
+# it (or, halved, this far around its middle): the most audio a split holds, 1.9 MB
+# of float32, however long the note. Short parts look in half their length, as before.
+LOOK_BACK_S = 30.0
 # Key-shaped tokens a provider may echo back: OpenAI's (sk-..., sk-proj-...) and Groq's
 # (gsk_...). OpenAI's 401 says "Incorrect API key provided: sk-...".
 KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])(?:sk-|gsk_)[A-Za-z0-9_*\-]{6,}")
@@ -119,9 +125,10 @@ class CloudClient:
     def is_offline(self) -> bool:
         return time.monotonic() < self._offline_until
 
-    def transcribe(self, path: Path, audio: Audio | None, *, language: str | None,
+    def transcribe(self, path: Path, audio: Audio | AudioStream | None, *, language: str | None,
                    prompt: str | None, reason: str, task: str = "transcribe") -> Transcript:
-        """Upload one note (re-encoded or split when over the size limit)."""
+        """Upload one note (re-encoded or split when over the size limit), part by
+        part as each is made; a stream is read to its end (its duration)."""
         if self._key is None:
             raise CloudError(f"cloud use is allowed but no API key is set: set "
                              f"{self.settings.api_key_env or 'TRANSCRIBE_CLOUD_API_KEY'} or "
@@ -142,6 +149,9 @@ class CloudClient:
             self._log(path, sha, upload, "ok", reason)
             language_found = language_found or body.get("language")
             segments.extend(_segments(body, upload.offset))
+            del upload  # before the next part is made: one part's bytes at a time
+        if isinstance(audio, AudioStream):
+            audio.finish()  # its duration, when it went up as it is and was never read
         text = join_segments(segments)
         duration = audio.duration if audio is not None else (segments[-1].end if segments else 0)
         return Transcript(
@@ -267,48 +277,168 @@ class CloudClient:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
-def prepare_uploads(path: Path, audio: Audio | None, limit: int) -> list[Upload]:
-    """The original file when the provider takes it as it is; else Opus, split if needed."""
+def prepare_uploads(path: Path, audio: Audio | AudioStream | None,
+                    limit: int) -> Iterator[Upload]:
+    """The original file when the provider takes it as it is; else Opus, split if needed.
+
+    Made as they are uploaded, one at a time: the note is read chunk by chunk and
+    only one part's bytes (and `LOOK_BACK_S` of audio, to cut at a pause) are held.
+    """
     path = Path(path)
     size = path.stat().st_size
     suffix = path.suffix.lower()
     if size <= limit and suffix in UPLOAD_SUFFIXES | {".opus"}:
         name = path.stem + (".ogg" if suffix == ".opus" else suffix)
-        return [Upload(name, path.read_bytes())]
+        yield Upload(name, path.read_bytes())
+        return
     if audio is None:
         raise CloudError(f"{path}: too large to upload and cannot be decoded to re-encode it")
-    whole = encode_opus(audio.samples)
-    if len(whole) <= limit:
+    whole, rate = _encoded_whole(audio, limit)
+    if whole is not None:
         log.info("%s: re-encoded %d -> %d bytes for upload", path, size, len(whole))
-        return [Upload(path.stem + ".ogg", whole)]
-    seconds_per_part = max(1.0, audio.duration * (limit * 0.9) / len(whole))
-    step = int(seconds_per_part * SAMPLE_RATE)
-    samples = audio.samples
-    parts: list[Upload] = []
-    start = 0
-    while start < len(samples):
-        end = start + step
-        if end < len(samples):
-            end = _quiet_cut(samples, end - step // 2, end)  # never later: the part must fit
-        parts.extend(_encoded_within(samples[start:end], start, limit, path))
-        start = end
-    parts = [Upload(f"{path.stem}.part{n}.ogg", p.data, p.offset)
-             for n, p in enumerate(parts, 1)]
-    log.info("%s: split into %d uploads of at most %d bytes", path, len(parts), limit)
-    return parts
+        yield Upload(path.stem + ".ogg", whole)
+        return
+    # Parts as long as 90 % of the limit lasts at the rate the note was encoding at
+    # (when it was over at its end, the whole note's rate, as before this streamed),
+    # each cut at a pause and halved if it still does not fit.
+    step = int(max(1.0, limit * 0.9 / rate) * SAMPLE_RATE)
+    look = min(step // 2, int(LOOK_BACK_S * SAMPLE_RATE))
+    count = 0
+    for part in _parts(audio, audio.chunks(), 0, step, look, limit, path):
+        count += 1
+        yield Upload(f"{path.stem}.part{count}.ogg", part.data, part.offset)
+        del part
+    log.info("%s: split into %d uploads of at most %d bytes", path, count, limit)
 
 
-def _encoded_within(samples: np.ndarray, start: int, limit: int, path: Path) -> list[Upload]:
-    """Encode a stretch; halve it until each half fits (container overhead varies)."""
-    data = encode_opus(samples)
+class _OpusFile:
+    """An Ogg/Opus file in memory, written a stretch at a time: `encode_opus` of
+    the stretches joined (the same packets, checked on the sample WhatsApp note)."""
+
+    def __init__(self) -> None:
+        self._buffer = io.BytesIO()
+        self._encoder = OpusEncoder(self._buffer, SAMPLE_RATE)
+
+    def write(self, samples: np.ndarray) -> None:
+        self._encoder.write((np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16))
+
+    @property
+    def size(self) -> int:
+        return self._buffer.tell()
+
+    @property
+    def seconds(self) -> float:
+        return self._encoder.samples_in / SAMPLE_RATE
+
+    def close(self) -> bytes:
+        self._encoder.close()
+        data, self._buffer = self._buffer.getvalue(), None
+        return data
+
+
+def _encoded_whole(audio: Audio | AudioStream, limit: int) -> tuple[bytes | None, float]:
+    """The note as one Opus file when that fits in `limit`; else None and the bytes
+    per second it came to, found as soon as it is over (not after the whole note)."""
+    encoder = _OpusFile()
+    chunks = audio.chunks()
+    try:
+        for chunk in chunks:
+            encoder.write(chunk)
+            if encoder.size > limit:
+                break
+    finally:
+        chunks.close()
+    data = encoder.close()
     if len(data) <= limit:
-        return [Upload("", data, start / SAMPLE_RATE)]
-    if len(samples) < SAMPLE_RATE:
+        return data, 0.0
+    return None, len(data) / encoder.seconds
+
+
+def _parts(audio: Audio | AudioStream, chunks: Iterable[np.ndarray], start: int, step: int,
+           look: int, limit: int, path: Path) -> Iterator[Upload]:
+    """The audio in `chunks` (which begins at sample `start` of the note) as Opus
+    parts of at most `step` samples, each cut at the quietest pause in the `look`
+    samples before that, and each within `limit` bytes (a part that is not is
+    re-read and halved).
+
+    Only the audio a cut may still fall in is held; the rest is encoded as it comes.
+    """
+    encoder = _OpusFile()
+    part = start  # where the part being encoded starts
+    held: list[np.ndarray] = []  # the audio from `held_from`, not encoded yet
+    held_from = end = start
+    for chunk in _regrouped(chunks, SAMPLE_RATE):
+        held.append(chunk)
+        end += len(chunk)
+        while end > part + step:  # over long: cut at a pause
+            window = np.concatenate(held)
+            cut = held_from + _quiet_cut(window, part + step - look - held_from,
+                                         part + step - held_from)
+            encoder.write(window[:cut - held_from])
+            yield from _within(audio, encoder.close(), part, cut, limit, path)
+            encoder, part = _OpusFile(), cut
+            held, held_from = [window[cut - held_from:]], cut
+            del window
+        while held and held_from + len(held[0]) <= part + step - look:  # no cut falls here
+            encoder.write(held[0])
+            held_from += len(held.pop(0))
+    for chunk in held:
+        encoder.write(chunk)
+    data = encoder.close()
+    if end > part:
+        yield from _within(audio, data, part, end, limit, path)
+
+
+def _within(audio: Audio | AudioStream, data: bytes, start: int, end: int, limit: int,
+            path: Path) -> Iterator[Upload]:
+    """One part as it was encoded when it fits; else its stretch re-read from the
+    note and halved at a pause, until each half fits (container overhead varies)."""
+    if len(data) <= limit:
+        yield Upload("", data, start / SAMPLE_RATE)
+        return
+    del data
+    length = end - start
+    if length < SAMPLE_RATE:
         raise CloudError(f"{path}: cannot fit into uploads of {limit} bytes; raise [cloud] "
                          "max_upload_bytes")
-    half = _quiet_cut(samples, len(samples) // 4, 3 * len(samples) // 4)
-    return (_encoded_within(samples[:half], start, limit, path)
-            + _encoded_within(samples[half:], start + half, limit, path))
+    look = min(length // 2, int(LOOK_BACK_S * SAMPLE_RATE))
+    stretch = _stretch(audio.chunks(), start, end)
+    try:
+        yield from _parts(audio, stretch, start, length // 2 + look // 2, look, limit, path)
+    finally:
+        stretch.close()
+
+
+def _stretch(chunks: Iterator[np.ndarray], start: int, end: int) -> Iterator[np.ndarray]:
+    """The samples `start` to `end` of the note whose chunks these are."""
+    at = 0
+    try:
+        for chunk in chunks:
+            if at >= end:
+                return
+            if at + len(chunk) > start:
+                yield chunk[max(0, start - at):end - at]
+            at += len(chunk)
+    finally:
+        chunks.close()
+
+
+def _regrouped(chunks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """The same samples in arrays of `size` (the last may be shorter): a stream's
+    chunks are a few ms each, too small to keep a list of."""
+    group: list[np.ndarray] = []
+    held = 0
+    for chunk in chunks:
+        group.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            joined = np.concatenate(group)
+            for at in range(0, len(joined) - size + 1, size):
+                yield joined[at:at + size]
+            rest = joined[len(joined) - len(joined) % size:]
+            group, held = ([rest], len(rest)) if len(rest) else ([], 0)
+    if held:
+        yield np.concatenate(group)
 
 
 def _quiet_cut(samples: np.ndarray, low: int, high: int) -> int:

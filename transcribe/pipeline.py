@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .audio import Audio, AudioStream, damage_report, decode
+from .audio import Audio, AudioStream, damage_report
 from .blocks import BLOCK_S
 from .engine import LocalEngine, ProgressCallback
 from .errors import CloudError, InputError, ModelError
@@ -107,13 +107,13 @@ class Transcriber:
     def transcribe_in_cloud(self, path: str | Path, reason: str) -> Transcript:
         """Ask the cloud for one file now (consent is checked): the watcher's retry."""
         path = Path(path)
-        audio = decode(path, max_bytes=self.settings.max_file_bytes, partial=True)
+        audio = self._open(path)
         return _marked(self._cloud(path, audio, reason), audio)
 
     def _cloud(self, path: Path, audio: Audio | AudioStream, reason: str) -> Transcript:
+        """The note by the cloud. A stream is read afresh from its file (the local
+        engine may have read it already) as the uploads are made, never whole."""
         s = self.settings
-        if isinstance(audio, AudioStream):
-            audio = audio.read_all()  # uploads are made from the whole note (for now)
         return self.policy.client().transcribe(path, audio, language=s.language,
                                                prompt=s.initial_prompt, reason=reason,
                                                task=s.task)
