@@ -211,6 +211,17 @@ def test_the_silent_rest_of_a_piece_is_not_decoded_again(transcriber):
     assert {"nutzung", "blogs"} & set(normalise(" ".join(words))), words
 
 
+def _two_sentences():
+    """fleurs-en-005 and fleurs-en-009 with 1.5 s between them: one window."""
+    import numpy as np
+
+    from transcribe.audio import SAMPLE_RATE, decode
+
+    return np.concatenate([decode(REAL / "fleurs-en-005.ogg").samples,
+                           np.zeros(int(1.5 * SAMPLE_RATE), np.float32),
+                           decode(REAL / "fleurs-en-009.ogg").samples])
+
+
 def test_speech_after_a_pause_is_not_passed_over(transcriber, tmp_path):
     """Two real sentences with 1.5 s between them fit one window. Whisper can end
     its text after the first, and the window's second sentence is then never
@@ -220,16 +231,13 @@ def test_speech_after_a_pause_is_not_passed_over(transcriber, tmp_path):
 
     import numpy as np
 
-    from transcribe.audio import SAMPLE_RATE, decode
+    from transcribe.audio import SAMPLE_RATE
 
     first, second = "fleurs-en-005.ogg", "fleurs-en-009.ogg"
     note = tmp_path / "two-sentences.wav"
-    samples = np.concatenate([decode(REAL / first).samples,
-                              np.zeros(int(1.5 * SAMPLE_RATE), np.float32),
-                              decode(REAL / second).samples])
     with wave.open(str(note), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        w.writeframes((np.clip(_two_sentences(), -1, 1) * 32767).astype("<i2").tobytes())
     t = transcriber.transcribe(note)
     said = normalise(t.text)
     for name in (first, second):
@@ -237,3 +245,26 @@ def test_speech_after_a_pause_is_not_passed_over(transcriber, tmp_path):
         heard = sum(word in said for word in set(words)) / len(set(words))
         assert heard >= 0.6, (name, t.text)
     assert not find_loops(t.text.split()) and not t.looped, t.text
+
+
+def test_text_placed_at_the_wrong_time_is_not_decoded_twice(transcriber):
+    """Whisper's times can be off by seconds: a segment that says both sentences
+    but claims only the first one's time leaves the second one's speech looking
+    passed over. Decoded on its own, that speech gives text the piece has
+    already, which must not be added again."""
+    from transcribe.blocks import blocks
+    from transcribe.engine import LocalEngine
+    from transcribe.pieces import WindowDecoder
+
+    (block,) = blocks([_two_sentences()])
+    (piece,) = block.pieces
+    decoder = WindowDecoder(transcriber.local.load(), block.samples, transcriber.settings,
+                            block.offset, block.speech.shifted(-block.offset))
+    both = (REFERENCES["fleurs-en-005.ogg"]["text"] + ". "
+            + REFERENCES["fleurs-en-009.ogg"]["text"] + ".")
+    claimed = [Segment(0.0, 8.0, both, -0.2)]
+    decoded, _ = LocalEngine._decode_unheard(decoder, piece, block, claimed, [], "en", [],
+                                             "two-sentences")
+    text = " ".join(normalise(" ".join(seg.text for seg in decoded)))
+    assert text.count("light pollution") == 1 and text.count("modern times") == 1, text
+    assert not find_loops(text.split()), text

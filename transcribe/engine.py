@@ -26,7 +26,8 @@ from typing import Callable
 from .audio import Audio, AudioStream
 from .errors import ModelError
 from .models import ResolvedModel, hub_cache, resolve
-from .quality import COMPRESSION_RATIO_MAX, compression_ratio, looks_looped, remove_loops
+from .quality import (ALREADY_SAID, COMPRESSION_RATIO_MAX, already_said, compression_ratio,
+                      looks_looped, remove_loops)
 from .settings import Settings
 from .speech import Speech, detect_speech  # noqa: F401 - detect_speech is the engine's too
 from .transcript import Segment, Transcript, join_segments, mean_logprob
@@ -41,6 +42,9 @@ NO_SPEECH_LOGPROB = -1.0
 # Below this duration-weighted mean log-probability a transcript is marked
 # low-confidence (the cloud policy uses the mark).
 LOW_CONFIDENCE_LOGPROB = -1.0
+# Text decoded for speech the model passed over is kept only above this mean
+# log-probability (Whisper's own line for a failed decode).
+UNHEARD_LOGPROB_MIN = -1.0
 # Below this probability the detected language is reported as unsure.
 LANGUAGE_UNSURE_BELOW = 0.5
 # Below LANGUAGE_UNSURE_BELOW + 0.2, up to this many runners-up (each at least a
@@ -251,9 +255,11 @@ class LocalEngine:
             local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
             more, more_tokens = decoder.decode(local, decoder.encode(local), language,
                                                tokens if latest else previous)
-            log.info("%s: no text for the speech at %.1f-%.1f s; decoded on its own: %r",
-                     file, gap.start, gap.end, " ".join(seg.text for seg in more)[:80])
-            if looks_looped(more):
+            doubt = _doubt(more, decoded)
+            log.info("%s: no text for the speech at %.1f-%.1f s; decoded on its own: %r%s",
+                     file, gap.start, gap.end, " ".join(seg.text for seg in more)[:80],
+                     f"; not kept: {doubt}" if doubt else "")
+            if doubt:
                 continue
             decoded = sorted(decoded + more, key=lambda seg: seg.start)
             if latest:
@@ -434,6 +440,22 @@ def _load_libc():
 
 
 _libc = _load_libc()
+
+
+def _doubt(more: list[Segment], decoded: list[Segment]) -> str | None:
+    """Why the text decoded for speech the model seemed to pass over is not to be
+    trusted, if it is not: it loops, the model was unsure of it (stretches it had
+    skipped are often noise or a word or two), or it is in the piece's text
+    already (the segments' times were off, not the text)."""
+    if looks_looped(more):
+        return "it loops"
+    logprob = mean_logprob(more)
+    if logprob is not None and logprob < UNHEARD_LOGPROB_MIN:
+        return f"the model was unsure of it (mean log-probability {logprob:.2f})"
+    said = already_said(join_segments(more), join_segments(decoded))
+    if said >= ALREADY_SAID:
+        return f"{said:.0%} of its words are in the text already"
+    return None
 
 
 def _heard(raw: list[Segment], speech: Speech, file: str) -> list[Segment]:

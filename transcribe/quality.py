@@ -15,6 +15,7 @@ enough alone.
 
 from __future__ import annotations
 
+import difflib
 import re
 import zlib
 from dataclasses import dataclass, replace
@@ -33,6 +34,12 @@ LOOP_MAX_WORDS = 40
 # Inside one word: a piece of 2 to 8 letters written this many times in a row.
 CHAR_LOOP = re.compile(r"(\w{2,8}?)\1{5,}")
 COMPRESSION_RATIO_MAX = 2.4
+# Text decoded again for speech the model seemed to pass over is taken for a
+# second copy when this share of its words is already in the text around it, in
+# the same order, in runs of SAID_RUN_WORDS or more. A new sentence shares little
+# but "of the" with the one before; a copy, most of its words.
+ALREADY_SAID = 0.5
+SAID_RUN_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,17 @@ def find_loops(words: list[str]) -> list[Loop]:
             loops.append(found)
             i = found.end
     return loops
+
+
+def already_said(text: str, before: str) -> float:
+    """The share of `text`'s words that `before` holds too, in the same order, in
+    runs of SAID_RUN_WORDS words or more (case and punctuation aside)."""
+    new = [key for key in map(_key, text.split()) if key]
+    old = [key for key in map(_key, before.split()) if key]
+    if not new:
+        return 1.0
+    blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks()
+    return sum(block.size for block in blocks if block.size >= SAID_RUN_WORDS) / len(new)
 
 
 def has_char_loop(text: str) -> bool:
