@@ -30,6 +30,12 @@ AUDIO_SUFFIXES = frozenset({
 # A decoded stream may fall this far short of its declared length before we
 # call the file truncated (encoder padding and rounding stay well inside it).
 TRUNCATION_TOLERANCE_S = 0.3
+# A note that falls short of its declared length, with damage seen at least this
+# long before the end of what was read, lost a stretch in the middle: damaged there,
+# not truncated. (An MP3 with 3 s cut out at 2:00 decodes to the file's end, its
+# timestamps seamless, 3 s short of its LAME header's length, with one packet the
+# decoder refuses at 1:59.)
+HOLE_BEFORE_END_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Audio:
     truncated: bool = False  # the audio stops before the file's declared end
     unreadable: float = 0.0  # seconds inside the note that could not be decoded
     damaged: bool = False  # corrupt stretches were skipped (`unreadable` says how long)
+    damaged_at: float | None = None  # where the first was met, on the audio's clock
 
     @property
     def duration(self) -> float:
@@ -144,6 +151,7 @@ class AudioStream:
         self.read = False  # chunks() has run to the end: the fields below are final
         self.truncated = self.damaged = False
         self.unreadable = 0.0
+        self.damaged_at: float | None = None
         self.reason: str | None = None
 
     def _open(self):
@@ -186,7 +194,7 @@ class AudioStream:
                 yield chunk.astype(np.float32) / 32768.0
         finally:
             container.close()
-        self._judge(decoder.lost, decoder.damaged)
+        self._judge(decoder.lost, decoder.damaged, decoder.damaged_at)
         self.read = True
 
     def finish(self) -> None:
@@ -206,9 +214,10 @@ class AudioStream:
                 return None
         return Audio(np.concatenate(chunks), self.source_rate, self.codec,
                      declared=self.declared, truncated=self.truncated,
-                     unreadable=self.unreadable, damaged=self.damaged)
+                     unreadable=self.unreadable, damaged=self.damaged,
+                     damaged_at=self.damaged_at)
 
-    def _judge(self, unreadable: float, damaged: bool) -> None:
+    def _judge(self, unreadable: float, damaged: bool, damaged_at: float | None) -> None:
         """How much of the file the audio was, from what it says and what was read."""
         path, seconds = self.path, self.duration
         if seconds == 0:
@@ -217,9 +226,12 @@ class AudioStream:
         truncated = False
         if (self.declared is not None
                 and seconds + unreadable < self.declared - TRUNCATION_TOLERANCE_S):
-            truncated = True
-            self.reason = (f"truncated: the audio stops at {_clock(seconds)} of "
-                           f"{_clock(self.declared)} (an incomplete download or copy?)")
+            if damaged_at is not None and damaged_at < seconds - HOLE_BEFORE_END_S:
+                unreadable = self.declared - seconds  # a hole in the middle, read past
+            else:
+                truncated = True
+                self.reason = (f"truncated: the audio stops at {_clock(seconds)} of "
+                               f"{_clock(self.declared)} (an incomplete download or copy?)")
         if ogg and _ogg_missing_end(path):
             truncated = True
             self.reason = (f"truncated: the Ogg stream stops at {_clock(seconds)} without its "
@@ -227,6 +239,7 @@ class AudioStream:
         if ogg and not truncated:
             unreadable, damaged = _ogg_shortfall(self._last_page, seconds, unreadable, damaged)
         self.truncated, self.unreadable, self.damaged = truncated, unreadable, damaged
+        self.damaged_at = damaged_at if damaged else None
 
 
 def damage_report(audio: Audio) -> list[str]:
@@ -237,13 +250,15 @@ def damage_report(audio: Audio) -> list[str]:
         lines.append(f"truncated: the audio stops at {_clock(audio.duration)}{of}; "
                      "transcribed as far as it goes")
     if audio.damaged:
+        first = (f" (the first at {_clock(audio.damaged_at)})"
+                 if audio.damaged_at is not None else "")
         if audio.unreadable >= 0.1:
             total = audio.duration + audio.unreadable
             lines.append(f"damaged: about {audio.unreadable:.1f} s of {total:.1f} s "
-                         f"({audio.unreadable / total:.0%}) could not be read; "
+                         f"({audio.unreadable / total:.0%}) could not be read{first}; "
                          "the rest is transcribed")
         else:
-            lines.append("damaged: corrupt data was skipped; the rest is transcribed")
+            lines.append(f"damaged: corrupt data was skipped{first}; the rest is transcribed")
     return ["; ".join(lines)] if lines else []
 
 
@@ -351,6 +366,8 @@ class _StreamDecoder:
         self.path, self.container, self.stream = path, container, stream
         self.damaged = False
         self.lost = 0.0
+        self.damaged_at: float | None = None  # seconds decoded when damage was first met
+        self._decoded = 0  # samples, at SAMPLE_RATE
 
     def chunks(self) -> Iterator[np.ndarray]:
         """int16 chunks as they are decoded; `damaged` and `lost` are final after the last."""
@@ -361,29 +378,43 @@ class _StreamDecoder:
         damaged = False
         try:
             for packet in self.container.demux(self.stream):
-                clock.see(packet)
+                if clock.see(packet):
+                    self._met_damage()
                 try:
                     frames = packet.decode()
                 except (av.error.FFmpegError, ValueError):
                     damaged = True
+                    self._met_damage()
                     clock.lose(packet)
                     continue
                 for frame in frames:
                     if frame.is_corrupt:
                         damaged = True
+                        self._met_damage()
                         clock.lose_frame(frame)
-                    yield from resampler.add(frame)
+                    yield from self._counted(resampler.add(frame))
         except (av.error.FFmpegError, ValueError) as e:
             log.info("%s: the stream ends in damaged data (%s)", self.path, e)
             damaged = True
+            self._met_damage()
         try:
-            yield from resampler.flush()
+            yield from self._counted(resampler.flush())
         except (av.error.FFmpegError, ValueError):
             damaged = True
+            self._met_damage()
         self.damaged = damaged or clock.gaps > 0 or clock.lying
         self.lost = clock.lost
         if self.damaged:
             log.info("%s: about %.1f s unreadable", self.path, clock.lost)
+
+    def _counted(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            self._decoded += len(chunk)
+            yield chunk
+
+    def _met_damage(self) -> None:
+        if self.damaged_at is None:
+            self.damaged_at = self._decoded / SAMPLE_RATE
 
 
 class _Timeline:
@@ -403,15 +434,18 @@ class _Timeline:
         self.lying = False  # some timestamp jumped implausibly far
         self.lost_packets = 0.0
 
-    def see(self, packet) -> None:
+    def see(self, packet) -> bool:
+        """Note where `packet` is; True when it jumps past a stretch that never arrived."""
         if packet.pts is None or self.time_base is None:
-            return
+            return False
         start = float(packet.pts * self.time_base)
-        if self.expected is not None and start - self.expected > self.GAP_S:
+        jumped = self.expected is not None and start - self.expected > self.GAP_S
+        if jumped:
             self.lying |= start - self.expected > self.MAX_GAP_S
             self.gaps += 0.0 if self.lying else start - self.expected
         length = float(packet.duration * self.time_base) if packet.duration else 0.0
         self.expected = max(self.expected or 0.0, start + length)
+        return jumped
 
     def lose(self, packet) -> None:
         if packet.duration and self.time_base is not None:

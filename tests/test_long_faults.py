@@ -1,0 +1,190 @@
+"""Long notes as a hostile user has them: damaged across a block's end, written to
+a folder that cannot take the transcript, interrupted.
+
+The notes are built at test time from the sample clips (`longnote.build`), a
+little over one 2-minute block (`transcribe.blocks.BLOCK_S`) so the block seam
+is crossed and each test stays short.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES, json_lines, run_cli
+from longnote import build
+
+OPENING = SAMPLES / "PTT-20240312-WA0007.opus"  # "Hi Sam, ... start the meeting without me."
+MARKER = SAMPLES / "real" / "jfk-PTT-20240101-WA0001.opus"  # "And so my fellow Americans, ..."
+CLOSING = SAMPLES / "voicemail-8k.wav"  # "Please call me back when you get this message."
+FILLER = [SAMPLES / "real" / "fleurs-en-008.ogg", SAMPLES / "audio_2024-03-12_18-45-02.ogg",
+          SAMPLES / "New Recording 12.m4a"]
+BLOCK_S = 120.0  # transcribe.blocks.BLOCK_S
+LONG_S = 140.0
+MP3_BITRATE = 32000
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+@pytest.fixture(scope="module")
+def long_ogg(tmp_path_factory) -> tuple[Path, list]:
+    """A 2:20 note: opening, filler, JFK across the block's end at 2:00, closing."""
+    path = tmp_path_factory.mktemp("long") / "lecture.ogg"
+    placed = build(path, LONG_S, FILLER, opening=OPENING, closing=CLOSING, marker=MARKER,
+                   marker_at=BLOCK_S - 5)
+    return path, placed
+
+
+@pytest.fixture(scope="module")
+def long_mp3(long_ogg) -> Path:
+    """The same note as a constant-bitrate MP3 (PyAV's LAME, with its Info header,
+    which says how long the note is)."""
+    from transcribe.audio import decode
+
+    path = long_ogg[0].with_suffix(".mp3")
+    _encode_mp3(decode(long_ogg[0]).samples, path)
+    return path
+
+
+def _encode_mp3(samples: np.ndarray, path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=16000, layout="mono")
+        stream.bit_rate = MP3_BITRATE
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 16000, None
+        for frame in (frame, None):
+            for packet in stream.encode(frame):
+                out.mux(packet)
+
+
+def _cut_mp3(source: Path, target: Path, start_s: float, end_s: float) -> None:
+    """`source` with the bytes of `start_s`..`end_s` cut out (constant bitrate: a
+    second is MP3_BITRATE / 8 bytes)."""
+    data = source.read_bytes()
+    per_s = MP3_BITRATE / 8
+    target.write_bytes(data[:int(start_s * per_s)] + data[int(end_s * per_s):])
+
+
+def _ogg_page_at(data: bytes, seconds: float) -> int:
+    """The offset of the first Ogg page whose granule position (48 kHz for Opus)
+    passes `seconds`."""
+    import struct
+
+    for match in re.finditer(b"OggS", data):
+        granule = struct.unpack("<q", data[match.start() + 6:match.start() + 14])[0]
+        if granule > 0 and granule / 48000 >= seconds:
+            return match.start()
+    return len(data)
+
+
+def _cut_ogg(source: Path, target: Path, start_s: float, end_s: float) -> None:
+    data = source.read_bytes()
+    target.write_bytes(data[:_ogg_page_at(data, start_s)] + data[_ogg_page_at(data, end_s):])
+
+
+def _clock(line: str, label: str) -> float:
+    minutes, seconds = re.search(label + r" (\d+):(\d\d)", line).groups()
+    return int(minutes) * 60 + int(seconds)
+
+
+def test_a_stretch_cut_out_near_the_block_end_is_damage_named_where_it_is(long_ogg, long_mp3,
+                                                                          tmp_path, home):
+    """3 s of bytes cut out just after the block's end (2:10) of an MP3 and at it
+    (2:00) of an Ogg/Opus note: each is transcribed to its end, marked damaged, not
+    truncated, with one warning line saying where; the sentence across 2:00 comes
+    out once, the closing words are there. (The MP3 was called "truncated: the
+    audio stops at 2:30 of 2:33", though its audio plays to the end, and neither
+    line said where the damage was.)"""
+    mp3, ogg = tmp_path / "holed.mp3", tmp_path / "holed.ogg"
+    _cut_mp3(long_mp3, mp3, 130, 133)
+    _cut_ogg(long_ogg[0], ogg, 120, 123)
+
+    result = run_cli("--no-store", "--json", str(mp3), str(ogg), timeout=900)
+
+    assert result.returncode == 1, result.stderr  # README: damaged makes the exit code 1
+    done = {Path(d["file"]).name: d for d in json_lines(result.stdout)}
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    for path, at in ((mp3, 130), (ogg, 120)):
+        note = done[path.name]
+        assert note["damaged"] and not note["truncated"], (path.name, note["notes"])
+        [line] = [w for w in warnings if w.startswith(f"warning: {path}: damaged: ")]
+        assert at - 4 <= _clock(line, "the first at") <= at + 1, line
+        text = _words(note["text"])
+        assert text.count("fellow americans") == 1, text
+        assert "message" in text.split()[-5:], text[-200:]  # "...when you get this message"
+        assert note["duration"] > LONG_S - 5
+    assert len(warnings) == 2, result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KB tmpfs (root only, as the CI runs): a disk that fills up, or is read-only."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _one_error_line(result, *words: str) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and all(word in errors[0] for word in words), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return errors[0]
+
+
+def test_a_read_only_output_folder_is_said_before_a_long_note_is_transcribed(long_ogg,
+                                                                              small_disk, home):
+    """`-o` on a read-only folder: one line and exit 1 at once, not an internal error
+    (exit 70) after the whole note was transcribed and its text thrown away."""
+    import subprocess
+
+    out = small_disk / "transcripts"
+    out.mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+
+    result = run_cli("--no-store", "-o", str(out), "-f", "txt,srt", str(long_ogg[0]))
+
+    assert result.returncode == 1, result.stderr
+    _one_error_line(result, str(out), "Read-only file system")
+    assert not list(out.iterdir())
+
+
+def test_a_disk_full_for_the_output_keeps_the_transcript_and_says_so(small_disk, tmp_path, home):
+    """The output folder fills up while the note is transcribed: one line naming the
+    note, exit 1, no half-written transcript beside the notes, and the text is in the
+    store (`transcribe search` finds it), not lost."""
+    from conftest import private_home
+
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    note = SAMPLES / "PTT-20240312-WA0007.opus"
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # the disk full to the last block
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+    result = run_cli("-o", str(small_disk), "-f", "txt,json", str(note), env=env)
+
+    assert result.returncode == 1, result.stderr
+    _one_error_line(result, str(note), "No space left on device", "kept in the store")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+    found = run_cli("search", "meeting", env=env)
+    assert found.returncode == 0 and note.name in found.stdout, found.stdout + found.stderr
