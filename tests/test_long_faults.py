@@ -188,3 +188,46 @@ def test_a_disk_full_for_the_output_keeps_the_transcript_and_says_so(small_disk,
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
     found = run_cli("search", "meeting", env=env)
     assert found.returncode == 0 and note.name in found.stdout, found.stdout + found.stderr
+
+
+def _encode_browser_webm(samples: np.ndarray, path: Path) -> None:
+    """Opus in WebM as a browser's MediaRecorder writes it: 48 kHz, written live,
+    so the file says nothing of its length."""
+    import av
+
+    with av.open(str(path), "w", format="webm", options={"live": "1"}) as out:
+        stream = out.add_stream("libopus", rate=48000, layout="mono")
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono",
+                                      rate=48000)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 16000, None
+        for frame in [*resampler.resample(frame), *resampler.resample(None), None]:
+            for packet in stream.encode(frame):
+                out.mux(packet)
+
+
+def test_a_browser_recording_that_claims_no_length_shows_progress_short_of_the_end(
+        long_ogg, tmp_path, transcriber):
+    """A WebM without a duration, over two blocks: while it is transcribed, the
+    progress it reports (the bar, `transcribe status`, the TUI) is short of its
+    total until the end, and the total comes near its length early. (It was `done`
+    of `done`: 100 % from the first block on.)"""
+    from transcribe.audio import AudioStream, decode
+
+    note = tmp_path / "recording.webm"
+    _encode_browser_webm(decode(long_ogg[0]).samples, note)
+    assert AudioStream(note).expected is None  # the file claims no length
+    events = []
+
+    transcript = transcriber.transcribe(note, on_progress=lambda done, total, segments:
+                                        events.append((done, total)))
+
+    duration = transcript.duration
+    assert duration > BLOCK_S + 10 and _words(transcript.text).count("fellow americans") == 1
+    assert events[-1] == (pytest.approx(duration, abs=0.5), pytest.approx(duration, abs=0.5))
+    before_end = [(done, total) for done, total in events if done < duration - 5]
+    assert before_end and all(done < total for done, total in before_end), events
+    first_block = [total for done, total in before_end if done <= BLOCK_S]
+    assert first_block and all(abs(total - duration) < 0.2 * duration
+                               for total in first_block[len(first_block) // 2:]), events

@@ -146,7 +146,8 @@ class AudioStream:
         self.source_rate = stream.codec_context.sample_rate or SAMPLE_RATE
         duration = self._container.duration
         self._last_page = duration / 1_000_000 if duration is not None else None
-        self.expected = self.declared or self._last_page
+        self._claimed = self.declared or self._last_page
+        self._decoder: _StreamDecoder | None = None
         self.samples_read = 0
         self.read = False  # chunks() has run to the end: the fields below are final
         self.truncated = self.damaged = False
@@ -157,7 +158,7 @@ class AudioStream:
     def _open(self):
         import av
 
-        check_readable(self.path, self.max_bytes)
+        self._size = check_readable(self.path, self.max_bytes)
         try:
             container = av.open(str(self.path), mode="r", metadata_errors="ignore")
         except av.error.PermissionError:
@@ -183,10 +184,27 @@ class AudioStream:
     def duration(self) -> float:
         return self.samples_read / SAMPLE_RATE
 
+    @property
+    def expected(self) -> float | None:
+        """The note's length as far as it is known: what the file claims; else, while
+        it is read, the audio so far scaled by the share of the file's bytes it came
+        from; the audio read, once read to the end.
+
+        A browser's WebM (MediaRecorder) claims no length: without the estimate, its
+        progress was `done` of `done`, 100 % from the first block to the last."""
+        if self._claimed is not None:
+            return self._claimed
+        if self.read:
+            return self.duration
+        decoder = self._decoder
+        if decoder is None or not decoder.position or not self.samples_read:
+            return None
+        return self.duration * max(1.0, self._size / decoder.position)
+
     def chunks(self) -> Iterator[np.ndarray]:
         """The audio, chunk by chunk, from the start; at the end the damage fields are set."""
         container, self._container = self._container or self._open(), None
-        decoder = _StreamDecoder(self.path, container, self._stream)
+        decoder = self._decoder = _StreamDecoder(self.path, container, self._stream)
         self.samples_read = 0
         try:
             for chunk in decoder.chunks():
@@ -367,6 +385,7 @@ class _StreamDecoder:
         self.damaged = False
         self.lost = 0.0
         self.damaged_at: float | None = None  # seconds decoded when damage was first met
+        self.position = 0  # bytes into the file, up to the end of the last packet read
         self._decoded = 0  # samples, at SAMPLE_RATE
 
     def chunks(self) -> Iterator[np.ndarray]:
@@ -378,6 +397,8 @@ class _StreamDecoder:
         damaged = False
         try:
             for packet in self.container.demux(self.stream):
+                if packet.pos is not None and packet.pos >= 0:
+                    self.position = packet.pos + packet.size
                 if clock.see(packet):
                     self._met_damage()
                 try:
