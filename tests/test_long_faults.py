@@ -231,3 +231,33 @@ def test_a_browser_recording_that_claims_no_length_shows_progress_short_of_the_e
     first_block = [total for done, total in before_end if done <= BLOCK_S]
     assert first_block and all(abs(total - duration) < 0.2 * duration
                                for total in first_block[len(first_block) // 2:]), events
+
+
+def test_one_sentence_at_minute_29_of_a_silent_half_hour_is_timed_where_it_is_said(
+        tmp_path, transcriber):
+    """30 minutes of silence with JFK's sentence at 29:00: the sentence comes out
+    once, timed from when it is said, not from the silence before it (it was timed
+    from 28:46: Whisper stretched it over the piece's leading silence), and the
+    progress ends at the note's end."""
+    from transcribe.audio import OpusEncoder, decode
+
+    at = 29 * 60.0
+    speech = (decode(MARKER).samples * 32767).astype(np.int16)
+    note = tmp_path / "silent-half-hour.ogg"  # as `transcribe record` writes it
+    opus, minute = OpusEncoder(note, 16000), np.zeros(60 * 16000, dtype=np.int16)
+    for _ in range(29):
+        opus.write(minute)
+    opus.write(speech)
+    opus.write(minute[:len(minute) // 2])
+    opus.close()
+    said_until = at + len(speech) / 16000
+    events = []
+
+    transcript = transcriber.transcribe(note, on_progress=lambda done, total, segments:
+                                        events.append(done))
+
+    assert _words(transcript.text).count("fellow americans") == 1, transcript.text
+    segments = transcript.segments
+    assert at - 1 <= segments[0].start <= at + 2, segments[0]
+    assert all(seg.end <= said_until + 1 for seg in segments), segments
+    assert events[-1] == pytest.approx(transcript.duration, abs=0.5)
