@@ -261,3 +261,45 @@ def test_one_sentence_at_minute_29_of_a_silent_half_hour_is_timed_where_it_is_sa
     assert at - 1 <= segments[0].start <= at + 2, segments[0]
     assert all(seg.end <= said_until + 1 for seg in segments), segments
     assert events[-1] == pytest.approx(transcript.duration, abs=0.5)
+
+
+def _encode_wav(samples: np.ndarray, path: Path, rate: int) -> None:
+    import av
+
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 16000, None
+        for frame in [*resampler.resample(frame), *resampler.resample(None), None]:
+            for packet in stream.encode(frame):
+                out.mux(packet)
+
+
+def test_a_half_copied_wav_is_truncated_not_whole(long_ogg, tmp_path, home):
+    """An 8 kHz WAV of 2:33 whose copy stopped half way: its header says how long
+    it is, so it is transcribed as far as it goes with `truncated` and a warning
+    saying where it stops (exit 1), and the watcher's check waits for the rest.
+    (FFmpeg measures a WAV by its bytes: it came out whole, exit 0, and the
+    watcher took it as done.)"""
+    from transcribe.audio import check_whole, decode
+    from transcribe.errors import TruncatedAudio
+
+    whole = tmp_path / "voicemail-long.wav"
+    _encode_wav(decode(long_ogg[0]).samples, whole, 8000)
+    cut = tmp_path / "voicemail-long-cut.wav"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+
+    result = run_cli("--no-store", "--json", str(cut), timeout=900)
+
+    assert result.returncode == 1, result.stderr
+    [note] = json_lines(result.stdout)
+    assert note["truncated"] and "meeting" in _words(note["text"]).split()[:25], note
+    [line] = [w for w in result.stderr.splitlines() if w.startswith("warning:")]
+    assert line.startswith(f"warning: {cut}: truncated: the audio stops at "), line
+    assert 70 <= _clock(line, "stops at") <= 80 and _clock(line, "of") >= LONG_S, line
+    with pytest.raises(TruncatedAudio):
+        check_whole(cut)
+    check_whole(whole)

@@ -142,6 +142,8 @@ class AudioStream:
         self._container = self._open()
         stream = self._stream
         self.declared = _declared_duration(self._container, stream)
+        if self._container.format.name == "wav":
+            self.declared = _wav_declared(self.path) or self.declared
         self.codec = stream.codec_context.name
         self.source_rate = stream.codec_context.sample_rate or SAMPLE_RATE
         duration = self._container.duration
@@ -514,6 +516,31 @@ def _declared_duration(container, stream) -> float | None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
         return container.duration / 1_000_000
+    return None
+
+
+def _wav_declared(path: Path) -> float | None:
+    """The length a RIFF/WAVE header gives its data chunk, in seconds. FFmpeg takes
+    a WAV's length from the bytes present, so a half-copied one looked whole (a
+    2:33 note cut at half: 1:16, exit 0). None for the sizes a recorder writes
+    before it knows the length (0, or 0xFFFFFFFF and near it)."""
+    import struct
+
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, byte_rate = 12, None
+    while position + 8 <= len(head):
+        kind, size = head[position:position + 4], struct.unpack(
+            "<I", head[position + 4:position + 8])[0]
+        if kind == b"fmt " and position + 20 <= len(head):
+            byte_rate = struct.unpack("<I", head[position + 16:position + 20])[0]
+        elif kind == b"data":
+            if not byte_rate or size == 0 or size >= 0x7FFFF000:
+                return None
+            return size / byte_rate
+        position += 8 + size + (size & 1)
     return None
 
 
