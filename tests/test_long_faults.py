@@ -303,3 +303,25 @@ def test_a_half_copied_wav_is_truncated_not_whole(long_ogg, tmp_path, home):
     with pytest.raises(TruncatedAudio):
         check_whole(cut)
     check_whole(whole)
+
+
+def test_the_progress_of_a_note_shorter_than_it_claims_ends_at_its_end(long_mp3, tmp_path,
+                                                                      transcriber):
+    """A 2:33 MP3 whose download stopped at 1:40: progress is monotone, its segments
+    come in time order without overlap, and it ends at what there is to transcribe,
+    done of done (it ended at 1:40 of 2:33, the bar and `transcribe status` at 65 %)."""
+    cut = tmp_path / "cut.mp3"
+    data = long_mp3.read_bytes()
+    cut.write_bytes(data[:int((LONG_S - 40) * MP3_BITRATE / 8)])
+    events = []
+
+    transcript = transcriber.transcribe(cut, on_progress=lambda done, total, segments:
+                                        events.append((done, total, segments)))
+
+    assert transcript.truncated
+    done = [event[0] for event in events]
+    assert done == sorted(done) and all(d <= total for d, total, _ in events)
+    assert events[-1][:2] == (pytest.approx(transcript.duration, abs=0.5),) * 2, events[-1]
+    told = [seg for event in events for seg in event[2]]
+    assert [seg.start for seg in told] == sorted(seg.start for seg in told)
+    assert all(b.start >= a.end - 0.5 for a, b in zip(told, told[1:])), told

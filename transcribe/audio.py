@@ -188,16 +188,17 @@ class AudioStream:
 
     @property
     def expected(self) -> float | None:
-        """The note's length as far as it is known: what the file claims; else, while
-        it is read, the audio so far scaled by the share of the file's bytes it came
-        from; the audio read, once read to the end.
+        """The note's length as far as it is known: once read to the end, the audio
+        read (a truncated note's progress ends at 100 %, not at the share of its
+        claim it holds); before, what the file claims; else the audio so far scaled
+        by the share of the file's bytes it came from.
 
         A browser's WebM (MediaRecorder) claims no length: without the estimate, its
         progress was `done` of `done`, 100 % from the first block to the last."""
-        if self._claimed is not None:
-            return self._claimed
         if self.read:
             return self.duration
+        if self._claimed is not None:
+            return self._claimed
         decoder = self._decoder
         if decoder is None or not decoder.position or not self.samples_read:
             return None
