@@ -325,3 +325,25 @@ def test_the_progress_of_a_note_shorter_than_it_claims_ends_at_its_end(long_mp3,
     told = [seg for event in events for seg in event[2]]
     assert [seg.start for seg in told] == sorted(seg.start for seg in told)
     assert all(b.start >= a.end - 0.5 for a, b in zip(told, told[1:])), told
+
+
+def test_text_after_ogg_pages_lost_keeps_the_files_clock(long_ogg, tmp_path, transcriber):
+    """8 s of Ogg pages lost at 1:30 (a bad copy): the text after the hole is timed
+    where it is heard in a player, so subtitles stay in sync to the end; it was
+    timed 8 s early from the hole on, and the note was 8 s short."""
+    from transcribe.audio import decode
+
+    note, placed = long_ogg
+    holed = tmp_path / "holed.ogg"
+    _cut_ogg(note, holed, 90, 98)
+    closing = placed[-1]
+    assert closing.name == CLOSING.name
+
+    transcript = transcriber.transcribe(holed)
+
+    assert transcript.damaged and not transcript.truncated
+    assert transcript.duration == pytest.approx(decode(note).duration, abs=0.5)
+    last = transcript.segments[-1]
+    assert "message" in _words(last.text).split(), last
+    assert abs(last.end - closing.end) < 2.0 and abs(last.start - closing.start) < 2.0, \
+        (last, closing)

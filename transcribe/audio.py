@@ -54,6 +54,7 @@ class Audio:
     unreadable: float = 0.0  # seconds inside the note that could not be decoded
     damaged: bool = False  # corrupt stretches were skipped (`unreadable` says how long)
     damaged_at: float | None = None  # where the first was met, on the audio's clock
+    filled: float = 0.0  # seconds of silence standing in for stretches that never arrived
 
     @property
     def duration(self) -> float:
@@ -155,6 +156,7 @@ class AudioStream:
         self.truncated = self.damaged = False
         self.unreadable = 0.0
         self.damaged_at: float | None = None
+        self.filled = 0.0
         self.reason: str | None = None
 
     def _open(self):
@@ -215,6 +217,7 @@ class AudioStream:
                 yield chunk.astype(np.float32) / 32768.0
         finally:
             container.close()
+        self.filled = decoder.filled
         self._judge(decoder.lost, decoder.damaged, decoder.damaged_at)
         self.read = True
 
@@ -236,19 +239,20 @@ class AudioStream:
         return Audio(np.concatenate(chunks), self.source_rate, self.codec,
                      declared=self.declared, truncated=self.truncated,
                      unreadable=self.unreadable, damaged=self.damaged,
-                     damaged_at=self.damaged_at)
+                     damaged_at=self.damaged_at, filled=self.filled)
 
     def _judge(self, unreadable: float, damaged: bool, damaged_at: float | None) -> None:
         """How much of the file the audio was, from what it says and what was read."""
         path, seconds = self.path, self.duration
-        if seconds == 0:
+        heard = seconds - self.filled  # decoded, without the silence put in for gaps
+        if heard <= 0:
             raise NotAudio(path, "contains no decodable audio")
         ogg = self.codec in ("opus", "vorbis", "flac") and _is_ogg(path)
         truncated = False
         if (self.declared is not None
-                and seconds + unreadable < self.declared - TRUNCATION_TOLERANCE_S):
+                and heard + unreadable < self.declared - TRUNCATION_TOLERANCE_S):
             if damaged_at is not None and damaged_at < seconds - HOLE_BEFORE_END_S:
-                unreadable = self.declared - seconds  # a hole in the middle, read past
+                unreadable = self.declared - heard  # a hole in the middle, read past
             else:
                 truncated = True
                 self.reason = (f"truncated: the audio stops at {_clock(seconds)} of "
@@ -258,7 +262,7 @@ class AudioStream:
             self.reason = (f"truncated: the Ogg stream stops at {_clock(seconds)} without its "
                            "end marker (an incomplete download or copy?)")
         if ogg and not truncated:
-            unreadable, damaged = _ogg_shortfall(self._last_page, seconds, unreadable, damaged)
+            unreadable, damaged = _ogg_shortfall(self._last_page, heard, unreadable, damaged)
         self.truncated, self.unreadable, self.damaged = truncated, unreadable, damaged
         self.damaged_at = damaged_at if damaged else None
 
@@ -274,7 +278,7 @@ def damage_report(audio: Audio) -> list[str]:
         first = (f" (the first at {_clock(audio.damaged_at)})"
                  if audio.damaged_at is not None else "")
         if audio.unreadable >= 0.1:
-            total = audio.duration + audio.unreadable
+            total = audio.duration - audio.filled + audio.unreadable
             lines.append(f"damaged: about {audio.unreadable:.1f} s of {total:.1f} s "
                          f"({audio.unreadable / total:.0%}) could not be read{first}; "
                          "the rest is transcribed")
@@ -367,7 +371,7 @@ class _Resampler:
 
     def flush(self) -> Iterator[np.ndarray]:
         if self._resampler is not None:
-            resampler, self._resampler = self._resampler, None
+            resampler, self._resampler, self._shape = self._resampler, None, None
             yield from self._take(resampler.resample(None))
 
     @staticmethod
@@ -389,6 +393,7 @@ class _StreamDecoder:
         self.lost = 0.0
         self.damaged_at: float | None = None  # seconds decoded when damage was first met
         self.position = 0  # bytes into the file, up to the end of the last packet read
+        self.filled = 0.0  # seconds of silence yielded for stretches that never arrived
         self._decoded = 0  # samples, at SAMPLE_RATE
 
     def chunks(self) -> Iterator[np.ndarray]:
@@ -404,6 +409,8 @@ class _StreamDecoder:
                     self.position = packet.pos + packet.size
                 if clock.see(packet):
                     self._met_damage()
+                    yield from self._counted(resampler.flush())
+                    yield from self._counted(self._silence(clock.last_gap))
                 try:
                     frames = packet.decode()
                 except (av.error.FFmpegError, ValueError):
@@ -436,6 +443,17 @@ class _StreamDecoder:
             self._decoded += len(chunk)
             yield chunk
 
+    def _silence(self, seconds: float) -> Iterator[np.ndarray]:
+        """Silence in the place of a stretch that never arrived (Ogg pages dropped),
+        so what follows keeps the file's clock: the text after 3 s lost at 2:00 of
+        an Ogg note was timed 3 s early, subtitles off by that much to the end."""
+        left = round(seconds * SAMPLE_RATE)
+        self.filled += left / SAMPLE_RATE
+        while left > 0:
+            size = min(left, SAMPLE_RATE)
+            left -= size
+            yield np.zeros(size, dtype=np.int16)
+
     def _met_damage(self) -> None:
         if self.damaged_at is None:
             self.damaged_at = self._decoded / SAMPLE_RATE
@@ -456,6 +474,7 @@ class _Timeline:
         self.expected: float | None = None
         self.gaps = 0.0
         self.lying = False  # some timestamp jumped implausibly far
+        self.last_gap = 0.0  # seconds the last jump skipped (0 for a lying one)
         self.lost_packets = 0.0
 
     def see(self, packet) -> bool:
@@ -466,7 +485,8 @@ class _Timeline:
         jumped = self.expected is not None and start - self.expected > self.GAP_S
         if jumped:
             self.lying |= start - self.expected > self.MAX_GAP_S
-            self.gaps += 0.0 if self.lying else start - self.expected
+            self.last_gap = 0.0 if self.lying else start - self.expected
+            self.gaps += self.last_gap
         length = float(packet.duration * self.time_base) if packet.duration else 0.0
         self.expected = max(self.expected or 0.0, start + length)
         return jumped
