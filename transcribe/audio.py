@@ -202,9 +202,9 @@ class AudioStream:
         if self._claimed is not None:
             return self._claimed
         decoder = self._decoder
-        if decoder is None or not decoder.position or not self.samples_read:
+        if decoder is None or not decoder.position or not decoder.decoded:
             return None
-        return self.duration * max(1.0, self._size / decoder.position)
+        return decoder.decoded / SAMPLE_RATE * max(1.0, self._size / decoder.position)
 
     def chunks(self) -> Iterator[np.ndarray]:
         """The audio, chunk by chunk, from the start; at the end the damage fields are set."""
@@ -394,7 +394,7 @@ class _StreamDecoder:
         self.damaged_at: float | None = None  # seconds decoded when damage was first met
         self.position = 0  # bytes into the file, up to the end of the last packet read
         self.filled = 0.0  # seconds of silence yielded for stretches that never arrived
-        self._decoded = 0  # samples, at SAMPLE_RATE
+        self.decoded = 0  # samples yielded so far, at SAMPLE_RATE
 
     def chunks(self) -> Iterator[np.ndarray]:
         """int16 chunks as they are decoded; `damaged` and `lost` are final after the last."""
@@ -440,7 +440,7 @@ class _StreamDecoder:
 
     def _counted(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         for chunk in chunks:
-            self._decoded += len(chunk)
+            self.decoded += len(chunk)
             yield chunk
 
     def _silence(self, seconds: float) -> Iterator[np.ndarray]:
@@ -456,7 +456,7 @@ class _StreamDecoder:
 
     def _met_damage(self) -> None:
         if self.damaged_at is None:
-            self.damaged_at = self._decoded / SAMPLE_RATE
+            self.damaged_at = self.decoded / SAMPLE_RATE
 
 
 class _Timeline:
