@@ -30,6 +30,12 @@ AUDIO_SUFFIXES = frozenset({
 # A decoded stream may fall this far short of its declared length before we
 # call the file truncated (encoder padding and rounding stay well inside it).
 TRUNCATION_TOLERANCE_S = 0.3
+# A note that falls short of its declared length, with damage seen at least this
+# long before the end of what was read, lost a stretch in the middle: damaged there,
+# not truncated. (An MP3 with 3 s cut out at 2:00 decodes to the file's end, its
+# timestamps seamless, 3 s short of its LAME header's length, with one packet the
+# decoder refuses at 1:59.)
+HOLE_BEFORE_END_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Audio:
     truncated: bool = False  # the audio stops before the file's declared end
     unreadable: float = 0.0  # seconds inside the note that could not be decoded
     damaged: bool = False  # corrupt stretches were skipped (`unreadable` says how long)
+    damaged_at: float | None = None  # where the first was met, on the audio's clock
+    filled: float = 0.0  # seconds of silence standing in for stretches that never arrived
 
     @property
     def duration(self) -> float:
@@ -135,21 +143,26 @@ class AudioStream:
         self._container = self._open()
         stream = self._stream
         self.declared = _declared_duration(self._container, stream)
+        if self._container.format.name == "wav":
+            self.declared = _wav_declared(self.path) or self.declared
         self.codec = stream.codec_context.name
         self.source_rate = stream.codec_context.sample_rate or SAMPLE_RATE
         duration = self._container.duration
         self._last_page = duration / 1_000_000 if duration is not None else None
-        self.expected = self.declared or self._last_page
+        self._claimed = self.declared or self._last_page
+        self._decoder: _StreamDecoder | None = None
         self.samples_read = 0
         self.read = False  # chunks() has run to the end: the fields below are final
         self.truncated = self.damaged = False
         self.unreadable = 0.0
+        self.damaged_at: float | None = None
+        self.filled = 0.0
         self.reason: str | None = None
 
     def _open(self):
         import av
 
-        check_readable(self.path, self.max_bytes)
+        self._size = check_readable(self.path, self.max_bytes)
         try:
             container = av.open(str(self.path), mode="r", metadata_errors="ignore")
         except av.error.PermissionError:
@@ -175,6 +188,24 @@ class AudioStream:
     def duration(self) -> float:
         return self.samples_read / SAMPLE_RATE
 
+    @property
+    def expected(self) -> float | None:
+        """The note's length as far as it is known: once read to the end, the audio
+        read (a truncated note's progress ends at 100 %, not at the share of its
+        claim it holds); before, what the file claims; else the audio so far scaled
+        by the share of the file's bytes it came from.
+
+        A browser's WebM (MediaRecorder) claims no length: without the estimate, its
+        progress was `done` of `done`, 100 % from the first block to the last."""
+        if self.read:
+            return self.duration
+        if self._claimed is not None:
+            return self._claimed
+        decoder = self._decoder
+        if decoder is None or not decoder.position or not decoder.decoded:
+            return None
+        return decoder.decoded / SAMPLE_RATE * max(1.0, self._size / decoder.position)
+
     def chunks(self) -> Iterator[np.ndarray]:
         """The audio, chunk by chunk, from the start; at the end the damage fields are set.
 
@@ -182,7 +213,7 @@ class AudioStream:
         (the cloud re-reads a stretch of a part too large to upload): each counts
         its own samples, and only one that reaches the end sets `duration`."""
         container, self._container = self._container or self._open(), None
-        decoder = _StreamDecoder(self.path, container, self._stream)
+        decoder = self._decoder = _StreamDecoder(self.path, container, self._stream)
         count = 0
         try:
             for chunk in decoder.chunks():
@@ -191,7 +222,8 @@ class AudioStream:
         finally:
             container.close()
         self.samples_read = count
-        self._judge(decoder.lost, decoder.damaged)
+        self.filled = decoder.filled
+        self._judge(decoder.lost, decoder.damaged, decoder.damaged_at)
         self.read = True
 
     def finish(self) -> None:
@@ -211,27 +243,33 @@ class AudioStream:
                 return None
         return Audio(np.concatenate(chunks), self.source_rate, self.codec,
                      declared=self.declared, truncated=self.truncated,
-                     unreadable=self.unreadable, damaged=self.damaged)
+                     unreadable=self.unreadable, damaged=self.damaged,
+                     damaged_at=self.damaged_at, filled=self.filled)
 
-    def _judge(self, unreadable: float, damaged: bool) -> None:
+    def _judge(self, unreadable: float, damaged: bool, damaged_at: float | None) -> None:
         """How much of the file the audio was, from what it says and what was read."""
         path, seconds = self.path, self.duration
-        if seconds == 0:
+        heard = seconds - self.filled  # decoded, without the silence put in for gaps
+        if heard <= 0:
             raise NotAudio(path, "contains no decodable audio")
         ogg = self.codec in ("opus", "vorbis", "flac") and _is_ogg(path)
         truncated = False
         if (self.declared is not None
-                and seconds + unreadable < self.declared - TRUNCATION_TOLERANCE_S):
-            truncated = True
-            self.reason = (f"truncated: the audio stops at {_clock(seconds)} of "
-                           f"{_clock(self.declared)} (an incomplete download or copy?)")
+                and heard + unreadable < self.declared - TRUNCATION_TOLERANCE_S):
+            if damaged_at is not None and damaged_at < seconds - HOLE_BEFORE_END_S:
+                unreadable = self.declared - heard  # a hole in the middle, read past
+            else:
+                truncated = True
+                self.reason = (f"truncated: the audio stops at {_clock(seconds)} of "
+                               f"{_clock(self.declared)} (an incomplete download or copy?)")
         if ogg and _ogg_missing_end(path):
             truncated = True
             self.reason = (f"truncated: the Ogg stream stops at {_clock(seconds)} without its "
                            "end marker (an incomplete download or copy?)")
         if ogg and not truncated:
-            unreadable, damaged = _ogg_shortfall(self._last_page, seconds, unreadable, damaged)
+            unreadable, damaged = _ogg_shortfall(self._last_page, heard, unreadable, damaged)
         self.truncated, self.unreadable, self.damaged = truncated, unreadable, damaged
+        self.damaged_at = damaged_at if damaged else None
 
 
 def damage_report(audio: Audio) -> list[str]:
@@ -242,13 +280,15 @@ def damage_report(audio: Audio) -> list[str]:
         lines.append(f"truncated: the audio stops at {_clock(audio.duration)}{of}; "
                      "transcribed as far as it goes")
     if audio.damaged:
+        first = (f" (the first at {_clock(audio.damaged_at)})"
+                 if audio.damaged_at is not None else "")
         if audio.unreadable >= 0.1:
-            total = audio.duration + audio.unreadable
+            total = audio.duration - audio.filled + audio.unreadable
             lines.append(f"damaged: about {audio.unreadable:.1f} s of {total:.1f} s "
-                         f"({audio.unreadable / total:.0%}) could not be read; "
+                         f"({audio.unreadable / total:.0%}) could not be read{first}; "
                          "the rest is transcribed")
         else:
-            lines.append("damaged: corrupt data was skipped; the rest is transcribed")
+            lines.append(f"damaged: corrupt data was skipped{first}; the rest is transcribed")
     return ["; ".join(lines)] if lines else []
 
 
@@ -336,7 +376,7 @@ class _Resampler:
 
     def flush(self) -> Iterator[np.ndarray]:
         if self._resampler is not None:
-            resampler, self._resampler = self._resampler, None
+            resampler, self._resampler, self._shape = self._resampler, None, None
             yield from self._take(resampler.resample(None))
 
     @staticmethod
@@ -356,6 +396,10 @@ class _StreamDecoder:
         self.path, self.container, self.stream = path, container, stream
         self.damaged = False
         self.lost = 0.0
+        self.damaged_at: float | None = None  # seconds decoded when damage was first met
+        self.position = 0  # bytes into the file, up to the end of the last packet read
+        self.filled = 0.0  # seconds of silence yielded for stretches that never arrived
+        self.decoded = 0  # samples yielded so far, at SAMPLE_RATE
 
     def chunks(self) -> Iterator[np.ndarray]:
         """int16 chunks as they are decoded; `damaged` and `lost` are final after the last."""
@@ -366,29 +410,58 @@ class _StreamDecoder:
         damaged = False
         try:
             for packet in self.container.demux(self.stream):
-                clock.see(packet)
+                if packet.pos is not None and packet.pos >= 0:
+                    self.position = packet.pos + packet.size
+                if clock.see(packet):
+                    self._met_damage()
+                    yield from self._counted(resampler.flush())
+                    yield from self._counted(self._silence(clock.last_gap))
                 try:
                     frames = packet.decode()
                 except (av.error.FFmpegError, ValueError):
                     damaged = True
+                    self._met_damage()
                     clock.lose(packet)
                     continue
                 for frame in frames:
                     if frame.is_corrupt:
                         damaged = True
+                        self._met_damage()
                         clock.lose_frame(frame)
-                    yield from resampler.add(frame)
+                    yield from self._counted(resampler.add(frame))
         except (av.error.FFmpegError, ValueError) as e:
             log.info("%s: the stream ends in damaged data (%s)", self.path, e)
             damaged = True
+            self._met_damage()
         try:
-            yield from resampler.flush()
+            yield from self._counted(resampler.flush())
         except (av.error.FFmpegError, ValueError):
             damaged = True
+            self._met_damage()
         self.damaged = damaged or clock.gaps > 0 or clock.lying
         self.lost = clock.lost
         if self.damaged:
             log.info("%s: about %.1f s unreadable", self.path, clock.lost)
+
+    def _counted(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            self.decoded += len(chunk)
+            yield chunk
+
+    def _silence(self, seconds: float) -> Iterator[np.ndarray]:
+        """Silence in the place of a stretch that never arrived (Ogg pages dropped),
+        so what follows keeps the file's clock: the text after 3 s lost at 2:00 of
+        an Ogg note was timed 3 s early, subtitles off by that much to the end."""
+        left = round(seconds * SAMPLE_RATE)
+        self.filled += left / SAMPLE_RATE
+        while left > 0:
+            size = min(left, SAMPLE_RATE)
+            left -= size
+            yield np.zeros(size, dtype=np.int16)
+
+    def _met_damage(self) -> None:
+        if self.damaged_at is None:
+            self.damaged_at = self.decoded / SAMPLE_RATE
 
 
 class _Timeline:
@@ -406,17 +479,22 @@ class _Timeline:
         self.expected: float | None = None
         self.gaps = 0.0
         self.lying = False  # some timestamp jumped implausibly far
+        self.last_gap = 0.0  # seconds the last jump skipped (0 for a lying one)
         self.lost_packets = 0.0
 
-    def see(self, packet) -> None:
+    def see(self, packet) -> bool:
+        """Note where `packet` is; True when it jumps past a stretch that never arrived."""
         if packet.pts is None or self.time_base is None:
-            return
+            return False
         start = float(packet.pts * self.time_base)
-        if self.expected is not None and start - self.expected > self.GAP_S:
+        jumped = self.expected is not None and start - self.expected > self.GAP_S
+        if jumped:
             self.lying |= start - self.expected > self.MAX_GAP_S
-            self.gaps += 0.0 if self.lying else start - self.expected
+            self.last_gap = 0.0 if self.lying else start - self.expected
+            self.gaps += self.last_gap
         length = float(packet.duration * self.time_base) if packet.duration else 0.0
         self.expected = max(self.expected or 0.0, start + length)
+        return jumped
 
     def lose(self, packet) -> None:
         if packet.duration and self.time_base is not None:
@@ -464,6 +542,31 @@ def _declared_duration(container, stream) -> float | None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
         return container.duration / 1_000_000
+    return None
+
+
+def _wav_declared(path: Path) -> float | None:
+    """The length a RIFF/WAVE header gives its data chunk, in seconds. FFmpeg takes
+    a WAV's length from the bytes present, so a half-copied one looked whole (a
+    2:33 note cut at half: 1:16, exit 0). None for the sizes a recorder writes
+    before it knows the length (0, or 0xFFFFFFFF and near it)."""
+    import struct
+
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, byte_rate = 12, None
+    while position + 8 <= len(head):
+        kind, size = head[position:position + 4], struct.unpack(
+            "<I", head[position + 4:position + 8])[0]
+        if kind == b"fmt " and position + 20 <= len(head):
+            byte_rate = struct.unpack("<I", head[position + 16:position + 20])[0]
+        elif kind == b"data":
+            if not byte_rate or size == 0 or size >= 0x7FFFF000:
+                return None
+            return size / byte_rate
+        position += 8 + size + (size & 1)
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .errors import (EXIT_CLOUD, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CloudError, InputError,
-                     TranscribeError)
+                     OutputError, TranscribeError)
 
 log = logging.getLogger("transcribe")
 
@@ -217,6 +217,8 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
     from .pipeline import Transcriber
 
     settings = settings_from_args(args)
+    if args.output_dir is not None:
+        _check_output_dir(args.output_dir)
     transcriber = Transcriber(settings)
     if args.engine != "cloud" and not transcriber.use_service():
         transcriber.local.preload()
@@ -236,10 +238,10 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             if transcript.engine == "cloud":
                 diag.info(f"{path}: transcribed by {transcript.provider} "
                           f"({transcript.cloud_reason})")
+            keeper.keep(path, transcript)  # first: a disk too full for the output loses nothing
             if not live.started or transcript.engine != "local":  # the cloud's text is new
                 _emit(transcript, path, args, settings.word_timestamps, header=many,
-                      first=n == 0, diag=diag)
-            keeper.keep(path, transcript)
+                      first=n == 0, diag=diag, kept=keeper.kept)
     finally:
         transcriber.close()
         keeper.close()
@@ -300,8 +302,10 @@ class _Keeper:
     def __init__(self, settings, diag: Diagnostics) -> None:
         self.settings, self.diag = settings, diag
         self.store = None
+        self.kept = False  # the last transcript is in the store
 
     def keep(self, path: Path, transcript) -> None:
+        self.kept = False
         if not self.settings.store:
             return
         from .audio import file_sha256
@@ -314,6 +318,7 @@ class _Keeper:
             where = origin(path)
             self.store.record(str(path.resolve()), file_sha256(path), path.stat().st_size,
                               transcript, sent_at=where.sent_at, app=where.app)
+            self.kept = True
         except (OSError, sqlite3.Error, StoreDamaged) as e:
             self.diag.warning(f"{path}: transcribed, but not kept in the store ({e})")
 
@@ -322,16 +327,36 @@ class _Keeper:
             self.store.close()
 
 
+def _check_output_dir(out_dir: Path) -> None:
+    """Fail before a long note is transcribed, not after, when --output-dir cannot
+    take a file (read-only, not a folder, permission denied)."""
+    import tempfile
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise OutputError(f"{out_dir}: cannot write transcripts there "
+                          f"({e.strerror or e})") from None
+
+
 def _emit(transcript, path: Path, args, words: bool, *, header: bool, first: bool,
-          diag: Diagnostics) -> None:
+          diag: Diagnostics, kept: bool = False) -> None:
     from .writers import render, write_outputs
 
     if transcript.no_speech:
         diag.info(f"{path}: no speech found")
     if args.output_dir is not None:
-        for written in write_outputs(transcript, args.output_dir, args.formats, source=path,
-                                     words=words):
-            diag.info(f"{path} -> {written}")
+        try:
+            written = write_outputs(transcript, args.output_dir, args.formats, source=path,
+                                    words=words)
+        except OSError as e:  # a disk that filled up, a folder made read-only meanwhile
+            again = "; the transcript is kept in the store" if kept else ""
+            raise OutputError(f"{path}: transcribed, but its transcript cannot be written to "
+                              f"{args.output_dir} ({e.strerror or e}){again}") from None
+        for name in written:
+            diag.info(f"{path} -> {name}")
         return
     text = render(transcript, args.format, words=words,
                   encoding=sys.stdout.encoding or "utf-8")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .audio import Audio, AudioStream
@@ -459,14 +459,29 @@ def _doubt(more: list[Segment], decoded: list[Segment]) -> str | None:
 
 
 def _heard(raw: list[Segment], speech: Speech, file: str) -> list[Segment]:
-    """`raw` without the segments placed where the VAD heard no speech."""
+    """`raw` without the segments placed where the VAD heard no speech, and the
+    others without the silence they were stretched over."""
     segments = []
     for seg in raw:
         if _is_hallucination(seg, speech):
             log.debug("%s: dropped %.1f-%.1f %r", file, seg.start, seg.end, seg.text)
             continue
-        segments.append(seg)
+        segments.append(_fitted(seg, speech))
     return segments
+
+
+def _fitted(seg: Segment, speech: Speech) -> Segment:
+    """`seg` from the first speech the VAD heard in it to the last. After a long
+    silence Whisper starts its first segment near the window's start: JFK said at
+    29:00 of a silent 30-minute note was timed from 28:46, 14 s early."""
+    start, end = speech.fitted(seg.start, seg.end)
+    if (start, end) == (seg.start, seg.end):
+        return seg
+    words = seg.words
+    if words:
+        words = tuple(replace(w, start=min(max(w.start, start), end),
+                              end=min(max(w.end, start), end)) for w in words)
+    return replace(seg, start=start, end=end, words=words)
 
 
 def _is_hallucination(seg, speech: Speech) -> bool:

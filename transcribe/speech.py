@@ -36,6 +36,18 @@ class Speech:
         return any(start < s_end + margin and end > s_start - margin
                    for s_start, s_end in self.spans)
 
+    def fitted(self, start: float, end: float,
+               margin: float = SPEECH_MARGIN_S) -> tuple[float, float]:
+        """`start`-`end` without the silence at either end that is longer than
+        `margin`: from the first speech heard in it to the last."""
+        heard = [(s_start, s_end) for s_start, s_end in self.spans
+                 if s_start < end and s_end > start]
+        if not heard:
+            return start, end
+        first, last = heard[0][0], heard[-1][1]
+        return (first if first - start > margin else start,
+                last if end - last > margin else end)
+
     def shifted(self, offset: float, until: float | None = None) -> Speech:
         """The spans moved by `offset` seconds, those past `until` (before moving) cut off."""
         spans = [(start, end if until is None else min(end, until))
