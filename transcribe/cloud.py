@@ -16,6 +16,7 @@ import concurrent.futures
 import io
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -90,7 +91,8 @@ class CloudAuthError(CloudError):
 class Upload:
     filename: str
     data: bytes
-    offset: float = 0.0
+    offset: float = 0.0  # where in the note it starts, seconds
+    seconds: float | None = None  # how long it is, when known before it is sent
 
 
 class CloudClient:
@@ -143,19 +145,22 @@ class CloudClient:
         for upload in uploads:
             try:
                 body = self._post(upload, language=language, prompt=prompt, task=task)
+                found = _segments(body, upload, self.host)
             except CloudError as e:
                 self._log(path, sha, upload, f"failed: {e}", reason)
                 raise
             self._log(path, sha, upload, "ok", reason)
-            language_found = language_found or body.get("language")
-            segments.extend(_segments(body, upload.offset))
+            language_found = language_found or _language_code(body.get("language"))
+            segments.extend(found)
             del upload  # before the next part is made: one part's bytes at a time
         if isinstance(audio, AudioStream):
             audio.finish()  # its duration, when it went up as it is and was never read
+        if audio is not None:
+            segments = _within_note(segments, audio.duration)
         text = join_segments(segments)
         duration = audio.duration if audio is not None else (segments[-1].end if segments else 0)
         return Transcript(
-            file=str(path), text=text, language=_language_code(language_found) or language,
+            file=str(path), text=text, language=language_found or language,
             duration=duration, segments=segments, engine="cloud", model=self.settings.model,
             no_speech=not text, task=task, provider=self.host, cloud_reason=reason,
         )
@@ -306,7 +311,7 @@ def prepare_uploads(path: Path, audio: Audio | AudioStream | None,
     count = 0
     for part in _parts(audio, audio.chunks(), 0, step, look, limit, path):
         count += 1
-        yield Upload(f"{path.stem}.part{count}.ogg", part.data, part.offset)
+        yield Upload(f"{path.stem}.part{count}.ogg", part.data, part.offset, part.seconds)
         del part
     log.info("%s: split into %d uploads of at most %d bytes", path, count, limit)
 
@@ -394,7 +399,7 @@ def _within(audio: Audio | AudioStream, data: bytes, start: int, end: int, limit
     """One part as it was encoded when it fits; else its stretch re-read from the
     note and halved at a pause, until each half fits (container overhead varies)."""
     if len(data) <= limit:
-        yield Upload("", data, start / SAMPLE_RATE)
+        yield Upload("", data, start / SAMPLE_RATE, (end - start) / SAMPLE_RATE)
         return
     del data
     length = end - start
@@ -610,26 +615,64 @@ def _json_body(body: bytes, host: str) -> dict:
     parsed = _parsed(body)
     if parsed is None:
         return {"text": body.decode("utf-8", "replace").strip()}
-    if not isinstance(parsed, dict) or "text" not in parsed:
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("text"), str):
         raise CloudError(f"{host}: the answer is not a transcription")
     return parsed
 
 
-def _segments(body: dict, offset: float) -> list[Segment]:
+def _segments(body: dict, upload: Upload, host: str) -> list[Segment]:
+    """The answer's segments, placed in the note: a provider's times are kept inside
+    the part they came from (a lying one put a segment of an 8 s note at 500-900 s,
+    or before 0), in time order; times that are not numbers are not an answer."""
     raw = body.get("segments") or []
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        raise CloudError(f"{host}: the answer is not a transcription (its segments are "
+                         "not a list of segments)")
     if not raw:
-        text = str(body.get("text", "")).strip()
+        text = body["text"].strip()
         if not text:
             return []
-        return [Segment(offset, offset + float(body.get("duration") or 0.0), text)]
-    return [Segment(offset + float(s.get("start", 0.0)), offset + float(s.get("end", 0.0)),
-                    str(s.get("text", "")).strip(), float(s.get("avg_logprob") or 0.0),
-                    float(s.get("no_speech_prob") or 0.0))
-            for s in raw if str(s.get("text", "")).strip()]
+        seconds = upload.seconds
+        if seconds is None:
+            seconds = max(0.0, _number(body.get("duration")))
+        return [Segment(upload.offset, upload.offset + seconds, text)]
+    placed = []
+    for s in raw:
+        text = s.get("text")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        start = _part_time(s.get("start", 0.0), upload, host)
+        end = max(start, _part_time(s.get("end", start - upload.offset), upload, host))
+        placed.append(Segment(start, end, text.strip(), _number(s.get("avg_logprob")),
+                              _number(s.get("no_speech_prob"))))
+    return sorted(placed, key=lambda segment: segment.start)
 
 
-def _language_code(language: str | None) -> str | None:
-    if not language:
+def _part_time(value, upload: Upload, host: str) -> float:
+    """A time in a part's answer as a time in the note, within the part when its
+    length is known (else the caller clamps to the note's length)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise CloudError(f"{host}: the answer is not a transcription (a segment's time is "
+                         f"{one_line(json.dumps(value), 40)})")
+    longest = upload.seconds if upload.seconds is not None else math.inf
+    return upload.offset + min(max(float(value), 0.0), longest)
+
+
+def _number(value) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0
+
+
+def _within_note(segments: list[Segment], duration: float) -> list[Segment]:
+    """No segment ends after the note: an upload sent as it is has no length of its
+    own until the note has been read."""
+    return [s if s.end <= duration else
+            Segment(min(s.start, duration), duration, s.text, s.avg_logprob, s.no_speech_prob)
+            for s in segments]
+
+
+def _language_code(language) -> str | None:
+    if not isinstance(language, str) or not language.strip():
         return None
     return LANGUAGE_NAMES.get(language.lower(), language.lower())
 

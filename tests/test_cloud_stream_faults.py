@@ -1,0 +1,116 @@
+"""A hostile look at the streamed cloud uploads: providers that lie, parts that fail
+after others went up, notes that change while they are read, and long silences.
+
+The real command against servers on loopback: open-asr-server where it can behave as
+needed, a bare-socket server (`servers.RawServer`) for answers no real server gives.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SAMPLES, json_lines, run_cli
+from servers import RawServer, http_response
+from test_cloud import upload_log
+
+from transcribe.audio import decode
+from transcribe.cloud import prepare_uploads
+
+NOTE = SAMPLES / "PTT-20240312-WA0007.opus"  # 8.4 s, 13.8 kB: sent as it is
+SPLIT_LIMIT = 9000  # the same note in 3 Opus parts
+KEY = "test-key-5e2a"
+
+
+def cloud_env(home, url: str, **extra: str) -> dict:
+    return {"TRANSCRIBE_HOME": str(home), "TRANSCRIBE_CLOUD_ALLOW": "1",
+            "TRANSCRIBE_CLOUD_BASE_URL": url, "TRANSCRIBE_CLOUD_API_KEY": KEY, **extra}
+
+
+def answering(body: dict):
+    """A provider that answers every upload with `body`."""
+    data = json.dumps(body).encode()
+
+    def reply(server, peer, headers) -> None:
+        peer.send(http_response("200 OK", data))
+    return reply
+
+
+# --- a provider that lies ------------------------------------------------------------
+
+LYING_TIMES = {"text": "early late", "language": "english", "duration": 9999,
+               "segments": [{"start": 40.0, "end": 999.0, "text": "late"},
+                            {"start": -5.0, "end": 1.0, "text": "early"}]}
+
+
+def test_a_providers_times_stay_inside_the_part_they_came_from(tmp_path):
+    """Each of 3 parts is answered with a segment before its start and one running
+    900 s past it, out of order: each comes back inside its own part, in time order,
+    and none after the note's end (before, 'late' sat at 40-999 s of an 8.4 s note,
+    ahead of the next part's 'early')."""
+    with RawServer(answering(LYING_TIMES)) as server:
+        result = run_cli("--json", "--engine", "cloud", str(NOTE),
+                         env=cloud_env(tmp_path, server.url,
+                                       TRANSCRIBE_CLOUD_MAX_UPLOAD_BYTES=str(SPLIT_LIMIT)))
+    assert result.returncode == 0, result.stderr
+    [t] = json_lines(result.stdout)
+    audio = decode(NOTE)
+    parts = list(prepare_uploads(NOTE, audio, SPLIT_LIMIT))
+    assert len(parts) >= 2 and len(upload_log(tmp_path)) == len(parts)
+    assert t["duration"] == pytest.approx(audio.duration, abs=0.01)
+    assert t["text"] == " ".join(["early late"] * len(parts))
+    segments = t["segments"]
+    for n, part in enumerate(parts):
+        early, late = segments[2 * n:2 * n + 2]
+        assert early["start"] == pytest.approx(part.offset, abs=1e-3)
+        assert part.offset <= late["start"] <= late["end"] <= part.offset + part.seconds + 1e-3
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts)
+    assert all(0 <= s["start"] <= s["end"] <= t["duration"] for s in segments)
+
+
+def test_a_whole_note_sent_as_it_is_keeps_its_segments_within_it(tmp_path):
+    """Sent as it is, a note has no length until it has been read: its segments end
+    where it does."""
+    with RawServer(answering(LYING_TIMES)) as server:
+        result = run_cli("--json", "--engine", "cloud", str(NOTE),
+                         env=cloud_env(tmp_path, server.url))
+    assert result.returncode == 0, result.stderr
+    [t] = json_lines(result.stdout)
+    assert t["text"] == "early late" and t["language"] == "en"
+    assert [(s["start"], s["end"]) for s in t["segments"]] == \
+        [(0.0, 1.0), (t["duration"], t["duration"])]
+
+
+@pytest.mark.parametrize("body, why", [
+    ({"text": "a", "segments": [{"start": None, "end": 2, "text": "a"}]},
+     "a segment's time is null"),
+    ({"text": "a", "segments": [{"start": "zero", "end": 2, "text": "a"}]},
+     "a segment's time is \"zero\""),
+    ({"text": "a", "segments": ["a", "b"]}, "its segments are not a list of segments"),
+    ({"text": "a", "segments": {"start": 0}}, "its segments are not a list of segments"),
+    ({"text": None}, None),
+])
+def test_an_answer_that_is_not_a_transcription_is_one_clear_line(tmp_path, body, why):
+    """Before, each of these was an 'internal error' (exit 70) asking the user to
+    report a bug of ours; and a text of null came back as the word 'None'."""
+    with RawServer(answering(body)) as server:
+        result = run_cli("--engine", "cloud", str(NOTE), env=cloud_env(tmp_path, server.url))
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: {NOTE}: 127.0.0.1: the answer is not a transcription")
+    assert why is None or why in first
+    [entry] = upload_log(tmp_path)
+    assert entry["outcome"].startswith("failed: 127.0.0.1: the answer is not a transcription")
+
+
+def test_a_language_that_is_not_a_name_is_left_unsaid(tmp_path):
+    body = {"text": "hello", "language": 5, "duration": "long"}
+    with RawServer(answering(body)) as server:
+        result = run_cli("--json", "--engine", "cloud", str(NOTE),
+                         env=cloud_env(tmp_path, server.url))
+    assert result.returncode == 0, result.stderr
+    [t] = json_lines(result.stdout)
+    assert t["text"] == "hello" and t["language"] is None
+    assert t["segments"][0]["start"] == 0.0
