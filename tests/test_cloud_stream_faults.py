@@ -8,11 +8,21 @@ needed, a bare-socket server (`servers.RawServer`) for answers no real server gi
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, json_lines, run_cli
-from servers import RawServer, http_response
+from conftest import ROOT, SAMPLES, json_lines, run_cli
+from servers import RawServer, free_port, http_response
 from test_cloud import upload_log
+from test_cloud_stream import _silence_then_speech
+from test_watch import space, wait_for  # noqa: F401 - space is a fixture
 
 from transcribe.audio import decode
 from transcribe.cloud import prepare_uploads
@@ -114,3 +124,95 @@ def test_a_language_that_is_not_a_name_is_left_unsaid(tmp_path):
     [t] = json_lines(result.stdout)
     assert t["text"] == "hello" and t["language"] is None
     assert t["segments"][0]["start"] == 0.0
+
+
+# --- a note that changes while it is uploaded --------------------------------------------
+
+def rewriting(note: Path, new: Path, body: dict, *, how: str):
+    """A provider that answers `body`; when the first part arrives, a sync client
+    writes `new` over `note`: in place (the same file, truncated and written) or
+    by renaming a finished copy over it."""
+    data = json.dumps(body).encode()
+    done = threading.Event()
+
+    def reply(server, peer, headers) -> None:
+        if not done.is_set():
+            done.set()
+            if how == "in place":
+                shutil.copyfile(new, note)
+            else:
+                shutil.copyfile(new, note.with_name(".partial"))
+                os.replace(note.with_name(".partial"), note)
+        peer.send(http_response("200 OK", data))
+    return reply
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+def test_a_note_rewritten_while_it_goes_up_is_one_clear_line(tmp_path, how):
+    """Two and a half minutes (read as a stream, not held whole) in parts of about 20 s;
+    a sync client writes another version over it as the first part arrives. Before,
+    the command said nothing: in place, the parts after that were cut from the new
+    version (or stopped where it ended) and made one transcript with the old one's
+    first part; renamed over, the reading that re-reads a part too large took the
+    new file. Now: exit 1, one line that says what happened, no transcript."""
+    note, new = tmp_path / "note.wav", tmp_path / "new.wav"
+    _silence_then_speech(note, 5, 140, after_s=5)
+    _silence_then_speech(new, 1, 20)
+    with RawServer(rewriting(note, new, {"text": "words"}, how=how)) as server:
+        result = run_cli("--json", "--engine", "cloud", str(note),
+                         env=cloud_env(tmp_path / "home", server.url,
+                                       TRANSCRIBE_CLOUD_MAX_UPLOAD_BYTES="60000"))
+    assert result.stdout == "", "no transcript mixes two versions of a note"
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"error: {note}: changed while it was being transcribed (a sync client or a "
+        "download still writing it?); transcribe it again")
+    assert note.read_bytes() == new.read_bytes(), "the user's file is the sync client's"
+
+
+def test_a_note_rewritten_while_it_waited_for_the_cloud_keeps_its_own_result(space):
+    """The watcher keeps a note's local result while offline and asks the cloud later.
+    If a sync client wrote another version over it meanwhile, that later ask is about
+    another note: before, the cloud's answer for the new version was stored as the
+    old version's transcript (and written over its file). Now the old job keeps its
+    local result, and the new version is a job of its own that gets its own answer."""
+    inbox, out, data = space
+    port = free_port()
+    env = {**cloud_env(data, f"http://127.0.0.1:{port}/v1"),
+           "TRANSCRIBE_CLOUD_LOW_CONFIDENCE_LOGPROB": "0",  # every local result goes up
+           "TRANSCRIBE_CLOUD_OFFLINE_TTL_S": "0.5", "TRANSCRIBE_WATCH_CLOUD_RETRY_S": "1"}
+    note = inbox / "note.ogg"
+    shutil.copy(NOTE, note)
+    with watching(inbox, out, env) as proc:
+        [old] = wait_for(lambda rows: rows and rows[0]["state"] == "waiting_cloud", data,
+                         proc=proc)
+        shutil.copyfile(SAMPLES / "audio_2024-03-12_18-45-02.ogg", note)  # in place
+        wait_for(lambda rows: len(rows) == 2 and rows[1]["state"] == "waiting_cloud", data,
+                 proc=proc)
+        answer = {"text": "the cloud's words", "language": "english"}
+        with RawServer(answering(answer), port=port):
+            rows = wait_for(lambda rows: all(r["state"] == "done" for r in rows), data,
+                            proc=proc)
+    first, second = (json.loads(r["data"]) for r in rows)
+    assert rows[0]["sha256"] == old["sha256"]
+    assert first["engine"] == "local" and first["text"] == json.loads(old["data"])["text"]
+    assert second["engine"] == "cloud" and second["text"] == "the cloud's words"
+    assert (out / "inbox" / "note.txt").read_text().strip() == "the cloud's words"
+
+
+@contextmanager
+def watching(inbox: Path, out: Path, env: dict):
+    """A real `transcribe watch` of `inbox` with `env`; its log beside its home."""
+    log = (Path(env["TRANSCRIBE_HOME"]).parent / "watch.log").open("a")
+    proc = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
+                             str(out), "--settle", "0.5", "--grace", "2", "--poll", "0.2"],
+                            env=dict(os.environ, **env), stderr=log, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
