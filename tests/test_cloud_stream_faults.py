@@ -14,17 +14,19 @@ import signal
 import subprocess
 import sys
 import threading
+import wave
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, SAMPLES, json_lines, run_cli
 from servers import RawServer, free_port, http_response
 from test_cloud import upload_log
-from test_cloud_stream import _silence_then_speech
+from test_cloud_stream import Counted, _silence_then_speech
 from test_watch import space, wait_for  # noqa: F401 - space is a fixture
 
-from transcribe.audio import decode
+from transcribe.audio import SAMPLE_RATE, AudioStream, decode
 from transcribe.cloud import prepare_uploads
 
 NOTE = SAMPLES / "PTT-20240312-WA0007.opus"  # 8.4 s, 13.8 kB: sent as it is
@@ -216,3 +218,43 @@ def watching(inbox: Path, out: Path, env: dict):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+# --- long silences and changing density ---------------------------------------------------
+
+def _silence(path: Path, seconds: int) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        for _ in range(seconds):
+            out.writeframes(np.zeros(SAMPLE_RATE, dtype="<i2").tobytes())
+
+
+def test_digital_silence_is_cut_into_as_few_parts_as_fit(tmp_path):
+    """Ten minutes of digital silence are 136 kB of Opus (227 B/s): at a 15 kB limit a
+    part holds 59 s. Every stretch is equally quiet, and the cut took the first of
+    equal minima, the start of the 30 s it looks back over: 20 parts of 30 s, twice
+    the requests. Now the last (the full length): 11. (An hour of it is 817 kB: one
+    upload at the default 25 MB limit; 31 parts at 30 kB, 41 before.)"""
+    note = tmp_path / "silence.wav"
+    _silence(note, 600)
+    parts = list(prepare_uploads(note, AudioStream(note), 15_000))
+    assert all(len(p.data) <= 15_000 for p in parts)
+    assert sum(p.seconds for p in parts) == pytest.approx(600, abs=0.01)
+    assert len(parts) <= 12, [round(p.seconds) for p in parts]
+
+
+def test_speech_after_silence_is_not_read_again_for_every_part(tmp_path):
+    """The parts' length came from the whole note's rate where it went over the limit,
+    here in the silence; every later part of speech was over, and each was read
+    again from the file's start to halve it: the readings grow with the note times
+    its parts (17 for these 5 minutes, 36 for 12). Now each part is sized from the
+    one before: 6."""
+    note = tmp_path / "note.wav"
+    _silence_then_speech(note, 60, 240)
+    stream = Counted(note)
+    parts = list(prepare_uploads(note, stream, 60_000))
+    assert all(len(p.data) <= 60_000 for p in parts)
+    assert sum(p.seconds for p in parts) == pytest.approx(stream.duration, abs=0.01)
+    assert stream.readers <= 8, (stream.readers, [round(p.seconds) for p in parts])
