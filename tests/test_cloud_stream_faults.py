@@ -258,3 +258,33 @@ def test_speech_after_silence_is_not_read_again_for_every_part(tmp_path):
     assert all(len(p.data) <= 60_000 for p in parts)
     assert sum(p.seconds for p in parts) == pytest.approx(stream.duration, abs=0.01)
     assert stream.readers <= 8, (stream.readers, [round(p.seconds) for p in parts])
+
+
+# --- a part that fails after others went up -------------------------------------------
+
+@pytest.mark.parametrize("status", ["400 Bad Request", "413 Payload Too Large"])
+def test_a_part_refused_after_others_went_up_says_so(tmp_path, status):
+    """Parts 1 and 2 are answered, part 3 is refused: no transcript of two thirds of
+    the note, and the line says that parts went up (and were paid for) for nothing;
+    before, it read as if nothing had been sent."""
+    answered = []
+
+    def reply(server, peer, headers) -> None:
+        answered.append(headers)
+        if len(answered) <= 2:
+            peer.send(http_response("200 OK", b'{"text": "fine"}'))
+        else:
+            peer.send(http_response(status, b'{"error": {"message": "not this one"}}'))
+    with RawServer(reply) as server:
+        result = run_cli("--json", "--engine", "cloud", str(NOTE),
+                         env=cloud_env(tmp_path, server.url,
+                                       TRANSCRIBE_CLOUD_MAX_UPLOAD_BYTES=str(SPLIT_LIMIT)))
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert f"HTTP {status[:3]}: not this one" in first
+    assert first.endswith("(after 2 part(s) of the note had gone up: no transcript is made "
+                          "of some parts only)"), first
+    outcomes = [e["outcome"] for e in upload_log(tmp_path)]
+    assert outcomes[:2] == ["ok", "ok"] and outcomes[2].startswith("failed: 127.0.0.1: ")
+    assert len(outcomes) == 3, "nothing after the refused part"

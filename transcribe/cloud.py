@@ -141,18 +141,20 @@ class CloudClient:
         uploads = prepare_uploads(path, audio, self.settings.max_upload_bytes)
         sha = file_sha256(path)
         segments: list[Segment] = []
-        language_found = None
-        for upload in uploads:
-            try:
-                body = self._post(upload, language=language, prompt=prompt, task=task)
-                found = _segments(body, upload, self.host)
-            except CloudError as e:
-                self._log(path, sha, upload, f"failed: {e}", reason)
+        languages: list[str] = []
+        sent = 0
+        try:
+            for upload in uploads:
+                segments.extend(self._upload(path, sha, upload, languages, language=language,
+                                             prompt=prompt, reason=reason, task=task))
+                sent += 1
+                del upload  # before the next part is made: one part's bytes at a time
+        except CloudError as e:
+            if not sent:
                 raise
-            self._log(path, sha, upload, "ok", reason)
-            language_found = language_found or _language_code(body.get("language"))
-            segments.extend(found)
-            del upload  # before the next part is made: one part's bytes at a time
+            raise type(e)(f"{e} (after {sent} part(s) of the note had gone up: no transcript "
+                          "is made of some parts only)") from None
+        language_found = languages[0] if languages else None
         if isinstance(audio, AudioStream):
             audio.finish()  # its duration, when it went up as it is and was never read
         if audio is not None:
@@ -164,6 +166,23 @@ class CloudClient:
             duration=duration, segments=segments, engine="cloud", model=self.settings.model,
             no_speech=not text, task=task, provider=self.host, cloud_reason=reason,
         )
+
+    def _upload(self, path: Path, sha: str, upload: Upload, languages: list[str], *,
+                language: str | None, prompt: str | None, reason: str,
+                task: str) -> list[Segment]:
+        """One upload, logged: its segments placed in the note; the language it heard
+        is added to `languages`."""
+        try:
+            body = self._post(upload, language=language, prompt=prompt, task=task)
+            found = _segments(body, upload, self.host)
+        except CloudError as e:
+            self._log(path, sha, upload, f"failed: {e}", reason)
+            raise
+        self._log(path, sha, upload, "ok", reason)
+        heard = _language_code(body.get("language"))
+        if heard:
+            languages.append(heard)
+        return found
 
     def _check_online(self) -> None:
         """Resolve the host under a deadline: a resolver that never answers means offline."""
