@@ -14,11 +14,9 @@ import signal
 import subprocess
 import sys
 import threading
-import wave
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import ROOT, SAMPLES, json_lines, run_cli
 from servers import RawServer, free_port, http_response
@@ -26,7 +24,7 @@ from test_cloud import upload_log
 from test_cloud_stream import Counted, _silence_then_speech
 from test_watch import space, wait_for  # noqa: F401 - space is a fixture
 
-from transcribe.audio import SAMPLE_RATE, AudioStream, decode
+from transcribe.audio import AudioStream, decode
 from transcribe.cloud import prepare_uploads
 
 NOTE = SAMPLES / "PTT-20240312-WA0007.opus"  # 8.4 s, 13.8 kB: sent as it is
@@ -222,29 +220,6 @@ def watching(inbox: Path, out: Path, env: dict):
 
 # --- long silences and changing density ---------------------------------------------------
 
-def _silence(path: Path, seconds: int) -> None:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        for _ in range(seconds):
-            out.writeframes(np.zeros(SAMPLE_RATE, dtype="<i2").tobytes())
-
-
-def test_digital_silence_is_cut_into_as_few_parts_as_fit(tmp_path):
-    """Ten minutes of digital silence are 136 kB of Opus (227 B/s): at a 15 kB limit a
-    part holds 59 s. Every stretch is equally quiet, and the cut took the first of
-    equal minima, the start of the 30 s it looks back over: 20 parts of 30 s, twice
-    the requests. Now the last (the full length): 11. (An hour of it is 817 kB: one
-    upload at the default 25 MB limit; 31 parts at 30 kB, 41 before.)"""
-    note = tmp_path / "silence.wav"
-    _silence(note, 600)
-    parts = list(prepare_uploads(note, AudioStream(note), 15_000))
-    assert all(len(p.data) <= 15_000 for p in parts)
-    assert sum(p.seconds for p in parts) == pytest.approx(600, abs=0.01)
-    assert len(parts) <= 12, [round(p.seconds) for p in parts]
-
-
 def test_speech_after_silence_is_not_read_again_for_every_part(tmp_path):
     """The parts' length came from the whole note's rate where it went over the limit,
     here in the silence; every later part of speech was over, and each was read
@@ -288,3 +263,26 @@ def test_a_part_refused_after_others_went_up_says_so(tmp_path, status):
     outcomes = [e["outcome"] for e in upload_log(tmp_path)]
     assert outcomes[:2] == ["ok", "ok"] and outcomes[2].startswith("failed: 127.0.0.1: ")
     assert len(outcomes) == 3, "nothing after the refused part"
+
+
+def test_the_notes_language_is_the_one_most_of_its_words_were_heard_in(tmp_path):
+    """A part of silence comes back as 'english' with no words, the next one in German,
+    the last as 'english' with one word: the note is German (before, the first
+    part's language stood, words or not)."""
+    answers = [{"text": "", "language": "english"},
+               {"text": "Guten Morgen, hier ist Anna. Bis morgen.", "language": "german"},
+               {"text": "ok", "language": "english"}]
+    asked = []
+
+    def reply(server, peer, headers) -> None:
+        asked.append(headers)
+        answer = answers[min(len(asked), len(answers)) - 1]
+        peer.send(http_response("200 OK", json.dumps(answer).encode()))
+    with RawServer(reply) as server:
+        result = run_cli("--json", "--engine", "cloud", str(NOTE),
+                         env=cloud_env(tmp_path, server.url,
+                                       TRANSCRIBE_CLOUD_MAX_UPLOAD_BYTES=str(SPLIT_LIMIT)))
+    assert result.returncode == 0, result.stderr
+    [t] = json_lines(result.stdout)
+    assert len(asked) == 3
+    assert t["language"] == "de", t
