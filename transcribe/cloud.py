@@ -141,7 +141,7 @@ class CloudClient:
         uploads = prepare_uploads(path, audio, self.settings.max_upload_bytes)
         sha = file_sha256(path)
         segments: list[Segment] = []
-        languages: list[str] = []
+        languages: list[tuple[str, int]] = []
         sent = 0
         try:
             for upload in uploads:
@@ -154,7 +154,7 @@ class CloudClient:
                 raise
             raise type(e)(f"{e} (after {sent} part(s) of the note had gone up: no transcript "
                           "is made of some parts only)") from None
-        language_found = languages[0] if languages else None
+        language_found = _most_heard(languages)
         if isinstance(audio, AudioStream):
             audio.finish()  # its duration, when it went up as it is and was never read
         if audio is not None:
@@ -167,11 +167,11 @@ class CloudClient:
             no_speech=not text, task=task, provider=self.host, cloud_reason=reason,
         )
 
-    def _upload(self, path: Path, sha: str, upload: Upload, languages: list[str], *,
-                language: str | None, prompt: str | None, reason: str,
-                task: str) -> list[Segment]:
+    def _upload(self, path: Path, sha: str, upload: Upload,
+                languages: list[tuple[str, int]], *, language: str | None,
+                prompt: str | None, reason: str, task: str) -> list[Segment]:
         """One upload, logged: its segments placed in the note; the language it heard
-        is added to `languages`."""
+        and how much text came back in it are added to `languages`."""
         try:
             body = self._post(upload, language=language, prompt=prompt, task=task)
             found = _segments(body, upload, self.host)
@@ -181,7 +181,7 @@ class CloudClient:
         self._log(path, sha, upload, "ok", reason)
         heard = _language_code(body.get("language"))
         if heard:
-            languages.append(heard)
+            languages.append((heard, sum(len(s.text) for s in found)))
         return found
 
     def _check_online(self) -> None:
@@ -705,6 +705,16 @@ def _within_note(segments: list[Segment], duration: float) -> list[Segment]:
     return [s if s.end <= duration else
             Segment(min(s.start, duration), duration, s.text, s.avg_logprob, s.no_speech_prob)
             for s in segments]
+
+
+def _most_heard(languages: list[tuple[str, int]]) -> str | None:
+    """The language most of a note's text came back in: a part of silence may come
+    back as 'english' with no words before parts of German (the first heard, when
+    no part had words)."""
+    totals: dict[str, int] = {}
+    for language, chars in languages:
+        totals[language] = totals.get(language, 0) + chars
+    return max(totals, key=totals.__getitem__) if totals else None
 
 
 def _language_code(language) -> str | None:
