@@ -286,3 +286,25 @@ def test_the_notes_language_is_the_one_most_of_its_words_were_heard_in(tmp_path)
     [t] = json_lines(result.stdout)
     assert len(asked) == 3
     assert t["language"] == "de", t
+
+
+def test_a_note_deleted_while_its_parts_go_up_says_how_far_it_got(tmp_path):
+    """A part over the limit is read again from the file; deleted as the first part
+    arrived, the note cannot be. Before, the line said 'no such file' as if nothing
+    had been sent."""
+    note = tmp_path / "note.wav"
+    _silence_then_speech(note, 90, 60, after_s=10)
+
+    def reply(server, peer, headers) -> None:
+        if note.exists():
+            note.unlink()
+        peer.send(http_response("200 OK", b'{"text": "fine"}'))
+    with RawServer(reply) as server:
+        result = run_cli("--json", "--engine", "cloud", str(note),
+                         env=cloud_env(tmp_path / "home", server.url,
+                                       TRANSCRIBE_CLOUD_MAX_UPLOAD_BYTES="60000"))
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0] == (
+        f"error: {note}: no such file (after 1 part(s) of the note had gone up: no "
+        "transcript is made of some parts only)")

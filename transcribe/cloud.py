@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, AudioStream, OpusEncoder, file_sha256
-from .errors import CloudError, one_line
+from .errors import CloudError, InputError, one_line
 from .settings import CloudSettings, Secret
 from .transcript import Segment, Transcript, join_segments
 
@@ -149,11 +149,14 @@ class CloudClient:
                                              prompt=prompt, reason=reason, task=task))
                 sent += 1
                 del upload  # before the next part is made: one part's bytes at a time
-        except CloudError as e:
+        except (CloudError, InputError) as e:  # a part refused, or the note gone meanwhile
             if not sent:
                 raise
-            raise type(e)(f"{e} (after {sent} part(s) of the note had gone up: no transcript "
-                          "is made of some parts only)") from None
+            after = (f"after {sent} part(s) of the note had gone up: no transcript is made "
+                     "of some parts only")
+            if isinstance(e, InputError):
+                raise type(e)(e.path, f"{e.reason} ({after})") from None
+            raise type(e)(f"{e} ({after})") from None
         language_found = _most_heard(languages)
         if isinstance(audio, AudioStream):
             audio.finish()  # its duration, when it went up as it is and was never read
