@@ -93,12 +93,13 @@ class RawServer:
     bytes the peer took before it hung up or the reply ended.
     """
 
-    def __init__(self, reply: Callable[["RawServer", "Peer", dict], None]) -> None:
+    def __init__(self, reply: Callable[["RawServer", "Peer", dict], None],
+                 port: int = 0) -> None:
         self.reply = reply
         self.sent: list[int] = []
         self.stop = threading.Event()
         self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind(("127.0.0.1", port))
         self._listener.listen()
         self._listener.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"

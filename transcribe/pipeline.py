@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .audio import Audio, AudioStream, damage_report
+from .audio import Audio, AudioStream, damage_report, file_sha256
 from .blocks import BLOCK_S
 from .engine import LocalEngine, ProgressCallback
 from .errors import CloudError, InputError, ModelError
@@ -53,8 +53,12 @@ class Transcriber:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         path = Path(path)
+        version = _Version(path) if engine == "cloud" or self.policy.allowed else None
         audio = self._open(path)
-        return _marked(self._transcribe(path, audio, _with_segments(on_progress), engine), audio)
+        transcript = self._transcribe(path, audio, _with_segments(on_progress), engine)
+        if version is not None and transcript.engine == "cloud":
+            version.check()
+        return _marked(transcript, audio)
 
     def _open(self, path: Path) -> Audio | AudioStream:
         """The note, decoded whole when it fits one block (the engine holds that
@@ -104,11 +108,21 @@ class Transcriber:
                 self.handoff = None  # the rest of this run is transcribed here
         return self.local.transcribe(audio, str(path), on_progress)
 
-    def transcribe_in_cloud(self, path: str | Path, reason: str) -> Transcript:
-        """Ask the cloud for one file now (consent is checked): the watcher's retry."""
+    def transcribe_in_cloud(self, path: str | Path, reason: str,
+                            sha256: str | None = None) -> Transcript:
+        """Ask the cloud for one file now (consent is checked): the watcher's retry.
+
+        With `sha256`, the file must still be that content (the one transcribed
+        here): a note rewritten since is another note, not this one's transcript."""
         path = Path(path)
+        version = _Version(path)
+        if sha256 is not None and version.sha is not None and version.sha != sha256:
+            raise InputError(path, "changed since it was transcribed here; the cloud is "
+                                   "not asked about another version")
         audio = self._open(path)
-        return _marked(self._cloud(path, audio, reason), audio)
+        transcript = self._cloud(path, audio, reason)
+        version.check()
+        return _marked(transcript, audio)
 
     def _cloud(self, path: Path, audio: Audio | AudioStream, reason: str) -> Transcript:
         """The note by the cloud. A stream is read afresh from its file (the local
@@ -135,6 +149,47 @@ class Transcriber:
 
     def close(self) -> None:
         self.policy.close()
+
+
+class _Version:
+    """The file as it was when its transcription began, to tell whether it changed.
+
+    The cloud reads a note again from its file (after the local engine, and when a
+    part is too large to upload), so a sync client or a download writing it
+    meanwhile would give one transcript of two versions: one written in place
+    while its parts went up came back as the old first part and the new rest."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.key = _file_key(path)
+        try:
+            self.sha = file_sha256(path)
+        except OSError:  # opening it says why, in words
+            self.sha = None
+
+    def check(self) -> None:
+        """Raise `InputError` when the file is no longer what it was (its content,
+        when its size, times or inode differ). A file deleted since is not
+        changed: what was read of it was read from one version."""
+        key = _file_key(self.path)
+        if key is None or key == self.key:
+            return
+        try:
+            same = file_sha256(self.path) == self.sha
+        except OSError:
+            return
+        if not same:
+            raise InputError(self.path, "changed while it was being transcribed (a sync "
+                                        "client or a download still writing it?); "
+                                        "transcribe it again")
+
+
+def _file_key(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _with_segments(on_progress: Callable | None) -> ProgressCallback | None:

@@ -597,9 +597,10 @@ class Watcher:
                 continue
             try:
                 transcript = transcriber.transcribe_in_cloud(
-                    job.path, local.cloud_reason or "waited for the network")
-            except InputError as e:
-                self.store.fail(job.id, e.reason)
+                    job.path, local.cloud_reason or "waited for the network", job.sha256)
+            except InputError as e:  # gone or rewritten: the local result is this note's
+                log.info("%s: %s; keeping the local result", readable(job.path), e.reason)
+                self._keep_local(job, local)
                 continue
             except CloudError as e:
                 log.info("%s: still waiting for the cloud (%s)", job.path, e)
@@ -613,6 +614,16 @@ class Watcher:
                 continue
             self._write_outputs(job.id, transcript, "done")
             log.info("transcribed %s in the cloud (%s)", job.path, transcript.provider)
+
+    def _keep_local(self, job, local) -> None:
+        """The local result stands as the note's last: its files were written when it
+        came, and are not written again (the note's path may hold another version
+        now, whose own job writes them)."""
+        owed = {o.path for o in self.store.owed_outputs() if o.job_id == job.id}
+        self.store.finish(job.id, local, "done")
+        for output in self.store.outputs_of(job.id):
+            if output.path not in owed:
+                self.store.outputs_written(output)
 
 
 def another_wanted(stored: Transcript | None, settings: Settings) -> str | None:
