@@ -119,6 +119,18 @@ def test_loops_are_found_inside_and_across_segments():
     assert notes and "due to the slow" in notes[0]
 
 
+def test_many_loops_make_one_short_note():
+    """A long lecture had 13 loops cut out; a sentence each made its warning line
+    hundreds of words long. One sentence says how many, and shows the first."""
+    said = "The aspect ratio of this format is therefore said to be free to two."
+    looped = [Segment(60.0 * n, 60.0 * n + 30, f"Part {n} begins. {said} {said}")
+              for n in range(13)]
+    kept, notes = remove_loops(looped)
+    assert [s.text for s in kept] == [f"Part {n} begins. {said}" for n in range(13)]
+    assert len(notes) == 1 and len(notes[0]) < 200, notes
+    assert "13 repeated copies" in notes[0] and "aspect ratio" in notes[0], notes
+
+
 def test_what_people_really_say_is_not_a_loop():
     for text in ["No, no, I said Tuesday.", "It was very very good.", "Bye, bye!",
                  "The hospital has followed protocol for infection control, including "

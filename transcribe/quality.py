@@ -118,13 +118,10 @@ def remove_loops(segments: list[Segment]) -> tuple[list[Segment], list[str]]:
             owners.append(index)
             words.append(word)
     drop: set[int] = set()
-    notes = []
-    for loop in find_loops(words):
+    loops = find_loops(words)
+    for loop in loops:
         drop.update(range(loop.start, loop.end))
-        phrase = " ".join(words[loop.start - loop.size:loop.start])
-        notes.append(f"removed {(loop.end - loop.start) // loop.size} repeated "
-                     f"cop{'y' if loop.end - loop.start == loop.size else 'ies'} of "
-                     f"\u201c{_clip(phrase)}\u201d (the model looped)")
+    notes = [_loops_note(loops, words)] if loops else []
     kept: dict[int, list[str]] = {}
     for position, (owner, word) in enumerate(zip(owners, words)):
         if position not in drop:
@@ -138,6 +135,18 @@ def remove_loops(segments: list[Segment]) -> tuple[list[Segment], list[str]]:
         if text:
             out.append(replace(segment, text=text))
     return out, notes
+
+
+def _loops_note(loops: list[Loop], words: list[str]) -> str:
+    """One sentence for every loop cut out of a transcript (a lecture may have
+    a dozen: a line each made the warning hundreds of words long)."""
+    copies = sum((loop.end - loop.start) // loop.size for loop in loops)
+    first = loops[0]
+    phrase = _clip(" ".join(words[first.start - first.size:first.start]))
+    what = f"\u201c{phrase}\u201d" if len(loops) == 1 else \
+        f"{len(loops)} phrases (the first: \u201c{phrase}\u201d)"
+    return (f"removed {copies} repeated cop{'y' if copies == 1 else 'ies'} of {what} "
+            "(the model looped)")
 
 
 def _clip(text: str, limit: int = 60) -> str:
