@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,25 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
                           timeout=timeout)
 
 
+def run_measured(args: list[str], env: dict, work: Path, *, timeout: float = 600
+                 ) -> tuple[float, str, str, int]:
+    """The real command, as `run_cli` runs it: its peak RSS in MB (from wait4: its
+    whole life, nothing missed between polls), stdout, stderr and exit code. Its
+    output goes through files in `work`; it is killed after `timeout` s."""
+    out, err = work / "stdout.txt", work / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args], cwd=ROOT,
+                                env=dict(os.environ, **env), stdout=stdout, stderr=stderr)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    return (usage.ru_maxrss / 1024, out.read_text(), err.read_text(),
+            os.waitstatus_to_exitcode(status))
+
+
 def json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
@@ -55,3 +75,15 @@ def private_home(path: Path, shared: Path) -> Path:
     (shared / "cache").mkdir(parents=True, exist_ok=True)
     (path / "cache").symlink_to(shared / "cache")
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KB tmpfs (root only, as the CI runs): a disk that fills up, or is read-only."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)

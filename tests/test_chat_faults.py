@@ -4,7 +4,6 @@ documented exit code, the rest of the chat still out, the user's files never cha
 import json
 import os
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -90,18 +89,6 @@ def test_output_into_a_path_that_cannot_be_written_is_one_line(tmp_path, home):
     (tmp_path / "a-file").write_text("")
     out = _chat(home, str(export), "--output", str(tmp_path / "a-file" / "chat.md"))
     _one_error_line(out, "cannot write the conversation")
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KB tmpfs (root only, as the CI runs): a disk that fills up."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_full_disk_leaves_the_earlier_output_whole(small_disk, tmp_path, home):

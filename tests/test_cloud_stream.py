@@ -9,17 +9,13 @@ into several. Mostly silence, so the server's work stays small.
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import subprocess
-import sys
-import threading
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, json_lines
+from conftest import SAMPLES, json_lines, run_measured
 from longnote import build
 from servers import asr_server
 from test_cloud import cloud_env, upload_log
@@ -48,23 +44,6 @@ def as_wav(note: Path, wav: Path) -> None:
         out.setframerate(SAMPLE_RATE)
         for chunk in AudioStream(note).chunks():
             out.writeframes((np.clip(chunk, -1.0, 1.0) * 32767).astype("<i2").tobytes())
-
-
-def run_measured(args: list[str], env: dict, work: Path) -> tuple[float, str, str, int]:
-    """The real command: its peak RSS in MB (from wait4: its whole life), stdout,
-    stderr and exit code."""
-    out, err = work / "stdout.txt", work / "stderr.txt"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "transcribe", *args],
-                                env=dict(os.environ, **env), stdout=stdout, stderr=stderr)
-    killer = threading.Timer(600, proc.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024, out.read_text(), err.read_text(), proc.returncode
 
 
 @pytest.fixture(scope="module")

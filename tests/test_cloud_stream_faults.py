@@ -10,21 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES, json_lines, run_cli
+from conftest import SAMPLES, json_lines, run_cli
 from servers import RawServer, free_port, http_response
 from test_cloud import upload_log
 from test_cloud_stream import Counted, _silence_then_speech
-from test_watch import space, wait_for  # noqa: F401 - space is a fixture
+from test_watch import space, wait_for, watcher  # noqa: F401 - space is a fixture
 
-from transcribe.audio import AudioStream, decode
+from transcribe.audio import decode
 from transcribe.cloud import prepare_uploads
 
 NOTE = SAMPLES / "PTT-20240312-WA0007.opus"  # 8.4 s, 13.8 kB: sent as it is
@@ -183,7 +179,7 @@ def test_a_note_rewritten_while_it_waited_for_the_cloud_keeps_its_own_result(spa
            "TRANSCRIBE_CLOUD_OFFLINE_TTL_S": "0.5", "TRANSCRIBE_WATCH_CLOUD_RETRY_S": "1"}
     note = inbox / "note.ogg"
     shutil.copy(NOTE, note)
-    with watching(inbox, out, env) as proc:
+    with watcher(inbox, out, data, env=env) as proc:
         [old] = wait_for(lambda rows: rows and rows[0]["state"] == "waiting_cloud", data,
                          proc=proc)
         shutil.copyfile(SAMPLES / "audio_2024-03-12_18-45-02.ogg", note)  # in place
@@ -198,24 +194,6 @@ def test_a_note_rewritten_while_it_waited_for_the_cloud_keeps_its_own_result(spa
     assert first["engine"] == "local" and first["text"] == json.loads(old["data"])["text"]
     assert second["engine"] == "cloud" and second["text"] == "the cloud's words"
     assert (out / "inbox" / "note.txt").read_text().strip() == "the cloud's words"
-
-
-@contextmanager
-def watching(inbox: Path, out: Path, env: dict):
-    """A real `transcribe watch` of `inbox` with `env`; its log beside its home."""
-    log = (Path(env["TRANSCRIBE_HOME"]).parent / "watch.log").open("a")
-    proc = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
-                             str(out), "--settle", "0.5", "--grace", "2", "--poll", "0.2"],
-                            env=dict(os.environ, **env), stderr=log, cwd=ROOT)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 # --- long silences and changing density ---------------------------------------------------

@@ -48,20 +48,27 @@ def long_mp3(long_ogg) -> Path:
     from transcribe.audio import decode
 
     path = long_ogg[0].with_suffix(".mp3")
-    _encode_mp3(decode(long_ogg[0]).samples, path)
+    _encode(decode(long_ogg[0]).samples, path, "libmp3lame", 16000, format="mp3",
+            bit_rate=MP3_BITRATE)
     return path
 
 
-def _encode_mp3(samples: np.ndarray, path: Path) -> None:
+def _encode(samples: np.ndarray, path: Path, codec: str, rate: int, *,
+            format: str | None = None, bit_rate: int | None = None,
+            options: dict | None = None) -> None:
+    """16 kHz float samples written to `path` as `codec` at `rate`."""
     import av
 
-    with av.open(str(path), "w", format="mp3") as out:
-        stream = out.add_stream("libmp3lame", rate=16000, layout="mono")
-        stream.bit_rate = MP3_BITRATE
+    with av.open(str(path), "w", format=format, options=options or {}) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono",
+                                      rate=rate)
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate, frame.pts = 16000, None
-        for frame in (frame, None):
+        for frame in [*resampler.resample(frame), *resampler.resample(None), None]:
             for packet in stream.encode(frame):
                 out.mux(packet)
 
@@ -125,20 +132,6 @@ def test_a_stretch_cut_out_near_the_block_end_is_damage_named_where_it_is(long_o
     assert len(warnings) == 2, result.stderr
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KB tmpfs (root only, as the CI runs): a disk that fills up, or is read-only."""
-    import subprocess
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
 def _one_error_line(result, *words: str) -> str:
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and all(word in errors[0] for word in words), result.stderr
@@ -190,23 +183,6 @@ def test_a_disk_full_for_the_output_keeps_the_transcript_and_says_so(small_disk,
     assert found.returncode == 0 and note.name in found.stdout, found.stdout + found.stderr
 
 
-def _encode_browser_webm(samples: np.ndarray, path: Path) -> None:
-    """Opus in WebM as a browser's MediaRecorder writes it: 48 kHz, written live,
-    so the file says nothing of its length."""
-    import av
-
-    with av.open(str(path), "w", format="webm", options={"live": "1"}) as out:
-        stream = out.add_stream("libopus", rate=48000, layout="mono")
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono",
-                                      rate=48000)
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 16000, None
-        for frame in [*resampler.resample(frame), *resampler.resample(None), None]:
-            for packet in stream.encode(frame):
-                out.mux(packet)
-
-
 def test_a_browser_recording_that_claims_no_length_shows_progress_short_of_the_end(
         long_ogg, tmp_path, transcriber):
     """A WebM without a duration, over two blocks: while it is transcribed, the
@@ -216,7 +192,10 @@ def test_a_browser_recording_that_claims_no_length_shows_progress_short_of_the_e
     from transcribe.audio import AudioStream, decode
 
     note = tmp_path / "recording.webm"
-    _encode_browser_webm(decode(long_ogg[0]).samples, note)
+    # Opus in WebM as a browser's MediaRecorder writes it: 48 kHz, written live,
+    # so the file says nothing of its length.
+    _encode(decode(long_ogg[0]).samples, note, "libopus", 48000, format="webm",
+            options={"live": "1"})
     assert AudioStream(note).expected is None  # the file claims no length
     events = []
 
@@ -263,20 +242,6 @@ def test_one_sentence_at_minute_29_of_a_silent_half_hour_is_timed_where_it_is_sa
     assert events[-1] == pytest.approx(transcript.duration, abs=0.5)
 
 
-def _encode_wav(samples: np.ndarray, path: Path, rate: int) -> None:
-    import av
-
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 16000, None
-        for frame in [*resampler.resample(frame), *resampler.resample(None), None]:
-            for packet in stream.encode(frame):
-                out.mux(packet)
-
-
 def test_a_half_copied_wav_is_truncated_not_whole(long_ogg, tmp_path, home):
     """An 8 kHz WAV of 2:33 whose copy stopped half way: its header says how long
     it is, so it is transcribed as far as it goes with `truncated` and a warning
@@ -287,7 +252,7 @@ def test_a_half_copied_wav_is_truncated_not_whole(long_ogg, tmp_path, home):
     from transcribe.errors import TruncatedAudio
 
     whole = tmp_path / "voicemail-long.wav"
-    _encode_wav(decode(long_ogg[0]).samples, whole, 8000)
+    _encode(decode(long_ogg[0]).samples, whole, "pcm_s16le", 8000, format="wav")
     cut = tmp_path / "voicemail-long-cut.wav"
     data = whole.read_bytes()
     cut.write_bytes(data[:len(data) // 2])

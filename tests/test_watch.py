@@ -30,9 +30,11 @@ def space(tmp_path, home):
 
 
 @contextmanager
-def watcher(inbox: Path, out: Path, data: Path, *extra: str):
+def watcher(inbox: Path, out: Path, data: Path, *extra: str, env: dict | None = None):
+    """A real `transcribe watch` of `inbox` with its store in `data`, `env` on top
+    of this process's environment; its log beside its home."""
     log = (data.parent / "watch.log").open("a")
-    env = dict(os.environ, TRANSCRIBE_HOME=str(data))
+    env = {**os.environ, **(env or {}), "TRANSCRIBE_HOME": str(data)}
     proc = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
                              str(out), "--settle", "0.5", "--grace", "2", "--poll", "0.2",
                              *extra], env=env, stderr=log, cwd=ROOT)
