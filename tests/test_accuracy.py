@@ -207,7 +207,7 @@ def test_the_silent_rest_of_a_piece_is_not_decoded_again(transcriber):
     the model says the piece's text again. The rest holds no speech, so it is
     not decoded, and the piece's own decoding says its phrase once."""
     from transcribe.audio import decode
-    from transcribe.engine import detect_speech
+    from transcribe.speech import detect_speech
     from transcribe.pieces import WindowDecoder, plan
 
     audio = decode(REAL / "fleurs-de-009.ogg")

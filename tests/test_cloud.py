@@ -18,10 +18,10 @@ from wer import normalise, wer
 
 from transcribe.audio import decode, file_sha256
 from transcribe.cloud import CloudClient, Offline, error_message, prepare_uploads
-from transcribe.engine import detect_speech
 from transcribe.errors import CloudError
 from transcribe.models import resolve
 from transcribe.settings import CloudSettings, Secret
+from transcribe.speech import detect_speech
 
 NOTE = "PTT-20240312-WA0007.opus"
 M4A = "New Recording 12.m4a"

@@ -140,7 +140,7 @@ def test_a_long_note_is_cut_only_at_its_longest_pauses():
     sentences of a paragraph, 3 s between paragraphs. Every cut falls in a
     paragraph break, though cutting at the shorter pauses would give more even
     pieces."""
-    from transcribe.engine import detect_speech
+    from transcribe.speech import detect_speech
     from transcribe.pieces import PIECE_MAX_S, plan
 
     def sentence(name):  # espeak's 0.5 s lead and 0.8 s tail cut to 0.15 s and 0.25 s

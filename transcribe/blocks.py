@@ -8,10 +8,10 @@ cut again later with more audio to go on, is carried into the next block. So
 every cut falls at a pause that `plan` chose, and a note no longer than one
 block is one block: it is read, cut and decoded exactly as it was whole.
 
-Two minutes was chosen for memory: the Silero VAD over a block takes about
+Two minutes was chosen for memory, when the Silero VAD over a block took about
 0.4 MB per second of it (50 MB for two minutes, 124 MB for five, measured on a
-2-core EPYC), which is the largest thing a block holds; a 60 s note's whole
-feature extraction took 56 MB.
+2-core EPYC; it now runs 9.6 s at a time, `speech.VAD_RUN_WINDOWS`), and a 60 s
+note's whole feature extraction took 56 MB.
 """
 
 from __future__ import annotations

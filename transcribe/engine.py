@@ -29,7 +29,7 @@ from .models import ResolvedModel, hub_cache, resolve
 from .quality import (ALREADY_SAID, COMPRESSION_RATIO_MAX, already_said, compression_ratio,
                       looks_looped, remove_loops)
 from .settings import Settings
-from .speech import Speech, detect_speech  # noqa: F401 - detect_speech is the engine's too
+from .speech import Speech
 from .transcript import Segment, Transcript, join_segments, mean_logprob
 
 log = logging.getLogger(__name__)
