@@ -334,17 +334,6 @@ class OpusEncoder:
             self._container.mux(packet)
 
 
-def encode_opus(samples: np.ndarray) -> bytes:
-    """16 kHz mono float samples to an Ogg/Opus file in memory."""
-    import io
-
-    buffer = io.BytesIO()
-    encoder = OpusEncoder(buffer, SAMPLE_RATE)
-    encoder.write((np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16))
-    encoder.close()
-    return buffer.getvalue()
-
-
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

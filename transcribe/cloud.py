@@ -339,8 +339,8 @@ def prepare_uploads(path: Path, audio: Audio | AudioStream | None,
 
 
 class _OpusFile:
-    """An Ogg/Opus file in memory, written a stretch at a time: `encode_opus` of
-    the stretches joined (the same packets, checked on the sample WhatsApp note)."""
+    """An Ogg/Opus file in memory, written a stretch at a time: the same packets as
+    the stretches joined and encoded at once (checked on the sample WhatsApp note)."""
 
     def __init__(self) -> None:
         self._buffer = io.BytesIO()
