@@ -120,8 +120,7 @@ def check_whole(path: str | Path, max_bytes: int | None = None) -> None:
     watcher's check that a note has arrived whole holds no more of a three-hour
     recording than `AudioStream` does."""
     stream = AudioStream(path, max_bytes)
-    for _ in stream.chunks():
-        pass
+    stream.finish()
     if stream.truncated:
         raise TruncatedAudio(stream.path, stream.reason)
 
