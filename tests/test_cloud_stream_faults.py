@@ -286,3 +286,36 @@ def test_a_note_deleted_while_its_parts_go_up_says_how_far_it_got(tmp_path):
     assert result.stderr.splitlines()[0] == (
         f"error: {note}: no such file (after 1 part(s) of the note had gone up: no "
         "transcript is made of some parts only)")
+
+
+def test_a_note_is_hashed_once_for_the_cloud_and_not_at_all_when_it_stays_here(
+        home, monkeypatch):
+    """The change check and the upload log share one SHA-256 of the note; a note
+    whose local result is kept (cloud allowed, jfk heard confidently) is not read
+    again for one. Before, each cloud note was read twice more, each note kept
+    here once more."""
+    import transcribe.cloud
+    import transcribe.pipeline
+    from transcribe import Settings, Transcriber
+
+    real, hashed = transcribe.pipeline.file_sha256, []
+
+    def counted(path, *args, **kwargs):
+        hashed.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(transcribe.pipeline, "file_sha256", counted)
+    monkeypatch.setattr(transcribe.cloud, "file_sha256", counted)
+    jfk = SAMPLES / "real" / "jfk-PTT-20240101-WA0001.opus"
+    with RawServer(answering({"text": "ask not"})) as server:
+        settings = Settings.load({**os.environ, **cloud_env(home, server.url)})
+        transcriber = Transcriber(settings)
+        try:
+            assert transcriber.transcribe(NOTE, engine="cloud").text == "ask not"
+            assert hashed == [NOTE.name]
+            hashed.clear()
+            kept = transcriber.transcribe(jfk)
+            assert kept.engine == "local" and "ask not what your country" in kept.text
+            assert hashed == []
+        finally:
+            transcriber.close()

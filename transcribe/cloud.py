@@ -128,9 +128,11 @@ class CloudClient:
         return time.monotonic() < self._offline_until
 
     def transcribe(self, path: Path, audio: Audio | AudioStream | None, *, language: str | None,
-                   prompt: str | None, reason: str, task: str = "transcribe") -> Transcript:
+                   prompt: str | None, reason: str, task: str = "transcribe",
+                   sha256: str | None = None) -> Transcript:
         """Upload one note (re-encoded or split when over the size limit), part by
-        part as each is made; a stream is read to its end (its duration)."""
+        part as each is made; a stream is read to its end (its duration).
+        `sha256`, the file's, if the caller has it, names the note in the log."""
         if self._key is None:
             raise CloudError(f"cloud use is allowed but no API key is set: set "
                              f"{self.settings.api_key_env or 'TRANSCRIBE_CLOUD_API_KEY'} or "
@@ -139,7 +141,7 @@ class CloudClient:
             raise Offline(f"{self.host} was unreachable moments ago; not retrying yet")
         self._check_online()
         uploads = prepare_uploads(path, audio, self.settings.max_upload_bytes)
-        sha = file_sha256(path)
+        sha = sha256 or file_sha256(path)
         segments: list[Segment] = []
         languages: list[tuple[str, int]] = []
         sent = 0

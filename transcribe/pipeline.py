@@ -5,6 +5,8 @@ The one path every way in (CLI, watcher, TUI) takes.
 
 from __future__ import annotations
 
+import functools
+
 import inspect
 import logging
 from pathlib import Path
@@ -53,10 +55,10 @@ class Transcriber:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         path = Path(path)
-        version = _Version(path) if engine == "cloud" or self.policy.allowed else None
+        version = _Version(path)
         audio = self._open(path)
-        transcript = self._transcribe(path, audio, _with_segments(on_progress), engine)
-        if version is not None and transcript.engine == "cloud":
+        transcript = self._transcribe(path, audio, _with_segments(on_progress), engine, version)
+        if transcript.engine == "cloud":
             version.check()
         return _marked(transcript, audio)
 
@@ -71,16 +73,16 @@ class Transcriber:
         return stream.read_all(up_to=BLOCK_S) or stream
 
     def _transcribe(self, path: Path, audio: Audio | AudioStream, on_progress: ProgressCallback | None,
-                    engine: str) -> Transcript:
+                    engine: str, version: _Version) -> Transcript:
         if engine == "cloud":
-            return self._cloud(path, audio, "requested by the user")
+            return self._cloud(path, audio, "requested by the user", version)
         try:
             local = self._local(path, audio, on_progress)
         except ModelError as e:
             if engine == "local" or not self.policy.allowed:
                 raise
             try:
-                return self._cloud(path, audio, f"local model unavailable: {e}")
+                return self._cloud(path, audio, f"local model unavailable: {e}", version)
             except CloudError as cloud_error:
                 raise type(cloud_error)(f"{e}; the cloud fallback failed too: {cloud_error}") \
                     from None
@@ -90,11 +92,11 @@ class Transcriber:
             log.exception("%s: local engine failed", path)
             if engine == "local" or not self.policy.allowed:
                 raise InputError(path, f"local transcription failed ({e})") from None
-            return self._cloud(path, audio, f"local transcription failed: {e}")
+            return self._cloud(path, audio, f"local transcription failed: {e}", version)
         reason = self.policy.reason_to_upload(local) if engine == "auto" else None
         if reason is None:
             return local
-        return self._second_opinion(path, audio, local, reason)
+        return self._second_opinion(path, audio, local, reason, version)
 
     def _local(self, path: Path, audio: Audio | AudioStream,
                on_progress: ProgressCallback | None) -> Transcript:
@@ -120,25 +122,26 @@ class Transcriber:
             raise InputError(path, "changed since it was transcribed here; the cloud is "
                                    "not asked about another version")
         audio = self._open(path)
-        transcript = self._cloud(path, audio, reason)
+        transcript = self._cloud(path, audio, reason, version)
         version.check()
         return _marked(transcript, audio)
 
-    def _cloud(self, path: Path, audio: Audio | AudioStream, reason: str) -> Transcript:
+    def _cloud(self, path: Path, audio: Audio | AudioStream, reason: str,
+               version: _Version) -> Transcript:
         """The note by the cloud. A stream is read afresh from its file (the local
         engine may have read it already) as the uploads are made, never whole."""
         s = self.settings
         return self.policy.client().transcribe(path, audio, language=s.language,
                                                prompt=s.initial_prompt, reason=reason,
-                                               task=s.task)
+                                               task=s.task, sha256=version.sha)
 
     def _second_opinion(self, path: Path, audio: Audio | AudioStream, local: Transcript,
-                        reason: str) -> Transcript:
+                        reason: str, version: _Version) -> Transcript:
         """Ask the cloud; keep the local result when it cannot answer."""
         from .cloud import Offline
 
         try:
-            return self._cloud(path, audio, reason)
+            return self._cloud(path, audio, reason, version)
         except Offline as e:
             local.cloud_pending = True
             local.cloud_reason = reason
@@ -157,15 +160,21 @@ class _Version:
     The cloud reads a note again from its file (after the local engine, and when a
     part is too large to upload), so a sync client or a download writing it
     meanwhile would give one transcript of two versions: one written in place
-    while its parts went up came back as the old first part and the new rest."""
+    while its parts went up came back as the old first part and the new rest.
+
+    Its content's SHA-256 is taken when first asked for, as the cloud is about
+    to read the note: a note kept local is never read a second time for it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.key = _file_key(path)
+
+    @functools.cached_property
+    def sha(self) -> str | None:
         try:
-            self.sha = file_sha256(path)
+            return file_sha256(self.path)
         except OSError:  # opening it says why, in words
-            self.sha = None
+            return None
 
     def check(self) -> None:
         """Raise `InputError` when the file is no longer what it was (its content,
