@@ -45,6 +45,10 @@ LOW_CONFIDENCE_LOGPROB = -1.0
 # Text decoded for speech the model passed over is kept only above this mean
 # log-probability (Whisper's own line for a failed decode).
 UNHEARD_LOGPROB_MIN = -1.0
+# Speech is taken as said by a segment when its words, placed, cover this much of
+# it. DTW stretches a segment's first word back over a sentence passed over (cut
+# to twice the median word, 0.7 s of 7.9 s there); said speech is mostly words.
+WORDS_COVER_MIN = 0.25
 # Below this probability the detected language is reported as unsure.
 LANGUAGE_UNSURE_BELOW = 0.5
 # Below LANGUAGE_UNSURE_BELOW + 0.2, up to this many runners-up (each at least a
@@ -231,7 +235,7 @@ class LocalEngine:
                 if not looks_looped(again):
                     decoded, tokens = again, again_tokens
             decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
-                                                   language, decoding.previous, file)
+                                                   language, file)
             decoding.previous = tokens
             decoded = _heard(decoded, block.speech, file)
             segments.extend(decoded)
@@ -241,20 +245,26 @@ class LocalEngine:
 
     @staticmethod
     def _decode_unheard(decoder, piece, block, decoded: list[Segment], tokens: list[int],
-                        language: str, previous: list[int], file: str
-                        ) -> tuple[list[Segment], list[int]]:
+                        language: str, file: str) -> tuple[list[Segment], list[int]]:
         """The piece's text with the speech the model passed over decoded on its
-        own (`pieces.unheard`), each stretch prompted with the text before it.
-        (`piece` is on the block's clock; the segments and `block.speech` on the note's.)"""
+        own (`pieces.unheard`), after each segment that ran across a long pause
+        is placed where its words are (`_placed`).
+
+        Each stretch is decoded without a prompt. Prompted with the text before
+        it, the model said that text again over speech it could not make out
+        ("there were no ambulance as reported in the news" twice, on a lecture
+        of real clips): 36.6 % WER there against 35.0 % without, the same on the
+        dev set and on joined clips. (`piece` is on the block's clock; the
+        segments and `block.speech` on the note's.)"""
         from .pieces import Piece, unheard
 
         offset = block.offset
         on_note = Piece(offset + piece.start, offset + piece.end, piece.speech_s)
-        for gap in unheard(on_note, decoded, block.speech.spans):
+        decoded, said = _placed(decoder, decoded, block.speech, language, file)
+        for gap in unheard(on_note, said, block.speech.spans):
             latest = all(seg.end <= gap.start for seg in decoded)
             local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
-            more, more_tokens = decoder.decode(local, decoder.encode(local), language,
-                                               tokens if latest else previous)
+            more, more_tokens = decoder.decode(local, decoder.encode(local), language)
             doubt = _doubt(more, decoded)
             log.info("%s: no text for the speech at %.1f-%.1f s; decoded on its own: %r%s",
                      file, gap.start, gap.end, " ".join(seg.text for seg in more)[:80],
@@ -456,6 +466,46 @@ def _doubt(more: list[Segment], decoded: list[Segment]) -> str | None:
     if said >= ALREADY_SAID:
         return f"{said:.0%} of its words are in the text already"
     return None
+
+
+def _placed(decoder, decoded: list[Segment], speech: Speech, language: str, file: str
+            ) -> tuple[list[Segment], list[tuple[float, float]]]:
+    """`decoded` with each segment that runs across a long pause cut to the
+    speech its words were said over, and where the text was said (start, end).
+
+    Whisper may time a segment from its window's start, over a sentence it
+    passed over, to the end of the one it said: on a lecture of real clips with
+    pauses of 1.5 s, 23.4-43.4 s said only what was spoken from 33.7 s, and the
+    sentence at 25.2-32.2 s was lost, as it is with stock faster-whisper.
+    Placed where its words are, the segment leaves that speech to be decoded
+    (`_decode_unheard`). Not done when translating: English words have no place
+    in speech of another language."""
+    from .pieces import across_pauses
+
+    placed, said = [], []
+    for seg in decoded:
+        runs = across_pauses(seg.start, seg.end, speech.spans)
+        heard = runs
+        if len(runs) > 1 and decoder.settings.task == "transcribe":
+            words = decoder.word_times(seg, language)
+            heard = [run for run in runs if _covered(run, words) >= WORDS_COVER_MIN]
+        if not heard or len(heard) == len(runs):
+            placed.append(seg)
+            said.append((seg.start, seg.end))
+            continue
+        log.info("%s: the text at %.1f-%.1f s was said over %s only", file, seg.start, seg.end,
+                 ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in heard))
+        said += heard
+        placed.append(replace(seg, start=max(seg.start, heard[0][0]),
+                              end=min(seg.end, heard[-1][1])))
+    return placed, said
+
+
+def _covered(run: tuple[float, float], words: list[tuple[float, float]]) -> float:
+    """How much of `run` the `words` (start, end) were placed over, 0 to 1."""
+    start, end = run
+    inside = sum(max(0.0, min(end, w_end) - max(start, w_start)) for w_start, w_end in words)
+    return inside / (end - start)
 
 
 def _heard(raw: list[Segment], speech: Speech, file: str) -> list[Segment]:
