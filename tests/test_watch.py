@@ -351,3 +351,35 @@ def test_a_dropped_note_is_picked_up_by_notification_and_one_from_before_at_star
         rows = by_name(wait_for(settled(2), data, proc=proc))
     assert rows["before.wav"]["state"] == "done" and "call me back" in rows["before.wav"]["text"]
     assert rows["after.m4a"]["state"] == "done" and "milk" in rows["after.m4a"]["text"]
+
+
+def test_a_model_that_cannot_be_used_costs_no_note_an_attempt(space, home, tmp_path):
+    """The model is a folder on a drive not mounted yet (no model.bin in it).
+    Notes wait for it, none failed and none charged an attempt, however long it
+    takes; once the model is there, each is transcribed. Before, every note was
+    failed for good after three tries five seconds apart."""
+    from transcribe import Settings
+    from transcribe.engine import LocalEngine
+
+    inbox, out, data = space
+    model = tmp_path / "drive" / "whisper-base"
+    model.mkdir(parents=True)
+    for name in SPEECH[:2]:
+        shutil.copy(SAMPLES / name, inbox / name)
+    with watcher(inbox, out, data, env={"TRANSCRIBE_MODEL": str(model)}) as proc:
+        wait_for(lambda rows: len(rows) == 2, data, proc=proc)
+        log = data.parent / "watch.log"
+        deadline = time.monotonic() + 60
+        while "the model cannot be used" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(12)  # past the first retry
+        waiting = jobs(data)
+        assert [(r["state"], r["attempts"]) for r in waiting] == [("pending", 0)] * 2, waiting
+        assert log.read_text().count("the model cannot be used") == 1, log.read_text()
+        here = Path(LocalEngine(Settings.load({"TRANSCRIBE_HOME": str(home)})).resolved.location)
+        for part in here.iterdir():  # the drive is mounted: the model is there
+            shutil.copy(part, model / part.name)
+        rows = wait_for(settled(2), data, timeout=300, proc=proc)
+    assert [r["state"] for r in rows] == ["done", "done"], rows
+    assert all(r["text"] for r in rows) and "can be used again" in log.read_text()

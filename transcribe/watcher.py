@@ -28,6 +28,8 @@ so the same settings never transcribe a note twice, across restarts too.
 
 Nothing one note does stops the watcher: whatever decoding, transcribing or
 writing it raises is that note's failure (one line), and the watcher goes on.
+A model that cannot be used is no note's failure: the notes wait for it, their
+attempts untouched, and it is tried again every little while.
 Outputs are written after the transcript is stored; a folder that cannot take
 them (read-only, full) gets one line and is tried again later, and the note
 stays done.
@@ -67,6 +69,11 @@ TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", "
                       ".swp")
 # How often outputs a folder could not take are tried again.
 OUTPUT_RETRY_S = 2.0
+# A model that cannot be used (a folder not there yet, a drive not mounted) is tried
+# again after this long, doubling up to MODEL_RETRY_MAX_S; the notes wait, their
+# attempts untouched.
+MODEL_RETRY_S = 10.0
+MODEL_RETRY_MAX_S = 300.0
 
 
 class AlreadyRunning(TranscribeError):
@@ -138,6 +145,9 @@ class Watcher:
         self._paces: dict[Path, float] = {}  # polled folder -> seconds between its walks
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
+        self._model_trouble: str | None = None  # why the model could not be used last
+        self._model_retry_at = 0.0
+        self._model_retry_s = MODEL_RETRY_S
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -232,6 +242,8 @@ class Watcher:
         now = time.monotonic()
         due = [self._last_output_retry + OUTPUT_RETRY_S,
                self._last_cloud_retry + self.options.cloud_retry_s]
+        if self._model_retry_at > now:
+            due.append(self._model_retry_at)
         settling = (self._seen.get(path) for path in self._settling)
         due += [seen.since + self.options.settle_s for seen in settling
                 if seen is not None and not seen.settled]
@@ -453,6 +465,8 @@ class Watcher:
 
     def work_one(self) -> bool:
         """Transcribe the next pending job, if there is one."""
+        if time.monotonic() < self._model_retry_at:
+            return False
         job = self.store.claim_next()
         if job is None:
             return False
@@ -476,7 +490,11 @@ class Watcher:
             log.error("failed %s: %s", readable(path), e)
             self.store.fail(job.id, str(e))
             return True
-        except (ModelError, CloudError) as e:
+        except ModelError as e:
+            self.store.release(job.id)
+            self._model_unusable(str(e))
+            return False
+        except CloudError as e:
             self._fail_and_retry(job, path, str(e))
             time.sleep(min(self.options.poll_s, 5.0))
             return True
@@ -485,6 +503,9 @@ class Watcher:
         except Exception as e:  # noqa: BLE001 - a decoder's or the engine's own error
             self._fail_and_retry(job, path, f"{type(e).__name__}: {e}")
             return True
+        if self._model_trouble is not None and transcript.engine == "local":
+            log.info("the model can be used again; %d note(s) waiting", self.store.counts()["pending"])
+            self._model_trouble, self._model_retry_s = None, MODEL_RETRY_S
         state, written = self._write_outputs(job.id, transcript)
         log.info("transcribed %s in %.1f s (%s, %s %s)%s -> %s", readable(path),
                  time.monotonic() - started, transcript.language or "no speech",
@@ -492,6 +513,17 @@ class Watcher:
                  ", waiting for the cloud" if state == "waiting_cloud" else "",
                  ", ".join(str(p) for p in written) or "no files yet")
         return True
+
+    def _model_unusable(self, reason: str) -> None:
+        """No note is worked on for a while: the model's trouble is none of theirs.
+        Said once per reason, with when it is tried next."""
+        if reason != self._model_trouble:
+            log.error("the model cannot be used: %s; %d note(s) wait for it, tried again "
+                      "every %.0f-%.0f s", reason, self.store.counts()["pending"], MODEL_RETRY_S,
+                      MODEL_RETRY_MAX_S)
+        self._model_trouble = reason
+        self._model_retry_at = time.monotonic() + self._model_retry_s
+        self._model_retry_s = min(self._model_retry_s * 2, MODEL_RETRY_MAX_S)
 
     def _fail_and_retry(self, job, path: Path, reason: str) -> None:
         self.store.fail(job.id, reason, retry=True)
