@@ -280,8 +280,8 @@ class WindowDecoder:
         return segments, tokens
 
 
-    def word_times(self, segment: Segment, language: str) -> list[tuple[float, float]]:
-        """Where each word of `segment` was said, on the note's clock: its text
+    def word_times(self, segment: Segment, language: str) -> list[tuple[float, float, str]]:
+        """Where each word of `segment` was said (start, end, word), on the note's clock: its text
         aligned against the audio under its time (faster-whisper's word
         timestamps, over the segment's own window). A word DTW stretches over
         the silence before it is cut to twice the median word's length, as
@@ -289,7 +289,7 @@ class WindowDecoder:
         from faster_whisper.tokenizer import Tokenizer
 
         if segment.words:
-            return [(word.start, word.end) for word in segment.words]
+            return [(word.start, word.end, word.word) for word in segment.words]
         tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual,
                               task=self.settings.task, language=language)
         start = max(0.0, segment.start - self.offset)
@@ -301,8 +301,8 @@ class WindowDecoder:
             return []
         longest = 2 * float(np.median([w["end"] - w["start"] for w in words])) or 1.0
         at = self.offset + piece.start
-        return [(at + max(float(w["start"]), float(w["end"]) - longest), at + float(w["end"]))
-                for w in words]
+        return [(at + max(float(w["start"]), float(w["end"]) - longest), at + float(w["end"]),
+                 w["word"]) for w in words]
 
 
 class _NothingLeft(Exception):
