@@ -380,3 +380,20 @@ def test_a_short_phrase_between_two_sentences_is_not_lost(transcriber, tmp_path,
         assert _share_heard(REFERENCES[name]["text"], said) >= 0.5, (name, t.segments)
     assert not find_loops(t.text.split()) and not t.looped, t.text
     assert all(a.end <= b.start for a, b in zip(t.segments, t.segments[1:])), t.segments
+
+
+def test_a_reply_after_a_sentence_does_not_bring_the_sentence_back(transcriber, tmp_path):
+    """A real sentence, 2.5 s of silence, then "Yes." (espeak-ng, `sample_audio/
+    yes.wav`). The model ended its first window's text before the "Yes.", and the
+    window after it, prompted with that text, said most of the sentence again over
+    the "Yes.": "The hospital has followed protocol for infection of others to
+    prevent infection of others." Stock faster-whisper (one window) says the
+    sentence once. A later window that only says the piece's text again is
+    dropped, and the "Yes." is decoded on its own."""
+    note = _said_with_pauses(tmp_path, "reply.wav", [
+        ("fleurs-en-005.ogg", 0, None), 2.5, ("../yes.wav", 0, None)])
+    t = transcriber.transcribe(note)
+    said = " ".join(normalise(t.text))
+    assert said.count("hospital") == 1, t.segments
+    assert _share_heard(REFERENCES["fleurs-en-005.ogg"]["text"], said.split()) >= 0.8, t.text
+    assert not find_loops(t.text.split()) and not t.looped, t.text

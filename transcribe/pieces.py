@@ -273,7 +273,10 @@ class WindowDecoder:
         try:
             for seg in WhisperModel.generate_segments(model, self._frames(piece), tokenizer,
                                                       options, False, encoded):
-                segments.append(to_segment(seg, self.offset + piece.start))
+                segment = to_segment(seg, self.offset + piece.start)
+                if seg.seek > 0 and _said_before(segment, segments):
+                    continue
+                segments.append(segment)
                 tokens += seg.tokens
         except _NothingLeft:
             pass
@@ -303,6 +306,19 @@ class WindowDecoder:
         at = self.offset + piece.start
         return [(at + max(float(w["start"]), float(w["end"]) - longest), at + float(w["end"]),
                  w["word"]) for w in words]
+
+
+def _said_before(segment: Segment, before: list[Segment]) -> bool:
+    """Whether a window after a piece's first only says the piece's text again.
+
+    Given that text as its prompt, the model said it again over speech it
+    could not make out: "The hospital has followed protocol for infection of
+    others..." a second time over a "Yes." said 2.5 s after the sentence (stock
+    faster-whisper, one window, said it once). Dropped, it leaves that speech to
+    be decoded on its own, without a prompt."""
+    from .quality import ALREADY_SAID, already_said
+
+    return already_said(segment.text, " ".join(seg.text for seg in before)) >= ALREADY_SAID
 
 
 class _NothingLeft(Exception):
