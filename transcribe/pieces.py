@@ -284,11 +284,11 @@ class WindowDecoder:
 
 
     def word_times(self, segment: Segment, language: str) -> list[tuple[float, float, str]]:
-        """Where each word of `segment` was said (start, end, word), on the note's clock: its text
-        aligned against the audio under its time (faster-whisper's word
-        timestamps, over the segment's own window). A word DTW stretches over
-        the silence before it is cut to twice the median word's length, as
-        faster-whisper cuts its words."""
+        """Where each word of `segment` was said, as (start, end, word) on the
+        note's clock: its text aligned against the audio under its time
+        (faster-whisper's word timestamps, over the segment's own window). A
+        word DTW stretches over the silence before it is cut to twice the median
+        word's length, as faster-whisper cuts its words."""
         from faster_whisper.tokenizer import Tokenizer
 
         if segment.words:
@@ -309,7 +309,8 @@ class WindowDecoder:
 
 
 def _said_before(segment: Segment, before: list[Segment]) -> bool:
-    """Whether a window after a piece's first only says the piece's text again.
+    """Whether `segment`, from a window after a piece's first, mostly says the
+    piece's text before it again (`quality.already_said`).
 
     Given that text as its prompt, the model said it again over speech it
     could not make out: "The hospital has followed protocol for infection of
