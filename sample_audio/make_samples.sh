@@ -22,3 +22,6 @@ sox -n -r 16000 -c 1 silence.wav trim 0 8
 ff -i silence.wav -ar 16000 -ac 1 -c:a libopus -b:a 16k -application voip -f ogg "$out/silence.opus"
 sox -n -r 16000 -c 1 noise.wav synth 8 pinknoise vol 0.05
 ff -i noise.wav -ar 48000 -ac 1 -c:a libopus -b:a 32k -f ogg "$out/room-noise.ogg"
+# yes.wav: a one-word reply, "Yes.", said 2.5 s after a real sentence in tests/test_accuracy.py
+# (not a note of its own, so not in references.json).
+espeak-ng -v en -s 130 -w "$out/yes.wav" "Yes."

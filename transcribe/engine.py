@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -49,6 +50,11 @@ UNHEARD_LOGPROB_MIN = -1.0
 # it. DTW stretches a segment's first word back over a sentence passed over (cut
 # to twice the median word, 0.7 s of 7.9 s there); said speech is mostly words.
 WORDS_COVER_MIN = 0.25
+# Unless only this many of its words, or fewer, are placed on it, and the speech,
+# decoded on its own, says none of them: DTW stretched "The", the first word of a
+# sentence said after a 2 s pause, back over "ask not" said alone before it (jfk
+# between two FLEURS clips), and "ask not" was lost.
+FEW_WORDS = 2
 # Below this probability the detected language is reported as unsure.
 LANGUAGE_UNSURE_BELOW = 0.5
 # Below LANGUAGE_UNSURE_BELOW + 0.2, up to this many runners-up (each at least a
@@ -488,7 +494,8 @@ def _placed(decoder, decoded: list[Segment], speech: Speech, language: str, file
         heard = runs
         if len(runs) > 1 and decoder.settings.task == "transcribe":
             words = decoder.word_times(seg, language)
-            heard = [run for run in runs if _covered(run, words) >= WORDS_COVER_MIN]
+            heard = [run for run in runs if _covered(run, words) >= WORDS_COVER_MIN
+                     and not _misplaced(decoder, run, words, language)]
         if not heard or len(heard) == len(runs):
             placed.append(seg)
             said.append((seg.start, seg.end))
@@ -501,11 +508,35 @@ def _placed(decoder, decoded: list[Segment], speech: Speech, language: str, file
     return placed, said
 
 
-def _covered(run: tuple[float, float], words: list[tuple[float, float]]) -> float:
-    """How much of `run` the `words` (start, end) were placed over, 0 to 1."""
+def _covered(run: tuple[float, float], words: list[tuple[float, float, str]]) -> float:
+    """How much of `run` the `words` (start, end, word) were placed over, 0 to 1."""
     start, end = run
-    inside = sum(max(0.0, min(end, w_end) - max(start, w_start)) for w_start, w_end in words)
+    inside = sum(max(0.0, min(end, w_end) - max(start, w_start)) for w_start, w_end, _ in words)
     return inside / (end - start)
+
+
+def _misplaced(decoder, run: tuple[float, float], words: list[tuple[float, float, str]],
+               language: str) -> bool:
+    """Whether the words placed on `run` are a word or two the alignment
+    stretched over speech that says something else: `run` decoded on its own
+    (without a prompt) says none of them. Speech that decodes to nothing keeps
+    its words."""
+    from .pieces import Piece
+
+    start, end = run
+    placed = [word for w_start, w_end, word in words if start < (w_start + w_end) / 2 < end]
+    if len(placed) > FEW_WORDS:
+        return False
+    local = Piece(start - decoder.offset, end - decoder.offset, end - start)
+    own, _ = decoder.decode(local, decoder.encode(local), language)
+    heard = _keys(join_segments(own))
+    return bool(heard) and not heard & _keys(" ".join(placed))
+
+
+def _keys(text: str) -> set[str]:
+    """The words of `text`, case and punctuation aside."""
+    return {key for key in (re.sub(r"[^\w]", "", word.casefold()) for word in text.split())
+            if key}
 
 
 def _heard(raw: list[Segment], speech: Speech, file: str) -> list[Segment]:

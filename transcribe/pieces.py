@@ -273,23 +273,26 @@ class WindowDecoder:
         try:
             for seg in WhisperModel.generate_segments(model, self._frames(piece), tokenizer,
                                                       options, False, encoded):
-                segments.append(to_segment(seg, self.offset + piece.start))
+                segment = to_segment(seg, self.offset + piece.start)
+                if seg.seek > 0 and _said_before(segment, segments):
+                    continue
+                segments.append(segment)
                 tokens += seg.tokens
         except _NothingLeft:
             pass
         return segments, tokens
 
 
-    def word_times(self, segment: Segment, language: str) -> list[tuple[float, float]]:
-        """Where each word of `segment` was said, on the note's clock: its text
-        aligned against the audio under its time (faster-whisper's word
-        timestamps, over the segment's own window). A word DTW stretches over
-        the silence before it is cut to twice the median word's length, as
-        faster-whisper cuts its words."""
+    def word_times(self, segment: Segment, language: str) -> list[tuple[float, float, str]]:
+        """Where each word of `segment` was said, as (start, end, word) on the
+        note's clock: its text aligned against the audio under its time
+        (faster-whisper's word timestamps, over the segment's own window). A
+        word DTW stretches over the silence before it is cut to twice the median
+        word's length, as faster-whisper cuts its words."""
         from faster_whisper.tokenizer import Tokenizer
 
         if segment.words:
-            return [(word.start, word.end) for word in segment.words]
+            return [(word.start, word.end, word.word) for word in segment.words]
         tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual,
                               task=self.settings.task, language=language)
         start = max(0.0, segment.start - self.offset)
@@ -301,8 +304,22 @@ class WindowDecoder:
             return []
         longest = 2 * float(np.median([w["end"] - w["start"] for w in words])) or 1.0
         at = self.offset + piece.start
-        return [(at + max(float(w["start"]), float(w["end"]) - longest), at + float(w["end"]))
-                for w in words]
+        return [(at + max(float(w["start"]), float(w["end"]) - longest), at + float(w["end"]),
+                 w["word"]) for w in words]
+
+
+def _said_before(segment: Segment, before: list[Segment]) -> bool:
+    """Whether `segment`, from a window after a piece's first, mostly says the
+    piece's text before it again (`quality.already_said`).
+
+    Given that text as its prompt, the model said it again over speech it
+    could not make out: "The hospital has followed protocol for infection of
+    others..." a second time over a "Yes." said 2.5 s after the sentence (stock
+    faster-whisper, one window, said it once). Dropped, it leaves that speech to
+    be decoded on its own, without a prompt."""
+    from .quality import ALREADY_SAID, already_said
+
+    return already_said(segment.text, " ".join(seg.text for seg in before)) >= ALREADY_SAID
 
 
 class _NothingLeft(Exception):
