@@ -10,6 +10,7 @@ hold on any CPU kind (int8 kernels differ between AVX2 and AVX-512 machines).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import SAMPLES, json_lines, run_cli
@@ -340,7 +341,7 @@ def test_a_note_of_sentences_with_pauses_loses_none(transcriber, tmp_path):
 
 # -- passed-over speech, attacked ------------------------------------------------------------
 
-def _said_with_pauses(tmp_path, name: str, parts: list) -> "Path":
+def _said_with_pauses(tmp_path, name: str, parts: list) -> Path:
     """A WAV note of `parts`: clips of `sample_audio/real/` (name, start s, end s,
     end None for the rest) and pauses (seconds of digital silence)."""
     import numpy as np
