@@ -353,20 +353,28 @@ def test_a_dropped_note_is_picked_up_by_notification_and_one_from_before_at_star
     assert rows["after.m4a"]["state"] == "done" and "milk" in rows["after.m4a"]["text"]
 
 
-def test_a_model_that_cannot_be_used_costs_no_note_an_attempt(space, home, tmp_path):
+@pytest.mark.parametrize("cloud", ["not allowed", "allowed, offline"])
+def test_a_model_that_cannot_be_used_costs_no_note_an_attempt(space, home, tmp_path, cloud):
     """The model is a folder on a drive not mounted yet (no model.bin in it).
     Notes wait for it, none failed and none charged an attempt, however long it
     takes; once the model is there, each is transcribed. Before, every note was
-    failed for good after three tries five seconds apart."""
+    failed for good after three tries five seconds apart. The same when the
+    cloud may be asked but cannot be reached: neither fault is the notes'."""
+    from servers import free_port
+
     from transcribe import Settings
     from transcribe.engine import LocalEngine
 
     inbox, out, data = space
+    env = {}
+    if cloud != "not allowed":
+        env = {"TRANSCRIBE_CLOUD_ALLOW": "1", "TRANSCRIBE_CLOUD_API_KEY": "test-key",
+               "TRANSCRIBE_CLOUD_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
     model = tmp_path / "drive" / "whisper-base"
     model.mkdir(parents=True)
     for name in SPEECH[:2]:
         shutil.copy(SAMPLES / name, inbox / name)
-    with watcher(inbox, out, data, env={"TRANSCRIBE_MODEL": str(model)}) as proc:
+    with watcher(inbox, out, data, env={"TRANSCRIBE_MODEL": str(model), **env}) as proc:
         wait_for(lambda rows: len(rows) == 2, data, proc=proc)
         log = data.parent / "watch.log"
         deadline = time.monotonic() + 60

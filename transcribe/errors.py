@@ -86,6 +86,9 @@ class ModelError(TranscribeError):
 class CloudError(TranscribeError):
     exit_code = EXIT_CLOUD
     fatal = False  # True when every later file would fail the same way
+    # True when the cloud was asked because the local model could not be used:
+    # neither can transcribe, and the fault is no note's
+    no_local_model = False
 
 
 class CloudNotAllowed(CloudError):

@@ -84,8 +84,9 @@ class Transcriber:
             try:
                 return self._cloud(path, audio, f"local model unavailable: {e}", version)
             except CloudError as cloud_error:
-                raise type(cloud_error)(f"{e}; the cloud fallback failed too: {cloud_error}") \
-                    from None
+                both = type(cloud_error)(f"{e}; the cloud fallback failed too: {cloud_error}")
+                both.no_local_model = True
+                raise both from None
         except (InputError, KeyboardInterrupt):
             raise
         except Exception as e:  # a failure inside CTranslate2 on this one file

@@ -495,6 +495,10 @@ class Watcher:
             self._model_unusable(str(e))
             return False
         except CloudError as e:
+            if e.no_local_model:  # the cloud was only asked because the model failed
+                self.store.release(job.id)
+                self._model_unusable(str(e))
+                return False
             self._fail_and_retry(job, path, str(e))
             time.sleep(min(self.options.poll_s, 5.0))
             return True
@@ -516,8 +520,8 @@ class Watcher:
 
     def _model_unusable(self, reason: str) -> None:
         """No note is worked on for a while: the model's trouble is none of theirs.
-        Said once per reason, with when it is tried next."""
-        if reason != self._model_trouble:
+        Said once, until the model can be used again."""
+        if self._model_trouble is None:
             log.error("the model cannot be used: %s; %d note(s) wait for it, tried again "
                       "every %.0f-%.0f s", reason, self.store.counts()["pending"], MODEL_RETRY_S,
                       MODEL_RETRY_MAX_S)
