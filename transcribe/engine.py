@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -28,7 +27,7 @@ from .audio import Audio, AudioStream
 from .errors import ModelError
 from .models import ResolvedModel, hub_cache, resolve
 from .quality import (ALREADY_SAID, COMPRESSION_RATIO_MAX, already_said, compression_ratio,
-                      looks_looped, remove_loops)
+                      looks_looped, remove_loops, word_keys)
 from .settings import Settings
 from .speech import Speech
 from .transcript import Segment, Transcript, join_segments, mean_logprob
@@ -529,14 +528,8 @@ def _misplaced(decoder, run: tuple[float, float], words: list[tuple[float, float
         return False
     local = Piece(start - decoder.offset, end - decoder.offset, end - start)
     own, _ = decoder.decode(local, decoder.encode(local), language)
-    heard = _keys(join_segments(own))
-    return bool(heard) and not heard & _keys(" ".join(placed))
-
-
-def _keys(text: str) -> set[str]:
-    """The words of `text`, case and punctuation aside."""
-    return {key for key in (re.sub(r"[^\w]", "", word.casefold()) for word in text.split())
-            if key}
+    heard = set(word_keys(join_segments(own)))
+    return bool(heard) and not heard & set(word_keys(" ".join(placed)))
 
 
 def _heard(raw: list[Segment], speech: Speech, file: str) -> list[Segment]:

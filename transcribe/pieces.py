@@ -31,7 +31,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .speech import Speech
-from .transcript import Segment, Word
+from .transcript import Segment, Word, join_segments
 
 FRAMES_PER_S = 100  # Whisper's mel frames
 WINDOW_S = 30.0
@@ -47,7 +47,7 @@ REST_SPEECH_S = 0.4
 # Speech the VAD heard for this long, with no text over it, is decoded again.
 UNHEARD_SPEECH_S = 1.0
 # A segment whose time runs across a pause this long, with speech on both sides,
-# may say only one side: its words are placed to find out which (`said_where`).
+# may say only one side: its words are placed to find out which (`engine._placed`).
 # The longest pause inside a segment on the dev set is 1.2 s; the segments that
 # passed over a sentence ran across pauses of 2.7-3.2 s.
 LONG_PAUSE_S = 1.5
@@ -282,7 +282,6 @@ class WindowDecoder:
             pass
         return segments, tokens
 
-
     def word_times(self, segment: Segment, language: str) -> list[tuple[float, float, str]]:
         """Where each word of `segment` was said, as (start, end, word) on the
         note's clock: its text aligned against the audio under its time
@@ -319,7 +318,7 @@ def _said_before(segment: Segment, before: list[Segment]) -> bool:
     be decoded on its own, without a prompt."""
     from .quality import ALREADY_SAID, already_said
 
-    return already_said(segment.text, " ".join(seg.text for seg in before)) >= ALREADY_SAID
+    return already_said(segment.text, join_segments(before)) >= ALREADY_SAID
 
 
 class _NothingLeft(Exception):

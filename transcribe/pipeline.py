@@ -6,7 +6,6 @@ The one path every way in (CLI, watcher, TUI) takes.
 from __future__ import annotations
 
 import functools
-
 import inspect
 import logging
 from pathlib import Path

@@ -84,11 +84,15 @@ def find_loops(words: list[str]) -> list[Loop]:
     return loops
 
 
+def word_keys(text: str) -> list[str]:
+    """The words of `text`, case and punctuation aside."""
+    return [key for key in map(_key, text.split()) if key]
+
+
 def already_said(text: str, before: str) -> float:
     """The share of `text`'s words that `before` holds too, in the same order, in
     runs of SAID_RUN_WORDS words or more (case and punctuation aside)."""
-    new = [key for key in map(_key, text.split()) if key]
-    old = [key for key in map(_key, before.split()) if key]
+    new, old = word_keys(text), word_keys(before)
     if not new:
         return 1.0
     blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks()

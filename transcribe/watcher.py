@@ -145,7 +145,7 @@ class Watcher:
         self._paces: dict[Path, float] = {}  # polled folder -> seconds between its walks
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
-        self._model_trouble: str | None = None  # why the model could not be used last
+        self._waiting_for_model = False  # the model could not be used last time
         self._model_retry_at = 0.0
         self._model_retry_s = MODEL_RETRY_S
 
@@ -490,12 +490,9 @@ class Watcher:
             log.error("failed %s: %s", readable(path), e)
             self.store.fail(job.id, str(e))
             return True
-        except ModelError as e:
-            self.store.release(job.id)
-            self._model_unusable(str(e))
-            return False
-        except CloudError as e:
-            if e.no_local_model:  # the cloud was only asked because the model failed
+        except (ModelError, CloudError) as e:
+            # the cloud, when it failed too, was only asked because the model failed
+            if isinstance(e, ModelError) or e.no_local_model:
                 self.store.release(job.id)
                 self._model_unusable(str(e))
                 return False
@@ -507,9 +504,10 @@ class Watcher:
         except Exception as e:  # noqa: BLE001 - a decoder's or the engine's own error
             self._fail_and_retry(job, path, f"{type(e).__name__}: {e}")
             return True
-        if self._model_trouble is not None and transcript.engine == "local":
-            log.info("the model can be used again; %d note(s) waiting", self.store.counts()["pending"])
-            self._model_trouble, self._model_retry_s = None, MODEL_RETRY_S
+        if self._waiting_for_model and transcript.engine == "local":
+            log.info("the model can be used again; %d note(s) waiting",
+                     self.store.counts()["pending"])
+            self._waiting_for_model, self._model_retry_s = False, MODEL_RETRY_S
         state, written = self._write_outputs(job.id, transcript)
         log.info("transcribed %s in %.1f s (%s, %s %s)%s -> %s", readable(path),
                  time.monotonic() - started, transcript.language or "no speech",
@@ -521,11 +519,11 @@ class Watcher:
     def _model_unusable(self, reason: str) -> None:
         """No note is worked on for a while: the model's trouble is none of theirs.
         Said once, until the model can be used again."""
-        if self._model_trouble is None:
+        if not self._waiting_for_model:
             log.error("the model cannot be used: %s; %d note(s) wait for it, tried again "
                       "every %.0f-%.0f s", reason, self.store.counts()["pending"], MODEL_RETRY_S,
                       MODEL_RETRY_MAX_S)
-        self._model_trouble = reason
+        self._waiting_for_model = True
         self._model_retry_at = time.monotonic() + self._model_retry_s
         self._model_retry_s = min(self._model_retry_s * 2, MODEL_RETRY_MAX_S)
 
