@@ -27,7 +27,7 @@ from .audio import Audio, AudioStream
 from .errors import ModelError
 from .models import ResolvedModel, hub_cache, resolve
 from .quality import (ALREADY_SAID, COMPRESSION_RATIO_MAX, already_said, compression_ratio,
-                      looks_looped, remove_loops, word_keys)
+                      looks_looped, remove_loops, says_a_sentence_twice, word_keys)
 from .settings import Settings
 from .speech import Speech
 from .transcript import Segment, Transcript, join_segments, mean_logprob
@@ -45,6 +45,10 @@ LOW_CONFIDENCE_LOGPROB = -1.0
 # Text decoded for speech the model passed over is kept only above this mean
 # log-probability (Whisper's own line for a failed decode).
 UNHEARD_LOGPROB_MIN = -1.0
+# A stretch shorter than this, decoded on its own, is padded to a whole window, as
+# stock pads every window: "ask not" (1.7 s) came back as "is not" (mean
+# log-probability -1.03, not kept) unpadded, as "ASK NOT!" (-0.79) padded.
+PADDED_BELOW_S = 5.0
 # Speech is taken as said by a segment when its words, placed, cover this much of
 # it. DTW stretches a segment's first word back over a sentence passed over (cut
 # to twice the median word, 0.7 s of 7.9 s there); said speech is mostly words.
@@ -231,13 +235,13 @@ class LocalEngine:
                     decoder, piece, code, file,
                     (decoded, tokens, language, decoding.probability), candidates)
                 decoding.language, decoding.probability = language, probability
-            if looks_looped(decoded):
+            if looks_looped(decoded) or says_a_sentence_twice(decoded):
                 log.info("%s: the text at %.1f-%.1f s loops; decoding it again padded to a "
                          "whole window", file, block.offset + piece.start,
                          block.offset + piece.end)
                 again, again_tokens = decoder.decode(piece, decoder.encode(piece, padded=True),
                                                      language)
-                if not looks_looped(again):
+                if not (looks_looped(again) or says_a_sentence_twice(again)):
                     decoded, tokens = again, again_tokens
             decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
                                                    language, file)
@@ -259,20 +263,26 @@ class LocalEngine:
         it, the model said that text again over speech it could not make out
         ("there were no ambulance as reported in the news" twice, on a lecture
         of real clips): 36.6 % WER there against 35.0 % without, the same on the
-        dev set and on joined clips. (`piece` is on the block's clock; the
-        segments and `block.speech` on the note's.)"""
-        from .pieces import Piece, unheard
+        dev set and on joined clips. Text for a word or two's worth of speech,
+        or speech the VAD heard only faintly, is kept only where the model, too,
+        hears speech (`_doubt`). (`piece` is on the block's clock; the segments
+        and `block.speech` on the note's.)"""
+        from .pieces import CLEAR_SPEECH_S, Piece, unheard
 
         offset = block.offset
         on_note = Piece(offset + piece.start, offset + piece.end, piece.speech_s)
         decoded, said = _placed(decoder, decoded, block.speech, language, file)
-        for gap in unheard(on_note, said, block.speech.spans):
+        for gap in unheard(on_note, said, block.speech):
             latest = all(seg.end <= gap.start for seg in decoded)
             local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
-            more, more_tokens = decoder.decode(local, decoder.encode(local), language)
-            doubt = _doubt(more, decoded)
-            log.info("%s: no text for the speech at %.1f-%.1f s; decoded on its own: %r%s",
-                     file, gap.start, gap.end, " ".join(seg.text for seg in more)[:80],
+            slight = gap.speech_s < CLEAR_SPEECH_S
+            short = local.duration < PADDED_BELOW_S
+            more, more_tokens = decoder.decode(local, decoder.encode(local, padded=short),
+                                               language)
+            doubt = _doubt(more, decoded, slight)
+            log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own: %r%s",
+                     file, "short or faint " if slight else "", gap.start, gap.end,
+                     " ".join(seg.text for seg in more)[:80],
                      f"; not kept: {doubt}" if doubt else "")
             if doubt:
                 continue
@@ -457,16 +467,20 @@ def _load_libc():
 _libc = _load_libc()
 
 
-def _doubt(more: list[Segment], decoded: list[Segment]) -> str | None:
+def _doubt(more: list[Segment], decoded: list[Segment], slight: bool = False) -> str | None:
     """Why the text decoded for speech the model seemed to pass over is not to be
     trusted, if it is not: it loops, the model was unsure of it (stretches it had
     skipped are often noise or a word or two), or it is in the piece's text
-    already (the segments' times were off, not the text)."""
+    already (the segments' times were off, not the text). Over `slight` speech
+    (short or faint), also when the model takes any of it for silence
+    (Whisper's own no-speech probability)."""
     if looks_looped(more):
         return "it loops"
     logprob = mean_logprob(more)
     if logprob is not None and logprob < UNHEARD_LOGPROB_MIN:
         return f"the model was unsure of it (mean log-probability {logprob:.2f})"
+    if slight and any(seg.no_speech_prob > NO_SPEECH_PROB for seg in more):
+        return "the model heard no speech in it"
     said = already_said(join_segments(more), join_segments(decoded))
     if said >= ALREADY_SAID:
         return f"{said:.0%} of its words are in the text already"
@@ -559,8 +573,14 @@ def _fitted(seg: Segment, speech: Speech) -> Segment:
 
 
 def _is_hallucination(seg, speech: Speech) -> bool:
+    """Whether `seg` is text where nobody spoke: empty, silence by Whisper's own
+    rule, or away from any speech the VAD heard. Near speech it heard only
+    faintly, it must be neither unsure nor taken for silence."""
     if not seg.text.strip():
         return True
-    if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB:
+    silent, unsure = seg.no_speech_prob > NO_SPEECH_PROB, seg.avg_logprob < NO_SPEECH_LOGPROB
+    if silent and unsure:
         return True
-    return not speech.near(seg.start, seg.end)
+    if speech.near(seg.start, seg.end):
+        return False
+    return silent or unsure or not speech.near_faint(seg.start, seg.end)

@@ -44,8 +44,16 @@ SENTENCE_PAUSE_S = 2.0
 # The rest of a piece after its first window is decoded only if the VAD hears
 # more speech in it than the 0.2 s of padding it puts on each side of a span.
 REST_SPEECH_S = 0.4
-# Speech the VAD heard for this long, with no text over it, is decoded again.
-UNHEARD_SPEECH_S = 1.0
+# Speech the VAD heard for this long (its padding included), clearly or faintly
+# (`Speech.faint`), with no text over it, is decoded again: "ask not", said alone
+# after a pause, was heard as 0.5 s and 0.7 s, clearly or faintly by the encoding.
+UNHEARD_SPEECH_S = 0.5
+# Less clear speech than this is a word or two at most, or a breath: the text
+# decoded for it must be speech to the model too (`engine._doubt`).
+CLEAR_SPEECH_S = 1.0
+# Spans the VAD parts by less than this are one stretch of speech when measured
+# against UNHEARD_SPEECH_S: it heard "ask" and "not" as 0.50 s and 0.69 s, 0.18 s apart.
+WORD_PAUSE_S = 0.3
 # A segment whose time runs across a pause this long, with speech on both sides,
 # may say only one side: its words are placed to find out which (`engine._placed`).
 # The longest pause inside a segment on the dev set is 1.2 s; the segments that
@@ -101,32 +109,40 @@ def with_speech(edges: list[tuple[float, float]], spans: list[tuple[float, float
     return pieces
 
 
-def unheard(piece: Piece, said: list[tuple[float, float]], spans: list[tuple[float, float]]
-            ) -> list[Piece]:
-    """The stretches of `piece` where the VAD heard speech and no text was said
-    (`said`: where the text is, start to end), each up to the next text (or the
-    piece's end).
+def unheard(piece: Piece, said: list[tuple[float, float]], speech: Speech) -> list[Piece]:
+    """The stretches of `piece` where the VAD heard speech, clearly or faintly,
+    for UNHEARD_SPEECH_S or more and no text was said (`said`: where the text
+    is, start to end), each up to the next text (or the piece's end).
 
     After a long pause Whisper may end its text for a window early, and the
     window's remaining speech is then never decoded: stock faster-whisper loses
-    it too (seen on real notes joined with pauses of 1.5-3 s)."""
+    it too (seen on real notes joined with pauses of 1.5-3 s). A short reply
+    said quietly after a pause ("ask not", cut from jfk) may be too faint for
+    the VAD to call it speech, and is lost the same way."""
     gaps: list[Piece] = []
-    for span_start, span_end in spans:
+    heard = sorted(speech.spans + speech.faint)
+    for index, (span_start, span_end) in enumerate(heard):
         start, end = max(span_start, piece.start), min(span_end, piece.end)
-        if end - start < UNHEARD_SPEECH_S or (gaps and start < gaps[-1].end):
+        if end <= start or (gaps and start < gaps[-1].end):
             continue
         if any(s_start < end and s_end > start for s_start, s_end in said):
             continue
+        reach = end  # with the spans that follow it a moment later ("ask" and "not")
+        for next_start, next_end in heard[index + 1:]:
+            if next_start - reach >= WORD_PAUSE_S:
+                break
+            reach = max(reach, min(next_end, piece.end))
+        if reach - start < UNHEARD_SPEECH_S:
+            continue
         stop = min((s_start for s_start, _ in said if s_start >= end), default=piece.end)
-        speech = Speech(spans).within(start, stop)
-        gaps.append(Piece(start, stop, speech))
+        gaps.append(Piece(start, stop, speech.within(start, stop)))
     return gaps
 
 
 def across_pauses(start: float, end: float, spans: list[tuple[float, float]]
                   ) -> list[tuple[float, float]]:
     """The speech heard between `start` and `end` as runs parted by pauses of at
-    least LONG_PAUSE_S, each run holding UNHEARD_SPEECH_S of speech or more; one
+    least LONG_PAUSE_S, each run holding CLEAR_SPEECH_S of speech or more; one
     run (or none) when no such pause parts it."""
     runs: list[list[float]] = []
     for s_start, s_end in spans:
@@ -139,7 +155,7 @@ def across_pauses(start: float, end: float, spans: list[tuple[float, float]]
         else:
             runs.append([s_start, s_end, s_end - s_start])
     return [(run_start, run_end) for run_start, run_end, speech in runs
-            if speech >= UNHEARD_SPEECH_S]
+            if speech >= CLEAR_SPEECH_S]
 
 
 def _reachable(cuts: list[tuple[float, float]], duration: float) -> bool:

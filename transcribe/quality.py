@@ -34,6 +34,7 @@ LOOP_MAX_WORDS = 40
 # Inside one word: a piece of 2 to 8 letters written this many times in a row.
 CHAR_LOOP = re.compile(r"(\w{2,8}?)\1{5,}")
 COMPRESSION_RATIO_MAX = 2.4
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # Text decoded again for speech the model seemed to pass over is taken for a
 # second copy when this share of its words is already in the text around it, in
 # the same order, in runs of SAID_RUN_WORDS or more. A new sentence shares little
@@ -110,6 +111,15 @@ def looks_looped(segments: list[Segment]) -> bool:
     text = " ".join(s.text for s in segments)
     return (bool(find_loops(text.split())) or has_char_loop(text)
             or any(compression_ratio(s.text) > COMPRESSION_RATIO_MAX for s in segments))
+
+
+def says_a_sentence_twice(segments: list[Segment]) -> bool:
+    """Whether a sentence (or a segment) says word for word what the one before
+    it said. Too short to be a loop ("Ask not. Ask not." over jfk's "ask not"
+    said once), or said twice by the speaker: the window is decoded again to tell."""
+    sentences = [word_keys(sentence) for segment in segments
+                 for sentence in SENTENCE_END.split(segment.text)]
+    return any(first and first == second for first, second in zip(sentences, sentences[1:]))
 
 
 def remove_loops(segments: list[Segment]) -> tuple[list[Segment], list[str]]:

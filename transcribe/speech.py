@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,13 +17,22 @@ SPEECH_MARGIN_S = 0.5
 # own runs take up to 10,000 (320 s), and hold about 0.4 MB for every second of
 # them: 45 MB for a two-minute block, 11 MB this way.
 VAD_RUN_WINDOWS = 300
+# Where Silero is this sure, but not as sure as its 0.5 for speech, a word or two
+# may have been said quietly. "ask not" (jfk), said alone after a pause of 2.5-6 s,
+# peaks at 0.47-0.57; room noise, and white noise at up to 0.05, stay under 0.15.
+FAINT_THRESHOLD = 0.3
+# Silero grows sure of faint speech late: padded 0.2 s, as the spans are, "ask
+# not" lost its first sound and came back as "It's not!".
+FAINT_PAD_MS = 400
 
 
 @dataclass(frozen=True)
 class Speech:
-    """Where the VAD heard speech, in seconds."""
+    """Where the VAD heard speech, in seconds; and, in `faint`, where it was
+    unsure (FAINT_THRESHOLD or more, away from any span)."""
 
     spans: list[tuple[float, float]]
+    faint: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -33,8 +44,10 @@ class Speech:
                    for s_start, s_end in self.spans)
 
     def near(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
-        return any(start < s_end + margin and end > s_start - margin
-                   for s_start, s_end in self.spans)
+        return _near(self.spans, start, end, margin)
+
+    def near_faint(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
+        return _near(self.faint, start, end, margin)
 
     def fitted(self, start: float, end: float,
                margin: float = SPEECH_MARGIN_S) -> tuple[float, float]:
@@ -50,18 +63,32 @@ class Speech:
 
     def shifted(self, offset: float, until: float | None = None) -> Speech:
         """The spans moved by `offset` seconds, those past `until` (before moving) cut off."""
-        spans = [(start, end if until is None else min(end, until))
-                 for start, end in self.spans if until is None or start < until]
-        return Speech([(start + offset, end + offset) for start, end in spans])
+        def moved(spans):
+            kept = [(start, end if until is None else min(end, until))
+                    for start, end in spans if until is None or start < until]
+            return [(start + offset, end + offset) for start, end in kept]
+
+        return Speech(moved(self.spans), moved(self.faint))
+
+
+def _near(spans: list[tuple[float, float]], start: float, end: float, margin: float) -> bool:
+    return any(start < s_end + margin and end > s_start - margin for s_start, s_end in spans)
 
 
 def detect_speech(samples) -> Speech:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    _run_vad_in_short_stretches()
-    stamps = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=500,
-                                                       speech_pad_ms=200))
-    return Speech([(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in stamps])
+    model = _run_vad_in_short_stretches()
+    options = dict(min_silence_duration_ms=500, speech_pad_ms=200)
+    with model.lock:
+        stamps = get_speech_timestamps(samples, VadOptions(**options))
+        with model.replaying():  # the same probabilities, read with a lower threshold
+            faint = get_speech_timestamps(samples, VadOptions(
+                threshold=FAINT_THRESHOLD, **{**options, "speech_pad_ms": FAINT_PAD_MS}))
+    spans = [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in stamps]
+    faint = [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in faint]
+    return Speech(spans, [(start, end) for start, end in faint
+                          if not any(start < s_end and end > s_start for s_start, s_end in spans)])
 
 
 class _ShortRuns:
@@ -71,9 +98,23 @@ class _ShortRuns:
 
     def __init__(self, model) -> None:
         self.session = model.session
+        self.lock = threading.Lock()
+        self._last: np.ndarray | None = None
+        self._replay = False
+
+    @contextlib.contextmanager
+    def replaying(self):
+        """Within it, a call gives the probabilities of the call before, unrun."""
+        self._replay = True
+        try:
+            yield
+        finally:
+            self._replay = False
 
     def __call__(self, audio: np.ndarray, num_samples: int = 512,
                  context_size_samples: int = 64) -> np.ndarray:
+        if self._replay and self._last is not None:
+            return self._last
         windows = audio.reshape(-1, num_samples)
         # As faster-whisper does: the last window's tail is zeroed (its own
         # copy of the audio, padded), and the first window's context is silence.
@@ -89,14 +130,16 @@ class _ShortRuns:
                 None, {"input": np.concatenate([context, run], axis=1), "h": h, "c": c})
             out.append(probabilities)
             before = run[-1:, -context_size_samples:]
-        return np.concatenate(out)
+        self._last = np.concatenate(out)
+        return self._last
 
 
 @functools.cache
-def _run_vad_in_short_stretches() -> None:
+def _run_vad_in_short_stretches() -> _ShortRuns:
     """faster-whisper's get_speech_timestamps() takes its model from
     get_vad_model(); from here on, that is the model in short runs."""
     from faster_whisper import vad
 
     model = _ShortRuns(vad.get_vad_model())
     vad.get_vad_model = lambda: model
+    return model
