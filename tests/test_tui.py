@@ -590,3 +590,21 @@ async def test_a_chat_export_is_added_as_a_chat_with_senders_and_can_be_shown_al
         await pilot.press("enter")
         await pilot.pause()
         assert len(rows(app)) == 6
+
+
+def test_the_inbox_says_what_a_waiting_note_waits_for():
+    """A note the watcher gave back because the model could not be used is
+    pending with the reason; the inbox shows it where the text will be."""
+    from tui.app import _inbox_row
+
+    from transcribe.store import Job
+
+    def row(state, error):
+        job = Job(1, "0" * 64, "/notes/a.ogg", None, 10, state, 0, error, None, None, {}, None,
+                  0.0, 0.0)
+        return _inbox_row(job, None, None)[1][-1]
+
+    waiting = "waiting for the model: no model.bin in /mnt/drive/whisper-base"
+    assert row("pending", waiting) == waiting
+    assert row("failed", "not audio") == "not audio"
+    assert row("pending", None) == ""

@@ -357,9 +357,10 @@ def test_a_dropped_note_is_picked_up_by_notification_and_one_from_before_at_star
 def test_a_model_that_cannot_be_used_costs_no_note_an_attempt(space, home, tmp_path, cloud):
     """The model is a folder on a drive not mounted yet (no model.bin in it).
     Notes wait for it, none failed and none charged an attempt, however long it
-    takes; once the model is there, each is transcribed. Before, every note was
-    failed for good after three tries five seconds apart. The same when the
-    cloud may be asked but cannot be reached: neither fault is the notes'."""
+    takes, and `transcribe status` says what they wait for; once the model is
+    there, each is transcribed. Before, every note was failed for good after
+    three tries five seconds apart. The same when the cloud may be asked but
+    cannot be reached: neither fault is the notes'."""
     from servers import free_port
 
     from transcribe import Settings
@@ -385,9 +386,13 @@ def test_a_model_that_cannot_be_used_costs_no_note_an_attempt(space, home, tmp_p
         waiting = jobs(data)
         assert [(r["state"], r["attempts"]) for r in waiting] == [("pending", 0)] * 2, waiting
         assert log.read_text().count("the model cannot be used") == 1, log.read_text()
+        status = run_cli("status", env={"TRANSCRIBE_HOME": str(data)})
+        assert "pending" in status.stdout and "(waiting for the model: " in status.stdout, \
+            status.stdout  # the reason is not in the watcher's log alone
         here = Path(LocalEngine(Settings.load({"TRANSCRIBE_HOME": str(home)})).resolved.location)
         for part in here.iterdir():  # the drive is mounted: the model is there
             shutil.copy(part, model / part.name)
         rows = wait_for(settled(2), data, timeout=300, proc=proc)
     assert [r["state"] for r in rows] == ["done", "done"], rows
     assert all(r["text"] for r in rows) and "can be used again" in log.read_text()
+    assert not any(r["error"] for r in rows), rows

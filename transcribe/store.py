@@ -348,13 +348,14 @@ class Store:
             db.execute("UPDATE jobs SET attempts=attempts+1, started=?, updated_at=? "
                        "WHERE id=? AND state='running'", (time.time(), time.time(), job_id))
 
-    def release(self, job_id: int) -> None:
-        """Give back a job this process stopped working on; the attempt does not count."""
+    def release(self, job_id: int, why: str | None = None) -> None:
+        """Give back a job this process stopped working on; the attempt does not
+        count. `why`, if given, is what it waits for, shown as its error until it is done."""
         with self._tx() as db:
             db.execute("UPDATE jobs SET state='pending', "
                        "attempts=MAX(attempts - (started IS NOT NULL), 0), pid=NULL, "
-                       "progress=NULL, started=NULL, updated_at=? "
-                       "WHERE id=? AND state='running'", (time.time(), job_id))
+                       "progress=NULL, started=NULL, error=COALESCE(?, error), updated_at=? "
+                       "WHERE id=? AND state='running'", (why, time.time(), job_id))
 
     def claim(self, job_id: int, pid: int | None = None) -> Job | None:
         """Mark one given pending job running (the TUI works on the jobs it added)."""

@@ -493,7 +493,7 @@ class Watcher:
         except (ModelError, CloudError) as e:
             # the cloud, when it failed too, was only asked because the model failed
             if isinstance(e, ModelError) or e.no_local_model:
-                self.store.release(job.id)
+                self.store.release(job.id, f"waiting for the model: {e}")
                 self._model_unusable(str(e))
                 return False
             self._fail_and_retry(job, path, str(e))

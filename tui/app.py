@@ -371,8 +371,8 @@ def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, t
     first_line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if summary and summary["no_speech"]:
         first_line = "(no speech)"
-    elif job.state == "failed":
-        first_line = job.error or ""
+    elif job.state in ("failed", "pending") and job.error:
+        first_line = job.error  # why it failed, or what it waits for
     return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
                     *_summary_cells(summary), status, first_line[:200])
 
