@@ -29,7 +29,7 @@ FAINT_PAD_MS = 400
 @dataclass(frozen=True)
 class Speech:
     """Where the VAD heard speech, in seconds; and, in `faint`, where it was
-    unsure (FAINT_THRESHOLD or more, away from any span)."""
+    unsure (FAINT_THRESHOLD or more, away from any span or leading into one)."""
 
     spans: list[tuple[float, float]]
     faint: list[tuple[float, float]] = field(default_factory=list)
@@ -87,8 +87,23 @@ def detect_speech(samples) -> Speech:
                 threshold=FAINT_THRESHOLD, **{**options, "speech_pad_ms": FAINT_PAD_MS}))
     spans = [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in stamps]
     faint = [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE) for t in faint]
-    return Speech(spans, [(start, end) for start, end in faint
-                          if not any(start < s_end and end > s_start for s_start, s_end in spans)])
+    return Speech(spans, _outside(faint, spans))
+
+
+def _outside(faint: list[tuple[float, float]], spans: list[tuple[float, float]]
+             ) -> list[tuple[float, float]]:
+    """The faint spans that overlap no span, and of those that do, the part
+    before the first span they overlap: Silero grows sure of a quiet phrase late
+    ("ask not" said a second time, 4 s after a sentence, was heard as speech from
+    "not" on, "ask" only faintly, and came back as "not")."""
+    kept = []
+    for start, end in faint:
+        overlapped = [s_start for s_start, s_end in spans if start < s_end and end > s_start]
+        if not overlapped:
+            kept.append((start, end))
+        elif start < overlapped[0]:
+            kept.append((start, overlapped[0]))
+    return kept
 
 
 class _ShortRuns:
