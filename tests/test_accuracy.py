@@ -469,3 +469,26 @@ def test_a_short_reply_said_twice_stays_twice(transcriber, tmp_path, jfk, pause)
     said = normalise(t.text)
     assert said.count("not") == 2, t.segments
     assert _share_heard(REFERENCES["fleurs-en-008.ogg"]["text"], said) >= 0.8, t.text
+
+
+def test_a_quiet_reply_is_timed_from_its_first_word(transcriber, tmp_path):
+    """"ask not" said twice after a sentence and a 4 s pause (jfk's iPhone memo):
+    Silero was sure of each only from "not" on, and the segments were cut to
+    start there, "ask" squeezed into their first few milliseconds. The faint
+    start counts as heard speech when a segment is fitted to the speech."""
+    from dataclasses import replace
+
+    from transcribe import Transcriber
+    from transcribe.audio import SAMPLE_RATE, decode
+
+    sentence = len(decode(REAL / "fleurs-en-008.ogg").samples) / SAMPLE_RATE
+    ask_not = ("jfk-New Recording 3.m4a", 3.0, 4.4)
+    note = _said_with_pauses(tmp_path, "timed.wav", [
+        ("fleurs-en-008.ogg", 0, None), 4.0, ask_not, 0.6, ask_not, 1.0])
+    settings = replace(transcriber.settings, word_timestamps=True)
+    t = Transcriber(settings).transcribe(note)
+    replies = [seg for seg in t.segments if seg.start >= sentence]
+    assert len(replies) == 2, t.segments
+    assert replies[0].start <= sentence + 4.0 + 0.3, replies  # "ask" starts 0.1-0.3 s in
+    for seg in replies:
+        assert seg.words[0].end - seg.words[0].start >= 0.1, seg.words
