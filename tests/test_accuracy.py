@@ -492,3 +492,15 @@ def test_a_quiet_reply_is_timed_from_its_first_word(transcriber, tmp_path):
     assert replies[0].start <= sentence + 4.0 + 0.3, replies  # "ask" starts 0.1-0.3 s in
     for seg in replies:
         assert seg.words[0].end - seg.words[0].start >= 0.1, seg.words
+
+
+def test_speech_decoded_to_nothing_is_not_called_a_copy():
+    """A short Portuguese reply ("da iluminação", cut from another FLEURS clip
+    and said 2.5 s after fleurs-pt-007) decoded on its own to no text at all was
+    logged as "not kept: 100% of its words are in the text already", sending a
+    reader after a copy that was never there."""
+    from transcribe.engine import _doubt
+
+    before = [Segment(0, 8, "O acidente ocorreu em grande altitude.", -0.3, 0.1)]
+    for nothing in ([], [Segment(11.7, 13.0, "", -0.5, 0.3)]):
+        assert _doubt(nothing, before, slight=True) == "the model said nothing"

@@ -469,11 +469,13 @@ _libc = _load_libc()
 
 def _doubt(more: list[Segment], decoded: list[Segment], slight: bool = False) -> str | None:
     """Why the text decoded for speech the model seemed to pass over is not to be
-    trusted, if it is not: it loops, the model was unsure of it (stretches it had
-    skipped are often noise or a word or two), or it is in the piece's text
-    already (the segments' times were off, not the text). Over `slight` speech
-    (short or faint), also when the model takes any of it for silence
-    (Whisper's own no-speech probability)."""
+    trusted, if it is not: there is none, it loops, the model was unsure of it
+    (stretches it had skipped are often noise or a word or two), or it is in the
+    piece's text already (the segments' times were off, not the text). Over
+    `slight` speech (short or faint), also when the model takes any of it for
+    silence (Whisper's own no-speech probability)."""
+    if not join_segments(more):
+        return "the model said nothing"
     if looks_looped(more):
         return "it loops"
     logprob = mean_logprob(more)
