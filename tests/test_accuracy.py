@@ -504,3 +504,19 @@ def test_speech_decoded_to_nothing_is_not_called_a_copy():
     before = [Segment(0, 8, "O acidente ocorreu em grande altitude.", -0.3, 0.1)]
     for nothing in ([], [Segment(11.7, 13.0, "", -0.5, 0.3)]):
         assert _doubt(nothing, before, slight=True) == "the model said nothing"
+
+
+def test_yes_said_twice_right_after_a_sentence_stays_twice(transcriber, tmp_path):
+    """A real sentence, 0.8 s, then "Yes." twice, 0.4 s apart (`sample_audio/
+    yes.wav`, espeak-ng). The window came back "... Yes. Yes.", was decoded
+    again because it said a sentence twice, and the padded text, which left
+    both "Yes." out, replaced it; the "Yes." decoded on its own after that was
+    said once. A decoding that drops the sentence is no evidence it was said
+    once: the first text stays."""
+    yes = ("../yes.wav", 0, None)
+    note = _said_with_pauses(tmp_path, "yes-yes.wav", [
+        ("fleurs-en-008.ogg", 0, None), 0.8, yes, 0.4, yes, 1.0])
+    t = transcriber.transcribe(note)
+    said = normalise(t.text)
+    assert said.count("yes") == 2, t.segments
+    assert _share_heard(REFERENCES["fleurs-en-008.ogg"]["text"], said) >= 0.8, t.text
