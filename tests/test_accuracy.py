@@ -520,3 +520,19 @@ def test_yes_said_twice_right_after_a_sentence_stays_twice(transcriber, tmp_path
     said = normalise(t.text)
     assert said.count("yes") == 2, t.segments
     assert _share_heard(REFERENCES["fleurs-en-008.ogg"]["text"], said) >= 0.8, t.text
+
+
+def test_the_faint_start_of_a_reply_the_model_said_is_not_decoded_again(transcriber, tmp_path,
+                                                                       caplog):
+    """A real sentence, 4 s, then "Yes." (espeak-ng): the model says it, its
+    segment timed from where Silero was sure. The faint start before that was
+    joined with the said speech into a stretch "with no text over it", and 0.4 s
+    was decoded again on its own, padded to a whole window, for nothing."""
+    import logging
+
+    note = _said_with_pauses(tmp_path, "yes.wav", [
+        ("fleurs-en-008.ogg", 0, None), 4.0, ("../yes.wav", 0, None), 1.0])
+    with caplog.at_level(logging.INFO, logger="transcribe.engine"):
+        t = transcriber.transcribe(note)
+    assert normalise(t.text).count("yes") == 1, t.segments
+    assert "decoded on its own" not in caplog.text, caplog.text
