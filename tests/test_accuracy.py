@@ -453,3 +453,86 @@ def test_a_short_sentence_said_twice_by_a_window_is_decoded_again(transcriber, m
     assert "decoding it again padded" in caplog.text
     assert calls[1][1] == 1500 > calls[0][1]
     assert normalise(t.text).count("not") == 1, t.segments
+
+
+@pytest.mark.parametrize("pause", [2.5, 4.0])
+@pytest.mark.parametrize("jfk", JFK)
+def test_a_short_reply_said_twice_stays_twice(transcriber, tmp_path, jfk, pause):
+    """A real sentence, a pause, then "ask not" said twice, 0.6 s apart (the
+    same 1.4 s of jfk). Silero grew sure of the second "ask not" only at "not"
+    ("ask" at 0.47, under its 0.5), the faint "ask" was dropped for touching
+    clear speech, and the stretch decoded from "not" on came back as "not"."""
+    ask_not = (jfk, 3.0, 4.4)
+    note = _said_with_pauses(tmp_path, "twice.wav", [
+        ("fleurs-en-008.ogg", 0, None), pause, ask_not, 0.6, ask_not, 1.0])
+    t = transcriber.transcribe(note)
+    said = normalise(t.text)
+    assert said.count("not") == 2, t.segments
+    assert _share_heard(REFERENCES["fleurs-en-008.ogg"]["text"], said) >= 0.8, t.text
+
+
+def test_a_quiet_reply_is_timed_from_its_first_word(transcriber, tmp_path):
+    """"ask not" said twice after a sentence and a 4 s pause (jfk's iPhone memo):
+    Silero was sure of each only from "not" on, and the segments were cut to
+    start there, "ask" squeezed into their first few milliseconds. The faint
+    start counts as heard speech when a segment is fitted to the speech."""
+    from dataclasses import replace
+
+    from transcribe import Transcriber
+    from transcribe.audio import SAMPLE_RATE, decode
+
+    sentence = len(decode(REAL / "fleurs-en-008.ogg").samples) / SAMPLE_RATE
+    ask_not = ("jfk-New Recording 3.m4a", 3.0, 4.4)
+    note = _said_with_pauses(tmp_path, "timed.wav", [
+        ("fleurs-en-008.ogg", 0, None), 4.0, ask_not, 0.6, ask_not, 1.0])
+    settings = replace(transcriber.settings, word_timestamps=True)
+    t = Transcriber(settings).transcribe(note)
+    replies = [seg for seg in t.segments if seg.start >= sentence]
+    assert len(replies) == 2, t.segments
+    assert replies[0].start <= sentence + 4.0 + 0.3, replies  # "ask" starts 0.1-0.3 s in
+    for seg in replies:
+        assert seg.words[0].end - seg.words[0].start >= 0.1, seg.words
+
+
+def test_speech_decoded_to_nothing_is_not_called_a_copy():
+    """A short Portuguese reply ("da iluminação", cut from another FLEURS clip
+    and said 2.5 s after fleurs-pt-007) decoded on its own to no text at all was
+    logged as "not kept: 100% of its words are in the text already", sending a
+    reader after a copy that was never there."""
+    from transcribe.engine import _doubt
+
+    before = [Segment(0, 8, "O acidente ocorreu em grande altitude.", -0.3, 0.1)]
+    for nothing in ([], [Segment(11.7, 13.0, "", -0.5, 0.3)]):
+        assert _doubt(nothing, before, slight=True) == "the model said nothing"
+
+
+def test_yes_said_twice_right_after_a_sentence_stays_twice(transcriber, tmp_path):
+    """A real sentence, 0.8 s, then "Yes." twice, 0.4 s apart (`sample_audio/
+    yes.wav`, espeak-ng). The window came back "... Yes. Yes.", was decoded
+    again because it said a sentence twice, and the padded text, which left
+    both "Yes." out, replaced it; the "Yes." decoded on its own after that was
+    said once. A decoding that drops the sentence is no evidence it was said
+    once: the first text stays."""
+    yes = ("../yes.wav", 0, None)
+    note = _said_with_pauses(tmp_path, "yes-yes.wav", [
+        ("fleurs-en-008.ogg", 0, None), 0.8, yes, 0.4, yes, 1.0])
+    t = transcriber.transcribe(note)
+    said = normalise(t.text)
+    assert said.count("yes") == 2, t.segments
+    assert _share_heard(REFERENCES["fleurs-en-008.ogg"]["text"], said) >= 0.8, t.text
+
+
+def test_the_faint_start_of_a_reply_the_model_said_is_not_decoded_again(transcriber, tmp_path,
+                                                                       caplog):
+    """A real sentence, 4 s, then "Yes." (espeak-ng): the model says it, its
+    segment timed from where Silero was sure. The faint start before that was
+    joined with the said speech into a stretch "with no text over it", and 0.4 s
+    was decoded again on its own, padded to a whole window, for nothing."""
+    import logging
+
+    note = _said_with_pauses(tmp_path, "yes.wav", [
+        ("fleurs-en-008.ogg", 0, None), 4.0, ("../yes.wav", 0, None), 1.0])
+    with caplog.at_level(logging.INFO, logger="transcribe.engine"):
+        t = transcriber.transcribe(note)
+    assert normalise(t.text).count("yes") == 1, t.segments
+    assert "decoded on its own" not in caplog.text, caplog.text

@@ -27,7 +27,8 @@ from .audio import Audio, AudioStream
 from .errors import ModelError
 from .models import ResolvedModel, hub_cache, resolve
 from .quality import (ALREADY_SAID, COMPRESSION_RATIO_MAX, already_said, compression_ratio,
-                      looks_looped, remove_loops, says_a_sentence_twice, word_keys)
+                      looks_looped, remove_loops, says, says_a_sentence_twice,
+                      sentence_said_twice, word_keys)
 from .settings import Settings
 from .speech import Speech
 from .transcript import Segment, Transcript, join_segments, mean_logprob
@@ -241,7 +242,7 @@ class LocalEngine:
                          block.offset + piece.end)
                 again, again_tokens = decoder.decode(piece, decoder.encode(piece, padded=True),
                                                      language)
-                if not (looks_looped(again) or says_a_sentence_twice(again)):
+                if _replaces(again, decoded):
                     decoded, tokens = again, again_tokens
             decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
                                                    language, file)
@@ -467,13 +468,27 @@ def _load_libc():
 _libc = _load_libc()
 
 
+def _replaces(again: list[Segment], decoded: list[Segment]) -> bool:
+    """Whether a window's text decoded again padded (`again`) is to replace the
+    text that looped or said a sentence twice (`decoded`): it does neither, and,
+    where `decoded` only said a sentence twice, it still says that sentence.
+    "Yes." said twice, 0.8 s after a real sentence, was decoded "Yes. Yes.", and
+    again padded as the sentence alone: the repeat was the speaker's, and a text
+    that drops the sentence is no evidence it was said once."""
+    if looks_looped(again) or says_a_sentence_twice(again):
+        return False
+    return looks_looped(decoded) or says(again, sentence_said_twice(decoded))
+
+
 def _doubt(more: list[Segment], decoded: list[Segment], slight: bool = False) -> str | None:
     """Why the text decoded for speech the model seemed to pass over is not to be
-    trusted, if it is not: it loops, the model was unsure of it (stretches it had
-    skipped are often noise or a word or two), or it is in the piece's text
-    already (the segments' times were off, not the text). Over `slight` speech
-    (short or faint), also when the model takes any of it for silence
-    (Whisper's own no-speech probability)."""
+    trusted, if it is not: there is none, it loops, the model was unsure of it
+    (stretches it had skipped are often noise or a word or two), or it is in the
+    piece's text already (the segments' times were off, not the text). Over
+    `slight` speech (short or faint), also when the model takes any of it for
+    silence (Whisper's own no-speech probability)."""
+    if not join_segments(more):
+        return "the model said nothing"
     if looks_looped(more):
         return "it loops"
     logprob = mean_logprob(more)

@@ -118,18 +118,20 @@ def unheard(piece: Piece, said: list[tuple[float, float]], speech: Speech) -> li
     window's remaining speech is then never decoded: stock faster-whisper loses
     it too (seen on real notes joined with pauses of 1.5-3 s). A short reply
     said quietly after a pause ("ask not", cut from jfk) may be too faint for
-    the VAD to call it speech, and is lost the same way."""
+    the VAD to call it speech, and is lost the same way. Speech with text over
+    it does not count towards a stretch: the faint start of a sentence the
+    model did say is not decoded again on its own."""
     gaps: list[Piece] = []
     heard = sorted(speech.spans + speech.faint)
     for index, (span_start, span_end) in enumerate(heard):
         start, end = max(span_start, piece.start), min(span_end, piece.end)
         if end <= start or (gaps and start < gaps[-1].end):
             continue
-        if any(s_start < end and s_end > start for s_start, s_end in said):
+        if _overlaps(start, end, said):
             continue
         reach = end  # with the spans that follow it a moment later ("ask" and "not")
         for next_start, next_end in heard[index + 1:]:
-            if next_start - reach >= WORD_PAUSE_S:
+            if next_start - reach >= WORD_PAUSE_S or _overlaps(next_start, next_end, said):
                 break
             reach = max(reach, min(next_end, piece.end))
         if reach - start < UNHEARD_SPEECH_S:
@@ -137,6 +139,10 @@ def unheard(piece: Piece, said: list[tuple[float, float]], speech: Speech) -> li
         stop = min((s_start for s_start, _ in said if s_start >= end), default=piece.end)
         gaps.append(Piece(start, stop, speech.within(start, stop)))
     return gaps
+
+
+def _overlaps(start: float, end: float, said: list[tuple[float, float]]) -> bool:
+    return any(s_start < end and s_end > start for s_start, s_end in said)
 
 
 def across_pauses(start: float, end: float, spans: list[tuple[float, float]]

@@ -117,9 +117,21 @@ def says_a_sentence_twice(segments: list[Segment]) -> bool:
     """Whether a sentence (or a segment) says word for word what the one before
     it said. Too short to be a loop ("Ask not. Ask not." over jfk's "ask not"
     said once), or said twice by the speaker: the window is decoded again to tell."""
+    return bool(sentence_said_twice(segments))
+
+
+def sentence_said_twice(segments: list[Segment]) -> list[str]:
+    """The words (`word_keys`) of the first sentence said twice in a row, if any."""
     sentences = [word_keys(sentence) for segment in segments
                  for sentence in SENTENCE_END.split(segment.text)]
-    return any(first and first == second for first, second in zip(sentences, sentences[1:]))
+    return next((first for first, second in zip(sentences, sentences[1:])
+                 if first and first == second), [])
+
+
+def says(segments: list[Segment], words: list[str]) -> bool:
+    """Whether the segments say `words` (`word_keys`), in a row."""
+    said, size = word_keys(" ".join(s.text for s in segments)), len(words)
+    return any(said[i:i + size] == words for i in range(len(said) - size + 1))
 
 
 def remove_loops(segments: list[Segment]) -> tuple[list[Segment], list[str]]:
