@@ -24,6 +24,9 @@ FAINT_THRESHOLD = 0.3
 # Silero grows sure of faint speech late: padded 0.2 s, as the spans are, "ask
 # not" lost its first sound and came back as "It's not!".
 FAINT_PAD_MS = 400
+# A faint start is kept before a span of the VAD's shorter than this: a word or
+# two ("not" was heard as a span of 0.7 s), not a sentence.
+FAINT_LEAD_BEFORE_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,20 @@ def detect_speech(samples) -> Speech:
 
 def _outside(faint: list[tuple[float, float]], spans: list[tuple[float, float]]
              ) -> list[tuple[float, float]]:
-    """The faint spans that overlap no span, and of those that do, the part
-    before the first span they overlap: Silero grows sure of a quiet phrase late
-    ("ask not" said a second time, 4 s after a sentence, was heard as speech from
-    "not" on, "ask" only faintly, and came back as "not")."""
+    """The faint spans that overlap no span, and of those that lead into a short
+    span, the part before it: Silero grows sure of a quiet phrase late ("ask
+    not" said a second time, 4 s after a sentence, was heard as speech from
+    "not" on, "ask" only faintly, and came back as "not"). Before a longer span
+    the faint start is left out: kept there too, it moved where the sentences
+    of a lecture of real clips were decoded from, and cost 1.9 points of WER."""
     kept = []
     for start, end in faint:
-        overlapped = [s_start for s_start, s_end in spans if start < s_end and end > s_start]
+        overlapped = [(s_start, s_end) for s_start, s_end in spans
+                      if start < s_end and end > s_start]
         if not overlapped:
             kept.append((start, end))
-        elif start < overlapped[0]:
-            kept.append((start, overlapped[0]))
+        elif start < overlapped[0][0] and overlapped[0][1] - overlapped[0][0] < FAINT_LEAD_BEFORE_S:
+            kept.append((start, overlapped[0][0]))
     return kept
 
 
