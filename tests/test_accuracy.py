@@ -433,12 +433,14 @@ def test_a_short_sentence_said_twice_by_a_window_is_decoded_again(transcriber, m
     words twice is not a loop (people say "bye, bye"), so the window is decoded
     again padded, as stock decodes it, and that text is kept if it says the
     sentence once. The model does not do it on demand: its first decoding is
-    made to say its text twice."""
+    made to say its text twice, here over "Yes." (`sample_audio/yes.wav`), which
+    the model hears the same every time ("ask not" at full volume falls back to
+    sampled temperatures on some encodings, and came back as "...")."""
     import logging
 
     from transcribe.pieces import WindowDecoder
 
-    note = _said_with_pauses(tmp_path, "ask-not.wav", [3.0, (JFK[0], 3.0, 4.4), 1.0])
+    note = _said_with_pauses(tmp_path, "yes.wav", [3.0, ("../yes.wav", 0, None), 1.0])
     real_decode = WindowDecoder.decode
     calls = []
 
@@ -452,7 +454,7 @@ def test_a_short_sentence_said_twice_by_a_window_is_decoded_again(transcriber, m
         t = transcriber.transcribe(note)
     assert "decoding it again padded" in caplog.text
     assert calls[1][1] == 1500 > calls[0][1]
-    assert normalise(t.text).count("not") == 1, t.segments
+    assert normalise(t.text) == ["yes"], t.segments
 
 
 @pytest.mark.parametrize("pause", [2.5, 4.0])
