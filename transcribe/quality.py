@@ -20,7 +20,7 @@ import re
 import zlib
 from dataclasses import dataclass, replace
 
-from .transcript import Segment
+from .transcript import Segment, join_segments
 
 # A run of at least this many words said again right after itself is a loop.
 # Speakers repeat a word or two ("no, no", "very very"), seldom four in a row
@@ -130,7 +130,7 @@ def sentence_said_twice(segments: list[Segment]) -> list[str]:
 
 def says(segments: list[Segment], words: list[str]) -> bool:
     """Whether the segments say `words` (`word_keys`), in a row."""
-    said, size = word_keys(" ".join(s.text for s in segments)), len(words)
+    said, size = word_keys(join_segments(segments)), len(words)
     return any(said[i:i + size] == words for i in range(len(said) - size + 1))
 
 
