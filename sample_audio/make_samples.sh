@@ -25,3 +25,4 @@ ff -i noise.wav -ar 48000 -ac 1 -c:a libopus -b:a 32k -f ogg "$out/room-noise.og
 # yes.wav: a one-word reply, "Yes.", said 2.5 s after a real sentence in tests/test_accuracy.py
 # (not a note of its own, so not in references.json).
 espeak-ng -v en -s 130 -w "$out/yes.wav" "Yes."
+# music-box.ogg: a tune without a voice, made by make_music.py (numpy and PyAV).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import av
@@ -38,6 +39,17 @@ def test_silence_and_noise_are_not_speech(transcriber, name):
     assert t.text == ""
     assert t.segments == []
     assert t.no_speech
+
+
+def test_a_tune_without_a_voice_gives_no_text(transcriber):
+    """A music-box tune sent as a voice note (`sample_audio/make_music.py`). The
+    VAD takes it for speech. Decoded, it came out as "…" (Khmer, after a 448-token
+    "1-2-3-4-4-4-…" at temperature 0), shown as the note's text; a sibling tune
+    gave "I'll see you next time.". Text without a word is no text, and the
+    window padded to 30 s, as stock pads it, is silence to the model (no-speech
+    probability 0.65): either keeps the note empty."""
+    t = transcriber.transcribe(SAMPLES / "music-box.ogg")
+    assert t.text == "" and t.segments == [] and t.no_speech, t.segments
 
 
 def test_silence_padding_does_not_invent_words(transcriber, tmp_path):
@@ -217,6 +229,19 @@ def test_a_torn_language_detection_is_settled_by_decoding(transcriber):
     assert t.language_unsure and t.to_dict()["language_unsure"] is True
     sure = transcriber.transcribe(SAMPLES / "New Recording 12.m4a")
     assert not sure.language_unsure
+
+
+def test_a_torn_language_detection_samples_no_temperatures(transcriber, caplog):
+    """Each language in doubt is decoded at temperature 0 only. Latin's text for
+    the German note fails Whisper's log-probability check there (-1.08), and it
+    was decoded at the five sampled temperatures as well (4.6 s of 6.4) before
+    German (-0.66) won."""
+    with caplog.at_level(logging.DEBUG, logger="faster_whisper"):
+        t = transcriber.transcribe(SAMPLES / "recording-de.webm")
+    assert t.language == "de", t.text
+    sampled = [r.getMessage() for r in caplog.records
+               if r.name == "faster_whisper" and "with temperature 0.2" in r.getMessage()]
+    assert not sampled, sampled
 
 
 @pytest.mark.parametrize("split", [True, False])

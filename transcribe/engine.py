@@ -230,12 +230,12 @@ class LocalEngine:
         segments: list[Segment] = []
         for index, piece in enumerate(pieces):
             code = encoded.pop(index) if index in encoded else decoder.encode(piece)
-            decoded, tokens = decoder.decode(piece, code, language, decoding.previous)
             if first and index == 0 and candidates:
                 decoded, tokens, language, probability = self._likeliest_language(
-                    decoder, piece, code, file,
-                    (decoded, tokens, language, decoding.probability), candidates)
+                    decoder, piece, code, file, [(language, decoding.probability), *candidates])
                 decoding.language, decoding.probability = language, probability
+            else:
+                decoded, tokens = decoder.decode(piece, code, language, decoding.previous)
             if looks_looped(decoded) or says_a_sentence_twice(decoded):
                 log.info("%s: the text at %.1f-%.1f s loops; decoding it again padded to a "
                          "whole window", file, block.offset + piece.start,
@@ -244,9 +244,16 @@ class LocalEngine:
                                                      language)
                 if _replaces(again, decoded):
                     decoded, tokens = again, again_tokens
-            decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
-                                                   language, file)
-            decoding.previous = tokens
+            if _silent_padded(decoder, piece, decoded, language, decoding.previous):
+                log.info("%s: the text at %.1f-%.1f s is dropped: the model was unsure of "
+                         "it, and hears silence in the window padded as stock pads it: %r",
+                         file, block.offset + piece.start, block.offset + piece.end,
+                         join_segments(decoded)[:80])
+                decoded = []
+            else:
+                decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
+                                                       language, file)
+                decoding.previous = tokens
             decoded = _heard(decoded, block.speech, file)
             segments.extend(decoded)
             if on_progress is not None:
@@ -264,10 +271,13 @@ class LocalEngine:
         it, the model said that text again over speech it could not make out
         ("there were no ambulance as reported in the news" twice, on a lecture
         of real clips): 36.6 % WER there against 35.0 % without, the same on the
-        dev set and on joined clips. Text for a word or two's worth of speech,
-        or speech the VAD heard only faintly, is kept only where the model, too,
-        hears speech (`_doubt`). (`piece` is on the block's clock; the segments
-        and `block.speech` on the note's.)"""
+        dev set and on joined clips. It is decoded at temperature 0 only: where
+        that text fails Whisper's checks, a sampled temperature's text that
+        clears them is a lucky draw, not evidence ("So, December 20th,俺 1993,
+        aval said that" kept on the lecture in one run of several). Text for a
+        word or two's worth of speech, or speech the VAD heard only faintly, is
+        kept only where the model, too, hears speech (`_doubt`). (`piece` is on
+        the block's clock; the segments and `block.speech` on the note's.)"""
         from .pieces import CLEAR_SPEECH_S, Piece, unheard
 
         offset = block.offset
@@ -279,7 +289,7 @@ class LocalEngine:
             slight = gap.speech_s < CLEAR_SPEECH_S
             short = local.duration < PADDED_BELOW_S
             more, more_tokens = decoder.decode(local, decoder.encode(local, padded=short),
-                                               language)
+                                               language, fallback=False)
             doubt = _doubt(more, decoded, slight)
             log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own: %r%s",
                      file, "short or faint " if slight else "", gap.start, gap.end,
@@ -293,20 +303,32 @@ class LocalEngine:
         return decoded, tokens
 
     @staticmethod
-    def _likeliest_language(decoder, piece, code, file: str, first: tuple,
-                            candidates: list[tuple[str, float]]) -> tuple:
-        """When detection is torn between languages, the first piece is decoded in
-        each, and the text the model finds likelier decides (the espeak-ng German
-        note hears Latin at 0.54 and German at 0.21; decoded, German wins)."""
-        best, best_score = first, mean_logprob(first[0]) or float("-inf")
-        for language, probability in candidates:
+    def _likeliest_language(decoder, piece, code, file: str,
+                            languages: list[tuple[str, float]]) -> tuple:
+        """When detection is torn between `languages` (language, probability; the
+        detected one first), the first piece is decoded in each, and the text the
+        model finds likelier decides (the espeak-ng German note hears Latin at 0.54
+        and German at 0.21; decoded, German wins).
+
+        Each is decoded at temperature 0 only, and a text that fails Whisper's
+        checks there (`_passes`) wins only when none passes. In full, with
+        Whisper's fallback to sampled temperatures for a failed text, a 7 s
+        snatch of music took 23 s in Khmer alone, looping at every temperature;
+        only the language chosen is decoded in full, when its text failed."""
+        tried = []
+        for language, probability in languages:
+            decoded, tokens = decoder.decode(piece, code, language, fallback=False)
+            score = mean_logprob(decoded)
+            tried.append((_passes(decoded), not _repeats(decoded),
+                          float("-inf") if score is None else score,
+                          decoded, tokens, language, probability))
+            log.info("%s: language unsure; %s scores %.2f%s", file, language,
+                     tried[-1][2], "" if tried[-1][0] else " (fails Whisper's checks)")
+        passes, _, _, decoded, tokens, language, probability = max(
+            tried, key=lambda t: t[:3])
+        if not passes:
             decoded, tokens = decoder.decode(piece, code, language)
-            score = mean_logprob(decoded) or float("-inf")
-            log.info("%s: language unsure; %s scores %.2f, %s %.2f", file, best[2],
-                     best_score, language, score)
-            if score > best_score:
-                best, best_score = (decoded, tokens, language, probability), score
-        return best
+        return decoded, tokens, language, probability
 
     def _detect_language(self, decoder, pieces, encoded: dict) -> list[tuple[str, float]]:
         """The user's languages (any, if none are set), most probable first, over
@@ -480,6 +502,34 @@ def _replaces(again: list[Segment], decoded: list[Segment]) -> bool:
     return looks_looped(decoded) or says(again, sentence_said_twice(decoded))
 
 
+def _passes(decoded: list[Segment]) -> bool:
+    """Whether text decoded at temperature 0 passes Whisper's own checks, which
+    send it on to the sampled temperatures when it fails: a mean log-probability
+    of -1 or more, and no more repetition than a compression ratio of 2.4."""
+    logprob = mean_logprob(decoded)
+    return logprob is not None and logprob >= NO_SPEECH_LOGPROB and not _repeats(decoded)
+
+
+def _repeats(decoded: list[Segment]) -> bool:
+    return (looks_looped(decoded)
+            or compression_ratio(join_segments(decoded)) > COMPRESSION_RATIO_MAX)
+
+
+def _silent_padded(decoder, piece, decoded: list[Segment], language: str,
+                   previous: list[int]) -> bool:
+    """Whether stock faster-whisper would drop the piece's text as silence:
+    the model was unsure of it (mean log-probability under -1), and it takes the
+    window, padded to 30 s as stock pads it, for silence (no-speech probability
+    over 0.6). Encoded with `pieces.MARGIN_S` of padding only, a 7 s snatch of
+    music came out "I'll see you next time." (-1.22, no-speech probability
+    0.54), where stock, hearing silence, wrote nothing."""
+    logprob = mean_logprob(decoded)
+    if logprob is None or logprob >= NO_SPEECH_LOGPROB:
+        return False
+    padded = decoder.encode(piece, padded=True)
+    return decoder.no_speech_prob(padded, language, previous) > NO_SPEECH_PROB
+
+
 def _doubt(more: list[Segment], decoded: list[Segment], slight: bool = False) -> str | None:
     """Why the text decoded for speech the model seemed to pass over is not to be
     trusted, if it is not: there is none, it loops, the model was unsure of it
@@ -489,7 +539,7 @@ def _doubt(more: list[Segment], decoded: list[Segment], slight: bool = False) ->
     silence (Whisper's own no-speech probability)."""
     if not join_segments(more):
         return "the model said nothing"
-    if looks_looped(more):
+    if _repeats(more):
         return "it loops"
     logprob = mean_logprob(more)
     if logprob is not None and logprob < UNHEARD_LOGPROB_MIN:
@@ -588,10 +638,11 @@ def _fitted(seg: Segment, speech: Speech) -> Segment:
 
 
 def _is_hallucination(seg, speech: Speech) -> bool:
-    """Whether `seg` is text where nobody spoke: empty, silence by Whisper's own
-    rule, or away from any speech the VAD heard. Near speech it heard only
-    faintly, it must be neither unsure nor taken for silence."""
-    if not seg.text.strip():
+    """Whether `seg` is text where nobody spoke: no words (empty, or only
+    punctuation: "…" for a snatch of music), silence by Whisper's own rule, or
+    away from any speech the VAD heard. Near speech it heard only faintly, it
+    must be neither unsure nor taken for silence."""
+    if not word_keys(seg.text):
         return True
     silent, unsure = seg.no_speech_prob > NO_SPEECH_PROB, seg.avg_logprob < NO_SPEECH_LOGPROB
     if silent and unsure:

@@ -270,26 +270,28 @@ class WindowDecoder:
         return {token[2:-2]: probability for token, probability in ranked}
 
     def decode(self, piece: Piece, encoded, language: str,
-               previous: list[int] | None = None) -> tuple[list[Segment], list[int]]:
+               previous: list[int] | None = None, *, fallback: bool = True
+               ) -> tuple[list[Segment], list[int]]:
         """faster-whisper's own decoding of one piece: its segments on the note's
         clock, and the tokens they came from.
 
         `previous`, the tokens of the piece before (timestamps included), is its
         prompt after any initial prompt, as stock Whisper prompts each window with
         the last. Given as plain text instead, it was seen to stop the model from
-        placing timestamps: a 21 s piece came back as one segment."""
+        placing timestamps: a 21 s piece came back as one segment.
+
+        Without `fallback`, only the beam search at temperature 0 is run, not
+        the sampled temperatures Whisper falls back to when that text fails its
+        checks (`passes_checks`)."""
         from faster_whisper import WhisperModel
-        from faster_whisper.tokenizer import Tokenizer
 
         settings = self.settings
-        tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=settings.task,
-                              language=language)
-        prompt = (tokenizer.encode(" " + settings.initial_prompt.strip())
-                  if settings.initial_prompt else [])
-        prompt += previous or []
+        tokenizer = self._tokenizer(language)
+        prompt = self._prompt(tokenizer, previous)
         options = stock_options(tokenizer, beam_size=settings.beam_size,
                                 hotwords=settings.hotwords, initial_prompt=prompt or None,
-                                word_timestamps=settings.word_timestamps)
+                                word_timestamps=settings.word_timestamps,
+                                **({} if fallback else {"temperatures": [0.0]}))
         segments, tokens = [], []
         model = _UntilSilence(self.whisper, piece, self.speech) if self.speech else self.whisper
         try:
@@ -304,18 +306,38 @@ class WindowDecoder:
             pass
         return segments, tokens
 
+    def no_speech_prob(self, encoded, language: str, previous: list[int] | None = None
+                       ) -> float:
+        """Whisper's probability that the window `encoded` holds no speech, from
+        the first step of its decoding with the prompt `decode` would give it."""
+        tokenizer = self._tokenizer(language)
+        prompt = self.whisper.get_prompt(tokenizer, self._prompt(tokenizer, previous),
+                                         hotwords=self.settings.hotwords)
+        (result,) = self.whisper.model.generate(encoded, [prompt], max_length=len(prompt) + 1,
+                                                return_no_speech_prob=True)
+        return result.no_speech_prob
+
+    def _tokenizer(self, language: str):
+        from faster_whisper.tokenizer import Tokenizer
+
+        return Tokenizer(self.whisper.hf_tokenizer, self.multilingual, task=self.settings.task,
+                         language=language)
+
+    def _prompt(self, tokenizer, previous: list[int] | None) -> list[int]:
+        """The tokens before the window's own: any initial prompt, then `previous`."""
+        initial = self.settings.initial_prompt
+        prompt = tokenizer.encode(" " + initial.strip()) if initial else []
+        return prompt + (previous or [])
+
     def word_times(self, segment: Segment, language: str) -> list[tuple[float, float, str]]:
         """Where each word of `segment` was said, as (start, end, word) on the
         note's clock: its text aligned against the audio under its time
         (faster-whisper's word timestamps, over the segment's own window). A
         word DTW stretches over the silence before it is cut to twice the median
         word's length, as faster-whisper cuts its words."""
-        from faster_whisper.tokenizer import Tokenizer
-
         if segment.words:
             return [(word.start, word.end, word.word) for word in segment.words]
-        tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.multilingual,
-                              task=self.settings.task, language=language)
+        tokenizer = self._tokenizer(language)
         start = max(0.0, segment.start - self.offset)
         piece = Piece(start, min(segment.end - self.offset, start + PIECE_MAX_S), 0.0)
         tokens = tokenizer.encode(" " + segment.text.strip())
