@@ -427,6 +427,21 @@ def test_passed_over_speech_is_decoded_at_temperature_0_only(transcriber, tmp_pa
     assert normalise(t.text)[-1:] == ["not"], t.segments
 
 
+def test_a_sentence_in_a_second_language_is_not_lost(transcriber, tmp_path):
+    """A Portuguese sentence, a second's pause, an English one. The note is
+    Portuguese to the detector (0.98); the model passed over the English
+    sentence, which, decoded on its own in Portuguese, came out unsure and was
+    dropped. Speech passed over is decoded in the language the model hears in
+    it, when it is sure of another."""
+    note = _said_with_pauses(tmp_path, "two-languages.wav", [
+        ("fleurs-pt-007.ogg", 0, None), 1.0, ("fleurs-en-009.ogg", 0, None)])
+    t = transcriber.transcribe(note)
+    said = normalise(t.text)
+    assert t.language == "pt", t.language
+    for name in ("fleurs-pt-007.ogg", "fleurs-en-009.ogg"):
+        assert _share_heard(REFERENCES[name]["text"], said) >= 0.6, (name, t.text)
+
+
 @pytest.mark.parametrize("pause", [2.5, 4.0])
 @pytest.mark.parametrize("jfk", JFK)
 def test_a_short_reply_after_a_pause_is_not_lost(transcriber, tmp_path, jfk, pause):

@@ -288,9 +288,16 @@ class LocalEngine:
             local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
             slight = gap.speech_s < CLEAR_SPEECH_S
             short = local.duration < PADDED_BELOW_S
-            more, more_tokens = decoder.decode(local, decoder.encode(local, padded=short),
-                                               language, fallback=False)
+            code = decoder.encode(local, padded=short)
+            more, more_tokens = decoder.decode(local, code, language, fallback=False)
             doubt = _doubt(more, decoded, slight)
+            own = _another_language(decoder, code, language) if doubt else None
+            if own is not None:
+                again, again_tokens = decoder.decode(local, code, own, fallback=False)
+                if _doubt(again, decoded, slight) is None:
+                    log.info("%s: the speech at %.1f-%.1f s is in %s, not %s", file,
+                             gap.start, gap.end, own, language)
+                    more, more_tokens, doubt = again, again_tokens, None
             log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own: %r%s",
                      file, "short or faint " if slight else "", gap.start, gap.end,
                      " ".join(seg.text for seg in more)[:80],
@@ -318,15 +325,15 @@ class LocalEngine:
         tried = []
         for language, probability in languages:
             decoded, tokens = decoder.decode(piece, code, language, fallback=False)
-            score = mean_logprob(decoded)
-            tried.append((_passes(decoded), not _repeats(decoded),
-                          float("-inf") if score is None else score,
+            passes, score = _passes(decoded), mean_logprob(decoded)
+            score = float("-inf") if score is None else score
+            log.info("%s: language unsure; %s scores %.2f%s", file, language, score,
+                     "" if passes else " (fails Whisper's checks)")
+            # ranked: passing first, then not repeating itself, then by score
+            tried.append(((passes, not _repeats(decoded), score),
                           decoded, tokens, language, probability))
-            log.info("%s: language unsure; %s scores %.2f%s", file, language,
-                     tried[-1][2], "" if tried[-1][0] else " (fails Whisper's checks)")
-        passes, _, _, decoded, tokens, language, probability = max(
-            tried, key=lambda t: t[:3])
-        if not passes:
+        rank, decoded, tokens, language, probability = max(tried, key=lambda t: t[0])
+        if not rank[0]:
             decoded, tokens = decoder.decode(piece, code, language)
         return decoded, tokens, language, probability
 
@@ -335,16 +342,11 @@ class LocalEngine:
         the first pieces' speech, each piece weighted by how much speech it holds."""
         from .pieces import LANGUAGE_SPEECH_S
 
-        allowed = set(self.settings.languages)
         totals: dict[str, float] = {}
         heard = 0.0
         for index, piece in enumerate(pieces):
             encoded[index] = decoder.encode(piece)
-            scores = decoder.language_scores(encoded[index])
-            if allowed:
-                scores = {code: p for code, p in scores.items() if code in allowed}
-                total = sum(scores.values()) or 1.0
-                scores = {code: p / total for code, p in scores.items()}
+            scores = _allowed(decoder.language_scores(encoded[index]), self.settings.languages)
             for code, p in scores.items():
                 totals[code] = totals.get(code, 0.0) + p * piece.speech_s
             heard += piece.speech_s
@@ -500,6 +502,30 @@ def _replaces(again: list[Segment], decoded: list[Segment]) -> bool:
     if looks_looped(again) or says_a_sentence_twice(again):
         return False
     return looks_looped(decoded) or says(again, sentence_said_twice(decoded))
+
+
+def _allowed(scores: dict[str, float], languages: tuple[str, ...]) -> dict[str, float]:
+    """Language probabilities among the user's `languages` only (all, if none
+    are set), summing to 1."""
+    if not languages:
+        return scores
+    scores = {code: p for code, p in scores.items() if code in languages}
+    total = sum(scores.values()) or 1.0
+    return {code: p / total for code, p in scores.items()}
+
+
+def _another_language(decoder, encoded, language: str) -> str | None:
+    """The language the model hears in a stretch of speech (`encoded`) when it
+    is sure of it (probability LANGUAGE_UNSURE_BELOW or more) and it is not the
+    note's `language`, among the user's languages; None when the user set one
+    language. A note in Portuguese, then English: decoded in Portuguese, the
+    English sentence, passed over, came out unsure and was lost."""
+    settings = decoder.settings
+    if not decoder.multilingual or settings.language is not None:
+        return None
+    scores = _allowed(decoder.language_scores(encoded), settings.languages)
+    heard, p = max(scores.items(), key=lambda item: item[1])
+    return heard if heard != language and p >= LANGUAGE_UNSURE_BELOW else None
 
 
 def _passes(decoded: list[Segment]) -> bool:

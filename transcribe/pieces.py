@@ -282,7 +282,7 @@ class WindowDecoder:
 
         Without `fallback`, only the beam search at temperature 0 is run, not
         the sampled temperatures Whisper falls back to when that text fails its
-        checks (`passes_checks`)."""
+        checks (`engine._passes`)."""
         from faster_whisper import WhisperModel
 
         settings = self.settings
