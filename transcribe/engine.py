@@ -317,11 +317,19 @@ class LocalEngine:
         model finds likelier decides (the espeak-ng German note hears Latin at 0.54
         and German at 0.21; decoded, German wins).
 
-        Each is decoded at temperature 0 only, and a text that fails Whisper's
-        checks there (`_passes`) wins only when none passes. In full, with
-        Whisper's fallback to sampled temperatures for a failed text, a 7 s
-        snatch of music took 23 s in Khmer alone, looping at every temperature;
-        only the language chosen is decoded in full, when its text failed."""
+        Each is decoded at temperature 0 only, and the likeliest text that passes
+        Whisper's checks there (`_passes`) wins. Decoded in full, with Whisper's
+        fallback to sampled temperatures for a failed text, a 7 s snatch of music
+        took 23 s in Khmer alone, looping at every temperature.
+
+        When none passes, the language decoded in full is the one the model hears
+        in the piece padded to 30 s, as stock detects it (`_stock_language`): a
+        1.8 s cut of a FLEURS sentence ("20th century research has shown that")
+        heard Korean, Japanese and English on the piece as encoded; all three
+        failed at temperature 0 (Korean looping at -0.90), and the pick among
+        failed texts took Japanese, "20 20 20"; padded, the model hears English,
+        and says the words (stock too). A German cut went to Yiddish ("1963 6")
+        the same way."""
         tried = []
         for language, probability in languages:
             decoded, tokens = decoder.decode(piece, code, language, fallback=False)
@@ -329,11 +337,13 @@ class LocalEngine:
             score = float("-inf") if score is None else score
             log.info("%s: language unsure; %s scores %.2f%s", file, language, score,
                      "" if passes else " (fails Whisper's checks)")
-            # ranked: passing first, then not repeating itself, then by score
-            tried.append(((passes, not _repeats(decoded), score),
-                          decoded, tokens, language, probability))
-        rank, decoded, tokens, language, probability = max(tried, key=lambda t: t[0])
-        if not rank[0]:
+            tried.append(((passes, score), decoded, tokens, language, probability))
+        (passes, _), decoded, tokens, language, probability = max(tried, key=lambda t: t[0])
+        if not passes:
+            language, probability = _stock_language(decoder, piece)
+            log.info("%s: language unsure; no text passes; %s, as heard in the window "
+                     "padded as stock pads it (%.2f), is decoded in full", file, language,
+                     probability)
             decoded, tokens = decoder.decode(piece, code, language)
         return decoded, tokens, language, probability
 
@@ -512,6 +522,14 @@ def _allowed(scores: dict[str, float], languages: tuple[str, ...]) -> dict[str, 
     scores = {code: p for code, p in scores.items() if code in languages}
     total = sum(scores.values()) or 1.0
     return {code: p / total for code, p in scores.items()}
+
+
+def _stock_language(decoder, piece) -> tuple[str, float]:
+    """The language (and its probability) stock faster-whisper would detect for
+    `piece`: over its window padded to 30 s, among the user's languages if set."""
+    scores = _allowed(decoder.language_scores(decoder.encode(piece, padded=True)),
+                      decoder.settings.languages)
+    return max(scores.items(), key=lambda item: item[1])
 
 
 def _another_language(decoder, encoded, language: str) -> str | None:
