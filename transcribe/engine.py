@@ -322,14 +322,7 @@ class LocalEngine:
         fallback to sampled temperatures for a failed text, a 7 s snatch of music
         took 23 s in Khmer alone, looping at every temperature.
 
-        When none passes, the language decoded in full is the one the model hears
-        in the piece padded to 30 s, as stock detects it (`_stock_language`): a
-        1.8 s cut of a FLEURS sentence ("20th century research has shown that")
-        heard Korean, Japanese and English on the piece as encoded; all three
-        failed at temperature 0 (Korean looping at -0.90), and the pick among
-        failed texts took Japanese, "20 20 20"; padded, the model hears English,
-        and says the words (stock too). A German cut went to Yiddish ("1963 6")
-        the same way."""
+        When none passes, see `_language_when_none_passes`."""
         tried = []
         for language, probability in languages:
             decoded, tokens = decoder.decode(piece, code, language, fallback=False)
@@ -337,13 +330,12 @@ class LocalEngine:
             score = float("-inf") if score is None else score
             log.info("%s: language unsure; %s scores %.2f%s", file, language, score,
                      "" if passes else " (fails Whisper's checks)")
-            tried.append(((passes, score), decoded, tokens, language, probability))
-        (passes, _), decoded, tokens, language, probability = max(tried, key=lambda t: t[0])
+            tried.append((passes, score, decoded, tokens, language, probability))
+        passes, _, decoded, tokens, language, probability = max(tried, key=lambda t: t[:2])
         if not passes:
-            language, probability = _stock_language(decoder, piece)
-            log.info("%s: language unsure; no text passes; %s, as heard in the window "
-                     "padded as stock pads it (%.2f), is decoded in full", file, language,
-                     probability)
+            language, probability, why = _language_when_none_passes(decoder, piece, tried)
+            log.info("%s: language unsure; no text passes; %s (%s) is decoded in full", file,
+                     language, why)
             decoded, tokens = decoder.decode(piece, code, language)
         return decoded, tokens, language, probability
 
@@ -524,12 +516,40 @@ def _allowed(scores: dict[str, float], languages: tuple[str, ...]) -> dict[str, 
     return {code: p / total for code, p in scores.items()}
 
 
-def _stock_language(decoder, piece) -> tuple[str, float]:
-    """The language (and its probability) stock faster-whisper would detect for
-    `piece`: over its window padded to 30 s, among the user's languages if set."""
-    scores = _allowed(decoder.language_scores(decoder.encode(piece, padded=True)),
-                      decoder.settings.languages)
-    return max(scores.items(), key=lambda item: item[1])
+def _language_when_none_passes(decoder, piece, tried: list[tuple]) -> tuple[str, float, str]:
+    """The language to decode the first piece in, with Whisper's fallback, when
+    no language's text passed at temperature 0 (`tried`: passes, score,
+    segments, tokens, language, probability, per language), and why.
+
+    The one stock faster-whisper detects, over the piece padded to 30 s, when
+    the model is sure of it (LANGUAGE_UNSURE_BELOW or more): a 1.8 s cut of a
+    FLEURS sentence ("20th century research has shown that") heard Korean,
+    Japanese and English as encoded, all three failed, and the likeliest failed
+    text was Japanese, "20 20 20"; padded, the model hears English. A German cut
+    went to Yiddish ("1963 6") the same way.
+
+    Else the likeliest text that is not repetition past Whisper's compression
+    line: the espeak-ng German note under noise at 10 dB is Thai (0.27) to the
+    padded detection, while its German text, cut short by a loop ("Brutenmorgen,
+    mass-pake-… k-k-k-k"), scored -0.72 against English's -1.20; a tune's
+    "1.0.0.0.0…" scores -0.19."""
+    heard, p = _allowed_best(decoder.language_scores(decoder.encode(piece, padded=True)),
+                             decoder.settings.languages)
+    if p >= LANGUAGE_UNSURE_BELOW:
+        return heard, p, f"heard in the window padded as stock pads it, {p:.2f}"
+    sound = [(score, language, probability)
+             for _, score, decoded, _, language, probability in tried
+             if score > float("-inf")
+             and compression_ratio(join_segments(decoded)) <= COMPRESSION_RATIO_MAX]
+    if not sound:
+        return heard, p, f"heard in the window padded as stock pads it, {p:.2f}"
+    score, language, probability = max(sound)
+    return language, probability, f"its text the likeliest, {score:.2f}"
+
+
+def _allowed_best(scores: dict[str, float], languages: tuple[str, ...]) -> tuple[str, float]:
+    """The most probable of the user's `languages` (of all, if none are set)."""
+    return max(_allowed(scores, languages).items(), key=lambda item: item[1])
 
 
 def _another_language(decoder, encoded, language: str) -> str | None:
@@ -541,8 +561,7 @@ def _another_language(decoder, encoded, language: str) -> str | None:
     settings = decoder.settings
     if not decoder.multilingual or settings.language is not None:
         return None
-    scores = _allowed(decoder.language_scores(encoded), settings.languages)
-    heard, p = max(scores.items(), key=lambda item: item[1])
+    heard, p = _allowed_best(decoder.language_scores(encoded), settings.languages)
     return heard if heard != language and p >= LANGUAGE_UNSURE_BELOW else None
 
 
