@@ -322,7 +322,11 @@ class LocalEngine:
         fallback to sampled temperatures for a failed text, a 7 s snatch of music
         took 23 s in Khmer alone, looping at every temperature.
 
-        When none passes, see `_language_when_none_passes`."""
+        When none passes, the language `_language_when_none_passes` finds is
+        decoded in full over the piece padded to 30 s, the stock way: over the
+        piece as encoded, a tune's text looped at every temperature, then again
+        when decoded padded as a loop is (60 s for 7 s); padded, Whisper's
+        fallback stops at a window it takes for silence (14 s)."""
         tried = []
         for language, probability in languages:
             decoded, tokens = decoder.decode(piece, code, language, fallback=False)
@@ -334,9 +338,10 @@ class LocalEngine:
         passes, _, decoded, tokens, language, probability = max(tried, key=lambda t: t[:2])
         if not passes:
             language, probability, why = _language_when_none_passes(decoder, piece, tried)
-            log.info("%s: language unsure; no text passes; %s (%s) is decoded in full", file,
-                     language, why)
-            decoded, tokens = decoder.decode(piece, code, language)
+            log.info("%s: language unsure; no text passes; %s (%s) is decoded in full, "
+                     "padded as stock pads it", file, language, why)
+            decoded, tokens = decoder.decode(piece, decoder.encode(piece, padded=True),
+                                             language)
         return decoded, tokens, language, probability
 
     def _detect_language(self, decoder, pieces, encoded: dict) -> list[tuple[str, float]]:
