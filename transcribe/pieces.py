@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .speech import Speech
+from .speech import Speech, overlaps
 from .transcript import Segment, Word, join_segments
 
 FRAMES_PER_S = 100  # Whisper's mel frames
@@ -127,11 +127,11 @@ def unheard(piece: Piece, said: list[tuple[float, float]], speech: Speech) -> li
         start, end = max(span_start, piece.start), min(span_end, piece.end)
         if end <= start or (gaps and start < gaps[-1].end):
             continue
-        if _overlaps(start, end, said):
+        if overlaps(said, start, end):
             continue
         reach = end  # with the spans that follow it a moment later ("ask" and "not")
         for next_start, next_end in heard[index + 1:]:
-            if next_start - reach >= WORD_PAUSE_S or _overlaps(next_start, next_end, said):
+            if next_start - reach >= WORD_PAUSE_S or overlaps(said, next_start, next_end):
                 break
             reach = max(reach, min(next_end, piece.end))
         if reach - start < UNHEARD_SPEECH_S:
@@ -139,10 +139,6 @@ def unheard(piece: Piece, said: list[tuple[float, float]], speech: Speech) -> li
         stop = min((s_start for s_start, _ in said if s_start >= end), default=piece.end)
         gaps.append(Piece(start, stop, speech.within(start, stop)))
     return gaps
-
-
-def _overlaps(start: float, end: float, said: list[tuple[float, float]]) -> bool:
-    return any(s_start < end and s_end > start for s_start, s_end in said)
 
 
 def across_pauses(start: float, end: float, spans: list[tuple[float, float]]

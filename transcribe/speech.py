@@ -47,10 +47,10 @@ class Speech:
                    for s_start, s_end in self.spans)
 
     def near(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
-        return _near(self.spans, start, end, margin)
+        return overlaps(self.spans, start, end, margin)
 
     def near_faint(self, start: float, end: float, margin: float = SPEECH_MARGIN_S) -> bool:
-        return _near(self.faint, start, end, margin)
+        return overlaps(self.faint, start, end, margin)
 
     def fitted(self, start: float, end: float,
                margin: float = SPEECH_MARGIN_S) -> tuple[float, float]:
@@ -76,7 +76,9 @@ class Speech:
         return Speech(moved(self.spans), moved(self.faint))
 
 
-def _near(spans: list[tuple[float, float]], start: float, end: float, margin: float) -> bool:
+def overlaps(spans: list[tuple[float, float]], start: float, end: float,
+             margin: float = 0.0) -> bool:
+    """Whether any of `spans` overlaps `start`-`end`, or comes within `margin` of it."""
     return any(start < s_end + margin and end > s_start - margin for s_start, s_end in spans)
 
 
