@@ -337,11 +337,11 @@ class LocalEngine:
             tried.append((passes, score, decoded, tokens, language, probability))
         passes, _, decoded, tokens, language, probability = max(tried, key=lambda t: t[:2])
         if not passes:
-            language, probability, why = _language_when_none_passes(decoder, piece, tried)
+            padded = decoder.encode(piece, padded=True)
+            language, probability, why = _language_when_none_passes(decoder, padded, tried)
             log.info("%s: language unsure; no text passes; %s (%s) is decoded in full, "
                      "padded as stock pads it", file, language, why)
-            decoded, tokens = decoder.decode(piece, decoder.encode(piece, padded=True),
-                                             language)
+            decoded, tokens = decoder.decode(piece, padded, language)
         return decoded, tokens, language, probability
 
     def _detect_language(self, decoder, pieces, encoded: dict) -> list[tuple[str, float]]:
@@ -521,10 +521,11 @@ def _allowed(scores: dict[str, float], languages: tuple[str, ...]) -> dict[str, 
     return {code: p / total for code, p in scores.items()}
 
 
-def _language_when_none_passes(decoder, piece, tried: list[tuple]) -> tuple[str, float, str]:
+def _language_when_none_passes(decoder, padded, tried: list[tuple]) -> tuple[str, float, str]:
     """The language to decode the first piece in, with Whisper's fallback, when
     no language's text passed at temperature 0 (`tried`: passes, score,
-    segments, tokens, language, probability, per language), and why.
+    segments, tokens, language, probability, per language), and why. `padded`
+    is the piece encoded padded to 30 s.
 
     The one stock faster-whisper detects, over the piece padded to 30 s, when
     the model is sure of it (LANGUAGE_UNSURE_BELOW or more): a 1.8 s cut of a
@@ -538,15 +539,12 @@ def _language_when_none_passes(decoder, piece, tried: list[tuple]) -> tuple[str,
     padded detection, while its German text, cut short by a loop ("Brutenmorgen,
     mass-pake-… k-k-k-k"), scored -0.72 against English's -1.20; a tune's
     "1.0.0.0.0…" scores -0.19."""
-    heard, p = _allowed_best(decoder.language_scores(decoder.encode(piece, padded=True)),
-                             decoder.settings.languages)
-    if p >= LANGUAGE_UNSURE_BELOW:
-        return heard, p, f"heard in the window padded as stock pads it, {p:.2f}"
+    heard, p = _allowed_best(decoder.language_scores(padded), decoder.settings.languages)
     sound = [(score, language, probability)
              for _, score, decoded, _, language, probability in tried
              if score > float("-inf")
              and compression_ratio(join_segments(decoded)) <= COMPRESSION_RATIO_MAX]
-    if not sound:
+    if p >= LANGUAGE_UNSURE_BELOW or not sound:
         return heard, p, f"heard in the window padded as stock pads it, {p:.2f}"
     score, language, probability = max(sound)
     return language, probability, f"its text the likeliest, {score:.2f}"
