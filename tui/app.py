@@ -49,6 +49,8 @@ class InboxTable(DataTable):
     class NearEnd(Message):
         """The last screenful of rows is in view."""
 
+    filling = False  # rows are being put in: the cursor and scrolling are not the user's
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         self._near_end()
@@ -59,8 +61,8 @@ class InboxTable(DataTable):
 
     def _near_end(self) -> None:
         screenful = self.size.height
-        if not self.row_count or not screenful or self.virtual_size.height < self.row_count:
-            return  # not laid out yet (rows are being added)
+        if self.filling or not self.row_count or not screenful:
+            return
         if (self.cursor_row >= self.row_count - screenful
                 or self.scroll_y >= self.max_scroll_y - screenful):
             self.post_message(self.NearEnd())
@@ -168,24 +170,30 @@ class TranscribeApp(App):
         the first ones (the next page), else the table redrawn, the selected note kept."""
         if rows == self._rows:
             return
-        table = self.query_one("#inbox", DataTable)
+        table = self.query_one("#inbox", InboxTable)
         shown, self._rows = self._rows, rows
         if shown and rows[:len(shown)] == shown:
             self._add_rows(table, rows[len(shown):])
             return
         selected = self.selected_job_id()
-        table.clear()
-        self._add_rows(table, rows)
+        self._add_rows(table, rows, anew=True)
         if selected is not None:
             for index, (job_id, _) in enumerate(rows):
                 if job_id == selected:
                     table.move_cursor(row=index)
                     break
 
-    def _add_rows(self, table: DataTable, rows: list[tuple]) -> None:
+    def _add_rows(self, table: InboxTable, rows: list[tuple], *, anew: bool = False) -> None:
+        """Add `rows` below the table's (in place of them, `anew`)."""
         width = self._text_width()
-        for job_id, cells in rows:
-            table.add_row(*cells[:-1], _clip(cells[-1], width), key=str(job_id))
+        table.filling = True
+        try:
+            if anew:
+                table.clear()
+            for job_id, cells in rows:
+                table.add_row(*cells[:-1], _clip(cells[-1], width), key=str(job_id))
+        finally:
+            table.filling = False
 
     @on(InboxTable.NearEnd)
     def load_more(self) -> None:
