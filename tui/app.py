@@ -85,8 +85,9 @@ class TranscribeApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    query_text: reactive[str] = reactive("")
-    chat: reactive[str | None] = reactive(None)  # the inbox shows this chat's notes only
+    # (init=False: on_mount reads the inbox once, not once more per watcher)
+    query_text: reactive[str] = reactive("", init=False)
+    chat: reactive[str | None] = reactive(None, init=False)  # this chat's notes only
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -216,10 +217,12 @@ class TranscribeApp(App):
                 return
 
     def on_resize(self) -> None:
-        """The text column takes the rest of the width, so nothing scrolls sideways."""
+        """The text column takes the rest of the width, so nothing scrolls sideways. (The
+        first resize, as the app starts, leaves the width the rows were clipped to.)"""
         table = self.query_one("#inbox", DataTable)
-        if "text" in table.columns:
-            table.columns["text"].width = self._text_width()
+        width = self._text_width()
+        if "text" in table.columns and table.columns["text"].width != width:
+            table.columns["text"].width = width
             self._rows = []
             self.refresh_inbox()
 
