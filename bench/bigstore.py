@@ -4,13 +4,16 @@
     python -m bench --only bigstore          # within the whole run
     python -m bench --bigstore [--notes N]   # this section alone (N = 50000 by default)
 
+The numbers go to stdout and, with the rest of the run's, to bench/results/<time>.json.
+
 The store is built from real transcripts: the sample notes (the real FLEURS and
 jfk clips, and the synthetic ones) are transcribed once by the real model, then
 laid out as N notes, each a cut of one transcript (at least half its words, from
 a random place), sometimes followed by another of the same language, with its
 own id, content hash, path, app and sent time (spread over two years; one in
 five from a chat). Each note keeps its source's full transcript JSON (segments
-and words), so the file is as big as a real store of that many notes.
+and words), so the file is as big as a real store of that many notes of these
+lengths (3 to 20 s; longer notes make a bigger file).
 
 Reported, each against the same thing in a store of one note measured in the
 same run (medians; the ratio is what a big store costs):
@@ -31,12 +34,10 @@ import json
 import os
 import random
 import re
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -248,22 +249,3 @@ def _median(call, repeats: int) -> float:
 def _row(small_s: float, big_s: float, **extra) -> dict:
     return {"small_s": round(small_s, 5), "big_s": round(big_s, 5),
             "ratio": round(big_s / small_s, 2), **extra}
-
-
-def main(notes: int = NOTES, quick: bool = False) -> dict:
-    """The section on its own (`python -m bench --bigstore`)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    work = Path(tempfile.mkdtemp(prefix="transcribe-bench-bigstore-"))
-    os.environ.setdefault("TRANSCRIBE_HOME", str(work / "home"))
-    try:
-        from transcribe import Settings, Transcriber
-
-        result = run(Transcriber(Settings.load()), work, notes, repeats=3 if quick else 5)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bigstore-{datetime.now():%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print(f"\nresults: {path}")
-    return result

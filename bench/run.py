@@ -67,14 +67,10 @@ def main() -> None:
 
         watcher.main(args.quick)
         return
-    if args.bigstore:
-        from . import bigstore
-
-        bigstore.main(args.notes or bigstore.NOTES, args.quick)
-        return
     repeats = args.repeats or (2 if args.quick else 5)
     backlog = args.backlog or (12 if args.quick else 50)
-    sections = {"long"} if args.memory else set(args.only.split(","))
+    sections = {"long"} if args.memory else {"bigstore"} if args.bigstore else \
+        set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="transcribe-bench-"))
     os.environ.setdefault("TRANSCRIBE_HOME", str(work / "home"))
     results: dict = {"time": datetime.now().isoformat(timespec="seconds"),
