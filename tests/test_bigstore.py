@@ -3,19 +3,20 @@ them, and the inbox reads a page at a time, more as the user scrolls (CLI, store
 
 from __future__ import annotations
 
+import time
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import REFERENCES, SPEECH, json_lines, private_home, run_cli
-from test_tui import rows
+from test_tui import private_copy, rows
 from textual.coordinate import Coordinate
 
 from transcribe.settings import Settings
 from transcribe.store import Store
 from transcribe.transcript import Segment, Transcript
-from tui.app import PAGE, TranscribeApp
+from tui.app import PAGE, REFRESH_S, TranscribeApp
 
 NOTES = 360
 TEXTS = [REFERENCES[name]["text"] for name in SPEECH]  # six texts, in en, es and de
@@ -210,3 +211,35 @@ def _shown_ids(app: TranscribeApp) -> list[int]:
     table = app.query_one("#inbox")
     return [int(table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value)
             for row in range(table.row_count)]
+
+
+@pytest.fixture
+def own_home(big_home, tmp_path, monkeypatch) -> Path:
+    """A private copy of the big store, for a test that changes it."""
+    yield private_copy(big_home, tmp_path, monkeypatch)
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_a_note_in_progress_changes_its_row_and_the_view_stays_where_it_was(own_home):
+    """A running note's progress changes the store every half second: its row follows,
+    and the rows the user scrolled to stay in view."""
+    data = own_home
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#inbox")
+        table.scroll_to(y=40, animate=False)  # the wheel's way: the cursor stays on row 0
+        await pilot.pause()
+        job_id = _shown_ids(app)[45]
+        other = Store.open_default(data / "data")  # as the watcher would, in its process
+        other.requeue(job_id)
+        other.claim(job_id)
+        other.set_progress(job_id, 0.42)
+        other.close()
+        for _ in range(50):
+            await pilot.pause(REFRESH_S)
+            if rows(app)[45][5] == "42%":
+                break
+        assert rows(app)[45][5] == "42%"
+        assert table.scroll_y == 40 and table.cursor_row == 0

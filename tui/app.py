@@ -167,12 +167,17 @@ class TranscribeApp(App):
         return rows, f"{total:,} match{'es' if total != 1 else ''}"
 
     def _show_rows(self, rows: list[tuple]) -> None:
-        """Put `rows` in the table: the new ones added below when the rows shown are still
-        the first ones (the next page), else the table redrawn, the selected note kept."""
+        """Put `rows` in the table: the cells that changed changed in place when the same
+        notes are shown (a note's progress: the view stays where the user scrolled), the
+        new ones added below when the rows shown are still the first ones (the next page),
+        else the table redrawn, the selected note kept."""
         if rows == self._rows:
             return
         table = self.query_one("#inbox", InboxTable)
         shown, self._rows = self._rows, rows
+        if [job_id for job_id, _ in shown] == [job_id for job_id, _ in rows]:
+            self._change_cells(table, shown, rows)
+            return
         if shown and rows[:len(shown)] == shown:
             self._add_rows(table, rows[len(shown):])
             return
@@ -192,9 +197,19 @@ class TranscribeApp(App):
             if anew:
                 table.clear()
             for job_id, cells in rows:
-                table.add_row(*cells[:-1], _clip(cells[-1], width), key=str(job_id))
+                table.add_row(*_clipped(cells, width), key=str(job_id))
         finally:
             table.filling = False
+
+    def _change_cells(self, table: InboxTable, shown: list[tuple], rows: list[tuple]) -> None:
+        """The same notes as `shown`, in the same order: change the cells that changed."""
+        width = self._text_width()
+        for (job_id, before), (_, after) in zip(shown, rows):
+            if before != after:
+                for (column, _, _), old, new, cell in zip(COLUMNS, before, after,
+                                                          _clipped(after, width)):
+                    if old != new:
+                        table.update_cell(str(job_id), column, cell)
 
     @on(InboxTable.NearEnd)
     def load_more(self) -> None:
@@ -450,6 +465,11 @@ def _search_row(job: Job, snippet: str, summary: dict | None) -> tuple[int, tupl
         text.append(rest)
     return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
                     *_summary_cells(summary), _status(job), text)
+
+
+def _clipped(cells: tuple, width: int) -> tuple:
+    """A row's cells, its text (the last) clipped to the text column's `width`."""
+    return (*cells[:-1], _clip(cells[-1], width))
 
 
 def _clip(text, width: int):
