@@ -570,7 +570,9 @@ class Store:
             f"page.job_id {_TRANSCRIPTS_JOIN} ORDER BY page.rank, page.job_id",
             {**args, "fts": fts, "limit": max(0, limit), "offset": max(0, offset)})
         snippets = self._snippets(fts, rows)
-        return [Hit(_job(r), snippets[r["tbl"], r["id"]], r["rank"], _summary(r))
+        # (a transcript replaced between the two reads has no snippet: "", until the
+        # next search)
+        return [Hit(_job(r), snippets.get((r["tbl"], r["id"]), ""), r["rank"], _summary(r))
                 for r in rows]
 
     def count_matches(self, query: str, *, chat: str | None = None,

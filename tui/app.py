@@ -21,9 +21,10 @@ from transcribe.settings import Settings
 from transcribe.store import HIGHLIGHT, Job, SearchError, Store
 
 REFRESH_S = 0.5  # how often the store is asked whether it changed (store.version)
-# Rows read at a time, inbox or search; more as the user scrolls near the end. All 500 of
-# the old single read took 1.6-1.9 s to the first screen at 50,000 notes (0.6 s with one
-# note; 2 busy cores): the table laid every row out, twice. `python -m bench --bigstore`.
+# Rows read at a time, inbox or search; more as the user scrolls near the end. With the
+# old single read of 500 rows, laid out twice, the first screen took 2.1 s at 50,000 notes
+# (0.8 s with one note); with a page of 100, laid out once, 1.2 s, most of the rest the
+# store's open (2 cores at load 12, 3-20 s notes; `python -m bench --bigstore`).
 PAGE = 100
 COLUMNS = (("when", "When", 12), ("from", "From", 11), ("length", "Len", 5),
            ("lang", "Lang", 4), ("engine", "Engine", 6), ("status", "Status", 8),
