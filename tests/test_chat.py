@@ -500,7 +500,7 @@ def test_whatsapp_line_formats_of_other_locales(case, tmp_path, home):
 def test_what_the_tuis_add_takes_for_a_chat_export(tmp_path):
     """A folder or zip with a chat's text at its top is an export; a folder that only holds
     one somewhere inside (~/Downloads), or voice notes with some other .txt, is not."""
-    from transcribe.chat import is_export
+    from transcribe.chats import is_export
 
     downloads = tmp_path / "Downloads"
     export = downloads / "WhatsApp Chat with Sam"

@@ -13,7 +13,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from . import chat as chats
+from . import chats
 from .errors import (EXIT_INPUT, EXIT_OK, CloudError, InputError, OutputError,
                      SettingsError)
 
@@ -27,7 +27,7 @@ SHOWN_PROBLEMS = 20
 
 def run_chat(args, settings, diag) -> int:
     with tempfile.TemporaryDirectory(prefix="transcribe-chat-") as tmp:
-        conv = chats.load(args.export, Path(tmp))
+        conv = chats.load(args.export, Path(tmp))[0]  # every export gives one chat so far
         out = args.output or str(_default_output(args.export, conv.name, args.chat_format))
         if out != "-":
             _refuse_export_files(Path(out), Path(args.export), conv)

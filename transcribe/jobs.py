@@ -44,30 +44,32 @@ def enqueue_chat(store: Store, export: Path, keep_dir: Path, settings=None
 
     A zip is unpacked into `keep_dir`/NAME first: the notes must stay where the jobs say
     (to be played, re-transcribed, exported later)."""
-    from . import chat
+    from . import chats
 
     export = Path(export)
     workdir = None
     if export.suffix.lower() == ".zip":
         workdir = keep_dir / export.stem
         workdir.mkdir(parents=True, exist_ok=True)
-    conv = chat.load(export, workdir)
-    added = []
-    for m in conv.messages:
-        if m.kind != "voice" or m.omitted:
-            continue
-        path = m.attachment.resolve()
-        try:  # one unreadable note is the export's problem, not the end of the import
-            size = check_readable(path, settings.max_file_bytes if settings else None)
-        except InputError as e:
-            conv.problems.append(str(e))
-            continue
-        job, created = store.add_job(file_sha256(path), str(path), size, app=conv.app,
-                                     sent_at=m.time.isoformat() if m.time else None)
-        if job.chat is None:
-            store.set_chat(job.id, conv.name, m.sender)
-        added.append((job, created))
-    return conv.name, added, conv.problems
+    conversations = chats.load(export, workdir)
+    added, problems = [], []
+    for conv in conversations:
+        problems += conv.problems
+        for m in conv.messages:
+            if m.kind != "voice" or m.omitted:
+                continue
+            path = m.attachment.resolve()
+            try:  # one unreadable note is the export's problem, not the end of the import
+                size = check_readable(path, settings.max_file_bytes if settings else None)
+            except InputError as e:
+                problems.append(str(e))
+                continue
+            job, created = store.add_job(file_sha256(path), str(path), size, app=conv.app,
+                                         sent_at=m.time.isoformat() if m.time else None)
+            if job.chat is None:
+                store.set_chat(job.id, conv.name, m.sender)
+            added.append((job, created))
+    return ", ".join(conv.name for conv in conversations), added, problems
 
 
 def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto",

@@ -1,5 +1,9 @@
-"""Telegram Desktop's HTML export (`messages.html`, `messages2.html`, ...) as a `Chat`.
+"""Telegram Desktop's chat export ("Export chat history"), JSON or HTML, as a `Chat`.
 
+JSON: `result.json` holds the chat's name and its "messages"; the files are beside it
+(`voice_messages/`, `round_video_messages/`, `photos/`, ...).
+
+HTML: the pages `messages.html`, `messages2.html`, ...
 The markup, as Telegram Desktop writes it (export_output_html.cpp):
 
     <div class="page_header">...<div class="text bold">Sam</div>...</div>
@@ -40,8 +44,91 @@ from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .chat import Chat, Message, holds, phone_call
-from .errors import InputError
+from ..errors import InputError
+from .base import Chat, Message, holds, phone_call, read_json
+
+APP = "telegram"
+_JSON_HEAD = re.compile(r'"date(?:_unixtime)?"\s*:')
+_HTML_HEAD = ('class="page_header"', 'class="history"')
+
+
+def recognise(path: Path) -> bool:
+    """result.json, messages*.html, or the folder holding either."""
+    if path.is_dir():
+        return (path / "result.json").is_file() or (path / "messages.html").is_file()
+    if not path.is_file():
+        return False
+    if path.name == "result.json" or _PAGE.match(path.name):
+        return True
+    if path.suffix.lower() == ".json":
+        return bool(_JSON_HEAD.search(_head(path)))
+    if path.suffix.lower() in (".html", ".htm"):
+        return any(mark in _head(path) for mark in _HTML_HEAD)
+    return False
+
+
+def parse(path: Path) -> list[Chat]:
+    """The chat of an export folder, its result.json, or one of its pages."""
+    if path.is_dir():
+        path = path / "result.json" if (path / "result.json").is_file() \
+            else path / "messages.html"
+    if path.suffix.lower() == ".json":
+        return [_parse_json(path)]
+    return [_parse_html(path)]
+
+
+def _head(path: Path, size: int = 65536) -> str:
+    try:
+        with path.open("rb") as f:
+            return f.read(size).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _parse_json(path: Path) -> Chat:
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):
+        raise InputError(path, 'not a Telegram chat export (no list of "messages" in it)')
+    chat = Chat(name=str(data.get("name") or path.parent.name), app=APP, source=path)
+    for n, item in enumerate(data.get("messages", []), start=1):
+        try:
+            chat.messages.append(_telegram_message(item, path.parent))
+        except (KeyError, ValueError, TypeError, AttributeError) as e:  # a wrong type
+            chat.problems.append(f"{path}: message {n}: {e}")
+    return chat
+
+
+def _telegram_message(item: dict, folder: Path) -> Message:
+    time = datetime.fromisoformat(item["date"])
+    text = _telegram_text(item.get("text", ""))
+    if item.get("type") == "service":
+        if item.get("action") == "phone_call":
+            text = phone_call(int(item.get("duration_seconds") or 0))
+        return Message(time, item.get("actor"), "system", text or item.get("action", ""))
+    sender = item.get("from")
+    media = item.get("media_type")
+    if media in ("voice_message", "video_message") or item.get("file"):
+        file = item.get("file") or ""
+        omitted = not file or file.startswith("(File not included")
+        path = None if omitted else folder / file
+        omitted = omitted or not holds(folder, path)
+        kind = "voice" if media in ("voice_message", "video_message") else "media"
+        return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
+    if item.get("photo"):  # "photos/photo_1@...jpg", or "(File not included. ...)"
+        photo = item["photo"]
+        path = None if photo.startswith("(") else folder / photo
+        return Message(time, sender, "media", text or photo, attachment=path,
+                       omitted=path is None or not holds(folder, path))
+    return Message(time, sender, "text", text)
+
+
+def _telegram_text(text) -> str:
+    if isinstance(text, str):
+        return text
+    return "".join(part if isinstance(part, str) else part.get("text", "") for part in text)
+
+
+# -- the HTML export ------------------------------------------------------------
 
 _VOID = frozenset({"br", "img", "meta", "link", "hr", "input", "source", "wbr"})
 _TITLE_TIME = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4}) (\d{1,2}):(\d{2})(?::(\d{2}))?")
@@ -182,9 +269,9 @@ def pages(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def parse_telegram_html(path: Path) -> Chat:
+def _parse_html(path: Path) -> Chat:
     """Every page of the export `path` (one of its messages*.html) belongs to."""
-    chat = Chat(name=path.parent.name, app="telegram", source=path)
+    chat = Chat(name=path.parent.name, app=APP, source=path)
     sender: str | None = None
     last_time: datetime | None = None
     for page in pages(path.parent) or [path]:
