@@ -14,6 +14,7 @@ another. Nothing here transcribes or prints; `chat_render` puts the transcripts 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from types import ModuleType
 
 from ..errors import InputError
 from . import telegram, whatsapp
-from .base import VOICE_EXT, Chat, Message, holds
+from .base import TEXT_EXT, VOICE_EXT, Chat, Message, holds
 
 __all__ = ["APPS", "VOICE_EXT", "Chat", "Message", "holds", "is_export", "load"]
 
@@ -35,18 +36,31 @@ APPS: list[ModuleType] = [telegram, whatsapp]
 # How deep under the folder given an export's own folder is looked for (a zip of
 # "ChatExport_2024-03-12/result.json" puts it one level down).
 _DEPTH = 3
+# Folders looked at on one level at most: a home folder given by mistake is not walked.
+_FOLDERS = 2000
 
 
 def load(export: Path, workdir: Path | None = None) -> list[Chat]:
     """Every conversation of an export: a zip, a folder or one chat text, of any app in
-    `APPS`. A zip is unpacked into `workdir` (a new temporary folder when None)."""
+    `APPS`. A zip is unpacked into a folder of `workdir` named by the zip's SHA-256 (a
+    new temporary folder when None); the same zip again finds it there.
+
+    An export from which no message could be read is an `InputError` saying why: never
+    an empty conversation. A chat of several with no message is returned as it is."""
     export = Path(export)
     if not export.exists():
         raise InputError(export, "no such file or folder")
     if not export.is_dir() and not export.is_file():  # /dev/zero, a pipe: read forever
         raise InputError(export, "not a regular file or folder")
     if export.suffix.lower() == ".zip":
-        return _load_zip(export, Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-")))
+        chats = _load_zip(export, Path(workdir or tempfile.mkdtemp(prefix="transcribe-chat-")))
+    else:
+        chats = _load_found(export)
+    _some_message(chats, export)
+    return chats
+
+
+def _load_found(export: Path) -> list[Chat]:
     found = _find(export)
     if found is None:
         raise InputError(export, _NOT_AN_EXPORT)
@@ -56,20 +70,37 @@ def load(export: Path, workdir: Path | None = None) -> list[Chat]:
     return chats
 
 
+def _some_message(chats: list[Chat], export: Path) -> None:
+    if any(chat.messages for chat in chats):
+        return
+    problems = [p for chat in chats for p in chat.problems]
+    if not problems:
+        raise InputError(export, "no message in it")
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise InputError(export, f"no message could be read: {problems[0]}{more}")
+
+
 _NOT_AN_EXPORT = ("no chat text (_chat.txt, WhatsApp Chat*.txt, result.json or "
                   "messages.html)")
 
 
 def _find(path: Path) -> tuple[ModuleType, Path] | None:
-    """The app that reads `path`, or a folder under it (breadth first, not too deep)."""
+    """The app that reads `path`, or a folder under it (breadth first, not too deep). A
+    folder holding several exports is an `InputError` listing them: which one is meant
+    is the user's to say."""
     level = [path]
     for _ in range(_DEPTH + 1):
-        for candidate in level:
-            for app in APPS:
-                if app.recognise(candidate):
-                    return app, candidate
+        hits = [(app, candidate) for candidate in level
+                if (app := next((a for a in APPS if a.recognise(candidate)), None))]
+        if len(hits) > 1:
+            names = ", ".join(str(p.relative_to(path)) for _, p in hits[:10])
+            more = " ..." if len(hits) > 10 else ""
+            raise InputError(path, f"holds {len(hits)} chat exports ({names}{more}); give "
+                                   "one of them")
+        if hits:
+            return hits[0]
         level = [sub for folder in level if folder.is_dir() and not folder.is_symlink()
-                 for sub in _subfolders(folder)]
+                 for sub in _subfolders(folder)][:_FOLDERS]
     return None
 
 
@@ -80,36 +111,139 @@ def _subfolders(folder: Path) -> list[Path]:
         return []
 
 
-def _load_zip(export: Path, target: Path) -> list[Chat]:
-    _unzip(export, target)
+def _load_zip(export: Path, workdir: Path) -> list[Chat]:
+    target, skipped = _unzip(export, workdir)
     try:
-        chats = load(target)
+        chats = _load_found(target)
     except InputError as e:  # name the zip, not the folder it was unpacked into
-        raise InputError(_in_zip(e.path, target, export), e.reason) from None
+        raise InputError(_in_zip(e.path, target, export),
+                         _in_zip(e.reason, target, export)) from None
+    if chats:
+        chats[0].problems[:0] = skipped
     for chat in chats:
         chat.problems = [_in_zip(p, target, export) for p in chat.problems]
-        if chat.name == target.name:  # named after the temporary folder: use the zip's
+        if chat.name == target.name:  # named after the folder it was unpacked into
             chat.name = export.stem
     return chats
 
 
-def _unzip(export: Path, target: Path) -> None:
-    """Unpack a zip into `target` (zipfile drops "../" and leading "/" from the names, so
-    nothing lands outside it); a damaged zip, or one that would not fit on the disk (sizes
-    as its directory declares them: zipfile never writes more than a member declares), is
-    an `InputError` before anything is written."""
+# What the apps' modules read from an export: its chat texts and its voice notes. Only
+# these members of a zip are unpacked; every other one (photos, videos, stickers) is an
+# empty file of its name, so that the chat can say it is there.
+READ_EXT = (*TEXT_EXT, *VOICE_EXT)
+# A member that unpacks to over this ratio of its packed size, and to over _RATIO_FLOOR,
+# is a zip bomb's: voice notes are compressed audio (about 1:1), and chat texts packed
+# 4-9:1 (WhatsApp's and Telegram's of the sample exports); zeros pack 1000:1.
+_RATIO = 100
+_RATIO_FLOOR = 1 << 20
+# More members than any export holds (a year's chat with 5,000 voice notes and photos):
+# a zip of a million empty members would fill the folder with names.
+_MEMBERS = 200_000
+
+
+def _unzip(export: Path, workdir: Path) -> tuple[Path, list[str]]:
+    """Unpack the members of a zip that are read into a fresh folder of `workdir` named by
+    the zip's SHA-256, and return it with a line for each member left out; the folder of
+    an earlier unpacking of the same zip is used again as it is.
+
+    zipfile drops "../" and a leading "/" from the names, so nothing lands outside the
+    folder; it is unpacked beside it and renamed into place, so a folder of that name is
+    whole. A damaged zip, or one that would not fit on the disk, is an `InputError`
+    before anything is written."""
+    target = workdir / _sha256(export)[:16]
+    if target.is_dir():
+        return target, []
+    workdir.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=workdir))
     try:
-        with zipfile.ZipFile(export) as z:
-            needed = sum(info.file_size for info in z.infolist())
-            free = shutil.disk_usage(target).free
-            if needed > free:
-                raise InputError(export, f"needs {needed / 2**20:.1f} MB unpacked, and only "
-                                         f"{free / 2**20:.1f} MB is free in {target.parent}")
-            z.extractall(target, members=[_utf8_name(info) for info in z.infolist()])
-    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        skipped = _unpack(export, partial, workdir.parent)
+        try:
+            partial.rename(target)
+        except OSError:  # unpacked meanwhile by another import of the same zip
+            if not target.is_dir():
+                raise
+            shutil.rmtree(partial, ignore_errors=True)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+        shutil.rmtree(partial, ignore_errors=True)
         raise InputError(export, f"not a readable zip ({e})") from e
     except OSError as e:
-        raise InputError(export, f"cannot be unpacked into {target} ({e.strerror or e})") from e
+        shutil.rmtree(partial, ignore_errors=True)
+        raise InputError(export, f"cannot be unpacked into {workdir} ({e.strerror or e})"
+                         ) from e
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target, skipped
+
+
+def _unpack(export: Path, folder: Path, where: Path) -> list[str]:
+    skipped: list[str] = []
+    with zipfile.ZipFile(export) as z:
+        infos = z.infolist()
+        if len(infos) > _MEMBERS:
+            raise InputError(export, f"{len(infos)} members: more than any chat export holds")
+        chosen = _chosen(export, infos, skipped)
+        needed = sum(info.file_size for info in chosen if _read(info))
+        free = shutil.disk_usage(folder).free
+        if needed > free:
+            raise InputError(export, f"needs {needed / 2**20:.1f} MB unpacked, and only "
+                                     f"{free / 2**20:.1f} MB is free in {where}")
+        for info in chosen:
+            if _read(info):
+                z.extract(info, folder)
+            else:
+                _placeholder(folder, info.filename)
+    return skipped
+
+
+def _chosen(export: Path, infos: list[zipfile.ZipInfo], skipped: list[str]
+            ) -> list[zipfile.ZipInfo]:
+    """The members to unpack: the first of each name (a second one of the same name would
+    replace it), and no bomb."""
+    seen: set[str] = set()
+    chosen = []
+    for info in infos:
+        info = _utf8_name(info)
+        if info.is_dir():
+            continue
+        if info.filename in seen:
+            skipped.append(f"{export}/{info.filename}: a second member of this name, left "
+                           "out (the first is read)")
+            continue
+        seen.add(info.filename)
+        if _read(info) and info.file_size > max(_RATIO_FLOOR,
+                                                 _RATIO * max(info.compress_size, 1)):
+            skipped.append(f"{export}/{info.filename}: left out: it would unpack to "
+                           f"{info.file_size / 2**20:.0f} MB from "
+                           f"{info.compress_size / 2**10:.0f} kB (a zip bomb)")
+            continue
+        chosen.append(info)
+    return chosen
+
+
+def _read(info: zipfile.ZipInfo) -> bool:
+    return info.filename.lower().endswith(READ_EXT)
+
+
+def _placeholder(folder: Path, name: str) -> None:
+    """An empty file for a member not unpacked, where zipfile would have put it."""
+    parts = [p for p in Path(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+    if not parts:
+        return
+    path = folder.joinpath(*parts)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    except OSError as e:
+        log.debug("%s: no placeholder (%s)", path, e)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _utf8_name(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
@@ -145,9 +279,4 @@ def is_export(path: Path) -> bool:
             names = [Path(n).name for n in z.namelist()]
     except (zipfile.BadZipFile, OSError):
         return False
-    return any(n.lower().endswith(_TEXT_EXT) for n in names)
-
-
-# What a chat's text is saved as, by every app: a zip holding one is an export (the apps'
-# modules say which when it is unpacked); a zip of voice notes alone is not.
-_TEXT_EXT = (".txt", ".json", ".html", ".htm", ".md")
+    return any(n.lower().endswith(TEXT_EXT) for n in names)

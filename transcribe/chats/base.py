@@ -21,7 +21,11 @@ log = logging.getLogger(__name__)
 
 # The extensions voice notes come in across the apps (WhatsApp .opus, Telegram .ogg and
 # round videos .mp4, iPhone .m4a, ...): a file with one of them may be a voice note.
-VOICE_EXT = (".opus", ".ogg", ".m4a", ".mp3", ".aac", ".amr", ".wav", ".mp4")
+VOICE_EXT = (".opus", ".ogg", ".oga", ".m4a", ".mp3", ".aac", ".amr", ".wav", ".mp4", ".caf",
+             ".webm")
+# What the apps save a chat's text as: a zip holding one is an export (the apps' modules
+# say which once it is unpacked); a zip of voice notes alone is not.
+TEXT_EXT = (".txt", ".json", ".html", ".htm", ".md", ".csv", ".xml")
 
 
 @dataclass

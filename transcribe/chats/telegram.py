@@ -45,7 +45,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, holds, phone_call, read_json
+from .base import Chat, Message, holds, local_time, phone_call, read_json
 
 APP = "telegram"
 _JSON_HEAD = re.compile(r'"date(?:_unixtime)?"\s*:')
@@ -73,7 +73,7 @@ def parse(path: Path) -> list[Chat]:
         path = path / "result.json" if (path / "result.json").is_file() \
             else path / "messages.html"
     if path.suffix.lower() == ".json":
-        return [_parse_json(path)]
+        return _parse_json(path)
     return [_parse_html(path)]
 
 
@@ -85,25 +85,81 @@ def _head(path: Path, size: int = 65536) -> str:
         return ""
 
 
-def _parse_json(path: Path) -> Chat:
-    data = read_json(path)
+def _parse_json(path: Path) -> list[Chat]:
+    """One chat's export ({"name", "messages"}), or the whole account's ("Export Telegram
+    data": {"chats": {"list": [chat, ...]}, "left_chats": {"list": [...]}}, each chat's
+    files under chats/chat_NNN/, named from the export's top like a chat's own)."""
+    data = read_json(path, root=path.parent)
+    if isinstance(data, dict) and isinstance(data.get("chats"), dict):
+        return _parse_account(data, path)
     if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):
         raise InputError(path, 'not a Telegram chat export (no list of "messages" in it)')
-    chat = Chat(name=str(data.get("name") or path.parent.name), app=APP, source=path)
+    return [_chat(data, path, str(data.get("name") or path.parent.name), f"{path}: ")]
+
+
+def _parse_account(data: dict, path: Path) -> list[Chat]:
+    found = []
+    for key in ("chats", "left_chats"):
+        part = data.get(key)
+        items = part.get("list") if isinstance(part, dict) else None
+        if isinstance(items, list):
+            found += [item for item in items if isinstance(item, dict)]
+    if not found:
+        raise InputError(path, 'a Telegram account export with no chat in it (no "list" of '
+                               'chats under "chats")')
+    chats = []
+    for n, item in enumerate(found, start=1):
+        name = _account_chat_name(item, n)
+        if not isinstance(item.get("messages", []), list):
+            chats.append(Chat(name, APP, problems=[f"{path}: chat {name!r}: no list of "
+                                                   '"messages"'], source=path))
+            continue
+        chats.append(_chat(item, path, name, f"{path}: chat {name!r}: "))
+    return chats
+
+
+def _account_chat_name(item: dict, n: int) -> str:
+    """The chat's name; "Saved Messages" has none, nor has a deleted account."""
+    name = item.get("name")
+    if isinstance(name, str) and name.strip():
+        return name
+    if item.get("type") == "saved_messages":
+        return "Saved Messages"
+    return f"chat {item.get('id', n)}"
+
+
+def _chat(data: dict, path: Path, name: str, where: str) -> Chat:
+    chat = Chat(name=name, app=APP, source=path)
     for n, item in enumerate(data.get("messages", []), start=1):
         try:
             chat.messages.append(_telegram_message(item, path.parent))
-        except (KeyError, ValueError, TypeError, AttributeError) as e:  # a wrong type
-            chat.problems.append(f"{path}: message {n}: {e}")
+        except _UNREADABLE as e:
+            chat.problems.append(f"{where}message {n}{_id(item)}: {_why(e)}")
     return chat
 
 
+# What a message of a wrong shape raises: a missing key, a wrong type, a number too big
+# ("duration_seconds": 1e400 is inf), a date out of range.
+_UNREADABLE = (KeyError, ValueError, TypeError, AttributeError, OverflowError)
+
+
+def _id(item) -> str:
+    return f" (id {item['id']})" if isinstance(item, dict) and isinstance(
+        item.get("id"), int) else ""
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"no {e.args[0]!r}"
+    return str(e) or type(e).__name__
+
+
 def _telegram_message(item: dict, folder: Path) -> Message:
-    time = datetime.fromisoformat(item["date"])
+    time = _time(item)
     text = _telegram_text(item.get("text", ""))
     if item.get("type") == "service":
         if item.get("action") == "phone_call":
-            text = phone_call(int(item.get("duration_seconds") or 0))
+            text = phone_call(_seconds(item.get("duration_seconds")))
         return Message(time, item.get("actor"), "system", text or item.get("action", ""))
     sender = item.get("from")
     media = item.get("media_type")
@@ -120,6 +176,23 @@ def _telegram_message(item: dict, folder: Path) -> Message:
         return Message(time, sender, "media", text or photo, attachment=path,
                        omitted=path is None or not holds(folder, path))
     return Message(time, sender, "text", text)
+
+
+def _time(item: dict) -> datetime:
+    """"date" is the exporting machine's local time; older exports and other exporters
+    write only "date_unixtime" (UTC seconds, a string): shown in local time too."""
+    if "date" in item:
+        return datetime.fromisoformat(item["date"])
+    if "date_unixtime" in item:
+        return local_time(int(item["date_unixtime"]))
+    raise KeyError("date")
+
+
+def _seconds(value) -> int:
+    seconds = int(value or 0)  # inf: OverflowError, "x": ValueError
+    if not 0 <= seconds < 10**7:
+        raise ValueError(f"a call of {seconds} seconds")
+    return seconds
 
 
 def _telegram_text(text) -> str:
