@@ -369,28 +369,70 @@ def voice_line(m, result, usual: str | None) -> str:
 
 def render(conv, messages, results, fmt: str, several: bool = False) -> str:
     """One chat's conversation as md, txt or json (one object per message). `several`:
-    it is one of several chats going to the same place, so a txt one says its name too."""
+    it is one of several chats going to the same place, so a txt one says its name too.
+
+    Everything taken from the export (names, texts, file names) and the transcripts is
+    text, never markup: Markdown and HTML in it are escaped, so opening the file in a
+    renderer fetches no image and runs no script; a line of a message never passes for
+    a message of its own (a txt one is indented, an md one cannot be bold), and no
+    control character reaches the terminal."""
     usual = _usual_language(results)
     if fmt == "json":
         return "".join(json.dumps(_as_dict(m, results.get(id(m)), conv), ensure_ascii=False)
                        + "\n" for m in messages)
-    lines = [f"# {conv.name}", ""] if fmt == "md" or several else []
+    clean = md_text if fmt == "md" else plain_text
+    lines = [f"# {clean(_one_line(conv.name))}", ""] if fmt == "md" or several else []
     for m in messages:
         when = m.time.strftime("%Y-%m-%d %H:%M") if m.time else "?"
-        body = m.text
-        if m.kind == "voice":
-            body = voice_line(m, results.get(id(m)), usual)
-        elif m.kind == "media" and m.omitted:
-            body = f"📎 media omitted from the export ({m.text})"
+        body = clean(_body(m, results.get(id(m)), usual))
+        sender = clean(_one_line(str(m.sender)))
         if m.kind == "system":
             lines.append(f"_{when} {body}_" if fmt == "md" else f"{when} {body}")
         elif fmt == "md":
-            lines.append(f"**{when} {m.sender}:** {body}".replace("\n", "  \n"))
+            lines.append(f"**{when} {sender}:** {body}".replace("\n", "  \n"))
         else:
-            lines.append(f"{when} {m.sender}: {body}")
+            lines.append(f"{when} {sender}: {body}".replace("\n", "\n  "))
         if fmt == "md":
             lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n" + ("\n" if several else "")
+
+
+def _body(m, result, usual: str | None) -> str:
+    if m.kind == "voice":
+        return voice_line(m, result, usual)
+    if m.kind == "media" and m.omitted:
+        return f"📎 media omitted from the export ({m.text})"
+    return m.text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n"))
+
+
+# Control characters but the newline and the tab: an escape sequence in a chat would
+# recolour or rewrite the terminal a txt conversation is shown in; "\r" would hide
+# what comes before it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What Markdown (CommonMark and GitHub's) makes markup of inside a line ...
+_MD_INLINE = re.compile(r"([\\`*_\[\]~|])")
+# ... and at a line's start: headings, lists, setext underlines, quotes (">" is escaped
+# as HTML), ordered lists ("1." / "1)").
+_MD_LINE_START = re.compile(r"^(\s*)([#+=-])", re.MULTILINE)
+_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])", re.MULTILINE)
+
+
+def plain_text(text: str) -> str:
+    """Text for a txt conversation: control characters shown as \ufffd."""
+    return _CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
+
+
+def md_text(text: str) -> str:
+    """Text as Markdown that shows it as it is: no link, image, HTML, heading or list
+    comes of it."""
+    text = plain_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _MD_LINE_START.sub(r"\1\\\2", text)
+    return _MD_ORDERED.sub(r"\1\\\2", text)
 
 
 def _as_dict(m, result, conv) -> dict:

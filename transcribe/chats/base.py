@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,13 +93,29 @@ def read_bytes(path: Path, root: Path | None = None) -> bytes:
         os.close(fd)
 
 
-def read_text(path: Path, root: Path | None = None) -> str:
+def read_text(path: Path, root: Path | None = None, problems: list[str] | None = None
+              ) -> str:
     """A chat text as the apps write it (UTF-8, perhaps with a BOM), or as an editor saved
-    it again (UTF-16 with its BOM: Windows Notepad's "Unicode")."""
+    it again (UTF-16 with its BOM: Windows Notepad's "Unicode"; Windows-1252, "ANSI",
+    the Latin-1 of Western Europe). A text that is no UTF-8 says so in `problems`."""
     raw = read_bytes(path, root)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16", errors="replace")
-    return raw.decode("utf-8-sig", errors="replace")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        damaged = _UTF8_SEQUENCE.search(raw) is not None
+        why = (f"not all UTF-8 (from byte {e.start}): what is not was replaced by \ufffd"
+               if damaged else "not UTF-8: read as Windows-1252 (Latin-1)")
+    if problems is not None:
+        problems.append(f"{path}: {why}")
+    return raw.decode("utf-8-sig" if damaged else "cp1252", errors="replace")
+
+
+# A character of two to four bytes in UTF-8: a text holding one is UTF-8 with a few
+# damaged bytes rather than Latin-1 (whose "é" is one byte, never followed by 0x80-0xbf
+# in words of the Western languages).
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 
 
 def read_json(path: Path, root: Path | None = None):

@@ -39,13 +39,14 @@ time kept is the local one, as in `result.json`.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, holds, local_time, phone_call, read_json
+from .base import Chat, Message, holds, local_time, phone_call, read_json, read_text
 
 APP = "telegram"
 _JSON_HEAD = re.compile(r'"date(?:_unixtime)?"\s*:')
@@ -238,7 +239,14 @@ class _Reader(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.blocks: list[_Block] = []
         self.chat_name: str | None = None
-        self._stack: list[tuple[str, set[str]]] = []
+        # The open elements: (tag, classes, forwarded: it is a "forwarded" one inside a
+        # message). Every question about them is a count kept as they open and close,
+        # never a walk down the stack: 80,000 nested tags (a 560 kB page) took over
+        # 600 s walking it (issue 27).
+        self._stack: list[tuple[str, set[str], bool]] = []
+        self._open: Counter[str] = Counter()  # tag -> how many are open
+        self._headers = 0  # open elements of class page_header
+        self._forwarded = 0  # open "forwarded" elements inside the open message
         self._message_depth: int | None = None  # stack depth of the open div.message
         self._capture: str | None = None  # the field text goes to
         self._capture_depth = 0
@@ -251,21 +259,25 @@ class _Reader(HTMLParser):
         if tag in _VOID:
             self._void(tag)
             return
-        self._stack.append((tag, classes))
+        forwarded = self._message_depth is not None and "forwarded" in classes
+        self._stack.append((tag, classes, forwarded))
+        self._open[tag] += 1
+        self._headers += "page_header" in classes
+        self._forwarded += forwarded
         depth = len(self._stack)
         if tag == "div" and "message" in classes and self._message_depth is None:
             self._open_message(classes, a)
             self._message_depth = depth
         elif self._message_depth is not None:
             self._inside_message(tag, classes, a, depth)
-        elif tag == "div" and {"text", "bold"} <= classes and self._in("page_header"):
+        elif tag == "div" and {"text", "bold"} <= classes and self._headers:
             self._start_capture("chat_name", depth)
 
     def handle_startendtag(self, tag: str, attrs) -> None:
         self._void(tag)  # <img .../>: Telegram closes its empty tags
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _VOID or not any(t == tag for t, _ in self._stack):
+        if tag in _VOID or not self._open[tag]:
             return  # a stray end tag: HTML forgives it, and so do we
         while self._stack:
             depth = len(self._stack)
@@ -273,7 +285,10 @@ class _Reader(HTMLParser):
                 self._end_capture()
             if self._message_depth is not None and depth == self._message_depth:
                 self._message_depth = None
-            open_tag, _ = self._stack.pop()
+            open_tag, classes, forwarded = self._stack.pop()
+            self._open[open_tag] -= 1
+            self._headers -= "page_header" in classes
+            self._forwarded -= forwarded
             if open_tag == tag:
                 break
 
@@ -284,9 +299,6 @@ class _Reader(HTMLParser):
     def _void(self, tag: str) -> None:
         if tag == "br" and self._capture is not None:
             self._buffer.append("\n")
-
-    def _in(self, cls: str) -> bool:
-        return any(cls in classes for _, classes in self._stack)
 
     # -- what a message holds ----------------------------------------------------
     def _open_message(self, classes: set[str], attrs: dict) -> None:
@@ -300,7 +312,7 @@ class _Reader(HTMLParser):
 
     def _inside_message(self, tag: str, classes: set[str], attrs: dict, depth: int) -> None:
         block = self.blocks[-1]
-        forwarded = any("forwarded" in c for _, c in self._stack[self._message_depth:])
+        forwarded = self._forwarded > 0
         if block.service and tag == "div" and "body" in classes:
             self._start_capture("service_text", depth)
         elif "date" in classes and attrs.get("title") and block.title is None:
@@ -348,8 +360,13 @@ def _parse_html(path: Path) -> Chat:
     sender: str | None = None
     last_time: datetime | None = None
     for page in pages(path.parent) or [path]:
+        try:  # a page linked to /dev/zero, a pipe, a file outside the export: not read
+            text = read_text(page, root=path.parent, problems=chat.problems)
+        except InputError as e:
+            chat.problems.append(str(e))
+            continue
         reader = _Reader()
-        reader.feed(page.read_text(encoding="utf-8", errors="replace"))
+        reader.feed(text)
         reader.close()
         if reader.chat_name and chat.name == path.parent.name:
             chat.name = reader.chat_name

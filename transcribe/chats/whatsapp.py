@@ -107,20 +107,23 @@ def _chat_name(path: Path) -> str:
 
 
 def _parse_text(path: Path) -> Chat:
-    lines = read_text(path).splitlines()
-    clean = [_strip_marks(line) for line in lines]
+    chat = Chat(name=_chat_name(path), app=APP, source=path)
+    clean = [_strip_marks(line) for line in read_text(path, problems=chat.problems)
+             .splitlines()]
     heads = [(_IOS.match(line) or _ANDROID.match(line)) for line in clean]
     if not any(heads):  # garbage, another app's file, a locale we cannot read: one line
         raise InputError(path, "empty chat text" if not any(line.strip() for line in clean)
                          else "no WhatsApp chat line in it (a line such as "
                               "'12/03/2024, 18:45 - Alice: text')")
     day_first = _day_first([m for m in heads if m])
-    chat = Chat(name=_chat_name(path), app=APP, source=path)
+    more: list[list[str]] = []  # each message's lines after its first, joined at the end
+    dropped = False  # the last chat line was not read: its next lines go with it
     for number, (line, head) in enumerate(zip(clean, heads), start=1):
         if head is None:
+            if dropped:
+                continue
             if chat.messages:
-                last = chat.messages[-1]
-                last.text = f"{last.text}\n{line}"
+                more[-1].append(line)
             elif line.strip():
                 chat.problems.append(f"{path}:{number}: not a chat line")
             continue
@@ -128,13 +131,22 @@ def _parse_text(path: Path) -> Chat:
             time = _when(head, day_first)
         except ValueError:
             chat.problems.append(f"{path}:{number}: bad date or time")
+            dropped = True
             continue
+        dropped = False
         chat.messages.append(_whatsapp_message(time, head.group(8), path.parent))
+        more.append([])
+    for message, lines in zip(chat.messages, more):
+        if lines:
+            message.text = "\n".join([message.text, *lines])
     return chat
 
 
 def _strip_marks(line: str) -> str:
-    return line.translate({ord(c): None for c in _MARKS})
+    return line.translate(_NO_MARKS)
+
+
+_NO_MARKS = {ord(c): None for c in _MARKS}
 
 
 def _day_first(heads) -> bool:
@@ -155,7 +167,9 @@ def _when(m, day_first: bool) -> datetime:
         year, month, day = a, b, c
     else:
         day, month = (a, b) if day_first else (b, a)
-        year = c + (2000 if c < 100 else 0)
+        if len(m.group(3)) == 3:
+            raise ValueError(f"a year of three digits: {m.group(3)}")
+        year = c + 2000 if len(m.group(3)) == 2 else c  # "0000" stays no year at all
     hour, minute, second = int(m.group(4)), int(m.group(5)), int(m.group(6) or 0)
     ampm = "".join(ch for ch in (m.group(7) or "").lower() if ch in "apm")
     if ampm == "pm" and hour < 12:
