@@ -125,12 +125,13 @@ def test_continuation_lines_parse_in_linear_time(tmp_path):
     assert _linear(make, 20_000) < 25  # here: 10 after the fix, 45 before
 
 
-@pytest.mark.parametrize("shape", ["nested", "stray-end-tags"])
+@pytest.mark.parametrize("shape", ["nested", "stray-end-tags", "unclosed-comments"])
 def test_telegram_html_of_nested_or_stray_tags_parses_in_linear_time(shape, tmp_path):
     def make(n: int) -> Path:
         folder = tmp_path / f"{shape}{n}"
         folder.mkdir()
-        inner = '<div class="x">' * n + ("</span>" * n if shape == "stray-end-tags" else "")
+        inner = {"nested": '<div class="x">' * n, "stray-end-tags": '<div class="x">' * n
+                 + "</span>" * n, "unclosed-comments": "<!-- x><![CDATA[ y>" * n}[shape]
         (folder / "messages.html").write_text(
             '<div class="history"><div class="message default clearfix" id="message1">'
             '<div class="body"><div class="pull_right date details" '
