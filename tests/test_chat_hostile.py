@@ -180,6 +180,20 @@ def test_the_same_member_name_twice_in_a_zip_keeps_the_first(tmp_path):
     assert any("a second member of this name" in p for p in chat.problems)
 
 
+def test_a_member_name_too_long_for_the_disk_is_that_members_problem(tmp_path, home):
+    long = "PTT-" + "9" * 300 + ".opus"
+    archive = tmp_path / "long.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(TEXT, f"12/03/2024, 18:44 - Sam: {long} (file attached)\n"
+                         "12/03/2024, 18:45 - Sam: still here\n")
+        z.writestr(long, b"x")
+    out = _chat(home, str(archive), "--format", "json", "--output", "-")
+    assert out.returncode == 0, out.stderr
+    assert "not unpacked (File name too long)" in out.stderr
+    assert [(m["kind"], m["omitted"]) for m in _messages(out)] == [("voice", True),
+                                                                    ("text", False)]
+
+
 # -- 7: Markdown safe to open -----------------------------------------------------------
 
 HOSTILE = ["<script>alert(1)</script>", "![x](http://host/pixel.png?who=alice)",

@@ -14,6 +14,7 @@ another. Nothing here transcribes or prints; `chat_render` puts the transcripts 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import shutil
@@ -189,11 +190,22 @@ def _unpack(export: Path, folder: Path, where: Path) -> list[str]:
             raise InputError(export, f"needs {needed / 2**20:.1f} MB unpacked, and only "
                                      f"{free / 2**20:.1f} MB is free in {where}")
         for info in chosen:
-            if _read(info):
-                z.extract(info, folder)
-            else:
+            if not _read(info):
                 _placeholder(folder, info.filename)
+                continue
+            try:
+                z.extract(info, folder)
+            except OSError as e:  # a name this disk cannot hold: that member's problem
+                if e.errno not in _BAD_NAME:
+                    raise
+                skipped.append(f"{export}/{info.filename}: not unpacked ({e.strerror})")
     return skipped
+
+
+# What a member's name alone makes a write fail with: too long, not valid here, a file
+# where its folder should be.
+_BAD_NAME = {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR, errno.EISDIR,
+             errno.EEXIST}
 
 
 def _chosen(export: Path, infos: list[zipfile.ZipInfo], skipped: list[str]
