@@ -124,7 +124,8 @@ HTML = ['<div class="message default clearfix" id="message{n}">', '<div class="b
         '<div class="from_name">{name}</div>', '<div class="text">{text}</div>',
         '<div class="forwarded body">', '<a class="media media_voice_message" href="{att}">',
         '<div class="message service" id="message-{n}"><div class="body details">'
-        '12 March 2024</div></div>', '</div>', '</span>', '</a>', '<br>', '<div>', '<span>',
+        '12 March 2024</div></div>', '<div class="message service" id="message-{n}"><div '
+        'class="body details">12 March 99999999999999999999</div></div>', '</div>', '</span>', '</a>', '<br>', '<div>', '<span>',
         '<!-- x', '<![CDATA[ x', '&amp;&lt;&#0;&#xFFFFFFFF;', '<div class="page_header">'
         '<div class="text bold">{name}</div></div>', '</div></div></div>', '<img src=x>']
 

@@ -287,6 +287,21 @@ def test_a_number_out_of_range_is_a_warning_for_that_message(bad, tmp_path, home
     assert [m["text"] for m in _messages(out)] == ["still here"]
 
 
+@pytest.mark.parametrize("bad", [{"from": ["Bob"]}, {"type": "service", "text": "",
+                                                    "action": {"x": 1}}])
+def test_a_name_or_text_of_another_type_is_a_warning_for_that_message(bad, tmp_path, home):
+    (tmp_path / "result.json").write_text(json.dumps({"name": "Sam", "messages": [
+        {"id": 7, "type": "message", "date": "2024-03-12T18:44:10", "from": "Sam",
+         "text": "x", **bad},
+        {"id": 8, "type": "message", "date": "2024-03-12T18:45:00", "from": "Al",
+         "text": "still here"}]}))
+    for fmt in ("md", "json"):
+        out = _chat(home, str(tmp_path), "--format", fmt, "--output", "-")
+        assert out.returncode == 0, out.stderr
+        assert "message 1 (id 7): a sender or text that is not a string" in out.stderr
+        assert "still here" in out.stdout and "Bob" not in out.stdout
+
+
 def test_a_note_removed_while_chat_runs_keeps_what_was_done(tmp_path, home, monkeypatch):
     """Removed after it was transcribed (the user tidying up): its transcript is kept in
     the store and in the conversation, and the conversation is written (it was exit 70,

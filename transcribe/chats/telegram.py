@@ -156,6 +156,13 @@ def _why(e: Exception) -> str:
 
 
 def _telegram_message(item: dict, folder: Path) -> Message:
+    message = _read_message(item, folder)
+    if not isinstance(message.text, str) or not isinstance(message.sender, (str, type(None))):
+        raise TypeError("a sender or text that is not a string")
+    return message
+
+
+def _read_message(item: dict, folder: Path) -> Message:
     time = _time(item)
     text = _telegram_text(item.get("text", ""))
     if item.get("type") == "service":
@@ -449,6 +456,6 @@ def _date_line(text: str, last_time: datetime | None) -> datetime | None:
     parts = text.split()
     try:
         day = datetime(int(parts[2]), _MONTHS[parts[1]], int(parts[0]))
-    except (IndexError, KeyError, ValueError):
+    except (IndexError, KeyError, ValueError, OverflowError):  # a year of 20 digits
         return last_time
     return day if last_time is None or day > last_time else last_time
