@@ -190,7 +190,8 @@ def _writing(candidates: list[Path], kept: bool, write, where: Path) -> Path:
     try:
         modes = {p: p.stat().st_mode & 0o7777 for p in candidates if p.is_file()}
         written = write()
-        written.chmod(modes.get(written, _default_mode()))  # write_atomic's is 0600
+        if written.is_file():  # never a device or pipe written in place (/dev/null)
+            written.chmod(modes.get(written, _default_mode()))  # write_atomic's is 0600
         return written
     except OSError as e:
         again = "; the transcripts are kept in the store" if kept else ""
