@@ -46,7 +46,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, holds, local_time, phone_call, read_json, read_text
+from .base import (Chat, Message, holds, local_time, phone_call, read_json, read_text,
+                   tags_only)
 
 APP = "telegram"
 _JSON_HEAD = re.compile(r'"date(?:_unixtime)?"\s*:')
@@ -373,7 +374,7 @@ def _parse_html(path: Path) -> Chat:
             chat.problems.append(str(e))
             continue
         reader = _Reader()
-        reader.feed(_tags_only(text))
+        reader.feed(tags_only(text))
         reader.close()
         if reader.chat_name and chat.name == path.parent.name:
             chat.name = reader.chat_name
@@ -393,18 +394,6 @@ def _parse_html(path: Path) -> Chat:
     if not chat.messages and not chat.problems:  # garbage, or another page altogether
         raise InputError(path, "no Telegram message in it (a <div class=\"message ...\">)")
     return chat
-
-
-# A "<" that no ">" closes before the next "<", and the "<!" and "<?" that open comments,
-# CDATA and declarations: Python's HTMLParser (3.11) looks for the end of each of these
-# through the rest of the page, again for each one, at close(): 760 unclosed "<!--" in
-# a 700 kB page took 22 times as long as an eighth of it. Telegram writes none of them
-# (its text has "&lt;"; "<!DOCTYPE html>" says nothing we read): they are text here.
-_UNCLOSED = re.compile(r"<(?=[^<>]*(?:<|\Z))|<(?=[!?])")
-
-
-def _tags_only(page: str) -> str:
-    return _UNCLOSED.sub("&lt;", page)
 
 
 def _message(block: _Block, previous_sender: str | None, last_time: datetime | None,
