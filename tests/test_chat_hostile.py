@@ -80,13 +80,15 @@ def test_a_page_linked_to_dev_zero_or_a_fifo_is_a_warning(tmp_path, home):
     assert "Sam: See you tomorrow?" in out.stdout
 
 
-def test_a_result_json_linked_from_outside_the_export_is_not_read(tmp_path, home):
-    secret = tmp_path / "private.json"
+@pytest.mark.parametrize("name", ["result.json", TEXT])
+def test_a_chat_text_linked_from_outside_the_export_is_not_read(name, tmp_path, home):
+    secret = tmp_path / "private"
     secret.write_text(json.dumps({"name": "x", "messages": [
-        {"date": "2024-03-12T18:44:10", "from": "Me", "text": "my secret"}]}))
+        {"date": "2024-03-12T18:44:10", "from": "Me", "text": "my secret"}]})
+        if name == "result.json" else "12/03/2024, 18:44 - Me: my secret\n")
     export = tmp_path / "ChatExport"
     export.mkdir()
-    (export / "result.json").symlink_to(secret)
+    (export / name).symlink_to(secret)
     out = _chat(home, str(export), "--output", "-")
     assert out.returncode == 1 and "secret" not in out.stdout + out.stderr, out.stderr
     assert len(out.stderr.splitlines()) == 1 and "not a regular file inside the export" \

@@ -71,11 +71,12 @@ def recognise(path: Path) -> bool:
 
 def parse(path: Path) -> list[Chat]:
     """The chat of an export folder, its result.json, or one of its pages."""
+    root = path if path.is_dir() else None  # a file the user named is read as named
     if path.is_dir():
         path = path / "result.json" if (path / "result.json").is_file() \
             else path / "messages.html"
     if path.suffix.lower() == ".json":
-        return _parse_json(path)
+        return _parse_json(path, root)
     return [_parse_html(path)]
 
 
@@ -87,11 +88,11 @@ def _head(path: Path, size: int = 65536) -> str:
         return ""
 
 
-def _parse_json(path: Path) -> list[Chat]:
+def _parse_json(path: Path, root: Path | None) -> list[Chat]:
     """One chat's export ({"name", "messages"}), or the whole account's ("Export Telegram
     data": {"chats": {"list": [chat, ...]}, "left_chats": {"list": [...]}}, each chat's
     files under chats/chat_NNN/, named from the export's top like a chat's own)."""
-    data = read_json(path, root=path.parent)
+    data = read_json(path, root)
     if isinstance(data, dict) and isinstance(data.get("chats"), dict):
         return _parse_account(data, path)
     if not isinstance(data, dict) or not isinstance(data.get("messages", []), list):

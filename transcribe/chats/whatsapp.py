@@ -60,11 +60,11 @@ def recognise(path: Path) -> bool:
 def parse(path: Path) -> list[Chat]:
     """The chat of a chat text, or of the export folder holding it."""
     if path.is_file():
-        return [_parse_text(path)]
+        return [_parse_text(path)]  # the file the user named, read as named
     texts = chat_texts(path)
     if not texts:
         raise InputError(path, "no WhatsApp chat text (_chat.txt, WhatsApp Chat*.txt)")
-    chat = _parse_text(texts[0])
+    chat = _parse_text(texts[0], root=path)
     if texts[0].name == "_chat.txt":  # iOS: the chat's name is only the folder's
         chat.name = path.name
     if len(texts) > 1:
@@ -106,9 +106,11 @@ def _chat_name(path: Path) -> str:
     return name
 
 
-def _parse_text(path: Path) -> Chat:
+def _parse_text(path: Path, root: Path | None = None) -> Chat:
+    """The chat of a chat text; given the export's `root`, one linked from outside it is
+    not read."""
     chat = Chat(name=_chat_name(path), app=APP, source=path)
-    clean = [_strip_marks(line) for line in read_text(path, problems=chat.problems)
+    clean = [_strip_marks(line) for line in read_text(path, root, chat.problems)
              .splitlines()]
     heads = [(_IOS.match(line) or _ANDROID.match(line)) for line in clean]
     if not any(heads):  # garbage, another app's file, a locale we cannot read: one line
