@@ -976,15 +976,27 @@ def tui_command(argv: list[str]) -> int:
 def chat_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="transcribe chat",
-        description="A WhatsApp or Telegram export with every voice note transcribed in place.",
+        description="A chat export with every voice note transcribed in place: WhatsApp "
+                    "(.zip, .txt or folder), Telegram (a chat's or the whole account's "
+                    "export folder, result.json or messages.html).",
         conflict_handler="resolve")
     add_transcribe_options(parser)
-    parser.add_argument("export", type=Path, help="WhatsApp .zip, .txt or folder; Telegram "
-                                                  "export folder or result.json")
-    parser.add_argument("--output", help="where the conversation goes (default: "
-                                         "CHAT.transcribed.md beside the export; - for stdout)")
-    parser.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
-                        default="md", help="md (default), txt, or json: one object per message")
+    parser.add_argument("export", type=Path, help="the export: a .zip, a folder or its chat "
+                                                  "text")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", help="the conversation's file (one chat), or - for stdout "
+                                      "(default: CHAT.transcribed.md beside the export)")
+    out.add_argument("-o", "--output-dir", type=Path,
+                     help="write the conversations into this folder instead (created), "
+                          "named after their chats")
+    out.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
+                     default="md", help="md (default), txt, or json: one object per message")
+    out.add_argument("--json", dest="chat_format", action="store_const", const="json",
+                     help="same as --format json")
+    parser.add_argument("--word-timestamps", action="store_true", default=None,
+                        help=argparse.SUPPRESS)  # a transcript's option: not a chat's
+    parser.add_argument("--name", help="only this chat of an export holding several (a "
+                                       "whole Telegram account's), any case")
     parser.add_argument("--since", help="only messages from this date on (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)

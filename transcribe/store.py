@@ -253,10 +253,13 @@ class Store:
             db.execute("DELETE FROM transcripts WHERE json_extract(data, '$.task') = 'translate'")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def set_chat(self, job_id: int, chat: str, sender: str | None) -> None:
-        """Which chat a voice note came from, and who sent it."""
+    def set_chat(self, job_id: int, chat: str, sender: str | None, *,
+                 sent_at: str | None = None, app: str | None = None) -> None:
+        """Which chat a voice note came from, and who sent it; given, when it was sent and
+        from which app (a note kept before its chat was imported has the file's time)."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET chat=?, sender=? WHERE id=?", (chat, sender, job_id))
+            db.execute("UPDATE jobs SET chat=?, sender=?, sent_at=coalesce(?, sent_at), "
+                       "app=coalesce(?, app) WHERE id=?", (chat, sender, sent_at, app, job_id))
 
     @classmethod
     def open_default(cls, data_dir: Path) -> "Store":

@@ -393,9 +393,9 @@ class TranscribeApp(App):
     def _enqueue(self, path: Path) -> list[tuple[Job, bool]]:
         """A job for each voice note of `path`: a note, a folder of notes, or a chat export
         (zip or folder), whose notes keep their chat, sender and sent time."""
-        from transcribe import chat, jobs
+        from transcribe import chats, jobs
 
-        if chat.is_export(path):
+        if chats.is_export(path):
             keep = self.settings.paths.data_dir / "chats"
             name, added, problems = jobs.enqueue_chat(self.store, path, keep, self.settings)
             for problem in problems[:3]:
