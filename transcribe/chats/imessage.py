@@ -124,7 +124,7 @@ def _file_message(time: datetime, sender: str | None, name: str, root: Path,
                   audio: bool = False) -> Message:
     """An attachment: in the export when copied there (attachments/...), else named by
     its file name or its path on the Mac, and left out."""
-    path, omitted = attachment(root, name) if not name.startswith(("/", "~")) \
+    path, omitted = attachment(root, name) if name.startswith("attachments/") \
         else (None, True)
     kind = "voice" if audio or _is_audio(name) else "media"
     return Message(time, sender, kind, Path(name.replace("\\", "/")).name,

@@ -175,13 +175,9 @@ def _messages(item: dict, thread: Path, root: Path) -> list[Message]:
 
 
 def _file(uri: str, thread: Path, root: Path) -> Path | None:
-    """Where a `uri` is: relative to the export's top (`root`, or a folder above the
-    conversation's when only it was given), else the conversation's own folder holds the
-    part after its name ("your_.../inbox/zoe_1/audio/x.mp4" -> zoe_1/audio/x.mp4)."""
+    """Where a `uri` is: relative to the export's top, or, when the conversation's folder
+    was given alone, in it ("your_.../inbox/zoe_1/audio/x.mp4" -> zoe_1/audio/x.mp4)."""
     if not uri or "://" in uri:
         return None
-    candidates = [root / uri]
-    parts = Path(uri).parts
-    if thread.name in parts:
-        candidates.append(thread.joinpath(*parts[parts.index(thread.name) + 1:]))
+    candidates = [root / uri, thread.joinpath(*Path(uri).parts[-2:])]
     return next((c for c in candidates if holds(root, c)), candidates[0])

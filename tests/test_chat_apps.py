@@ -1,0 +1,355 @@
+"""Signal, Instagram, Messenger, Discord and iMessage exports (sample_audio/chats/): read
+through `transcribe.chats.load` (no model), and `transcribe chat` on one of each app with
+the real model."""
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import private_home, run_cli
+from wer import wer
+
+from transcribe import audio
+from transcribe.chats import APPS, is_export, load
+from transcribe.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+CHATS = ROOT / "sample_audio" / "chats"
+REFS = json.loads((ROOT / "sample_audio" / "references.json").read_text())
+
+# POSIX zone rules, so no tzdata is needed. On 2024-03-12 Berlin is UTC+1 and New York
+# already on summer time, UTC-4.
+BERLIN = "CET-1CEST,M3.5.0,M10.5.0/3"
+NEW_YORK = "EST5EDT,M3.2.0,M11.1.0"
+
+PTT, TRAIN, MILK = "PTT-20240312-WA0007.opus", "audio_2024-03-12_18-45-02.ogg", \
+    "New Recording 12.m4a"
+
+# fixture: (app, chat name, [(sender, local time in Berlin, kind, reference note,
+# "omitted" or None)])
+CASES = {
+    "signal": ("signal", "Sam", [
+        ("Sam", "2024-03-12T18:40:05", "text", None),
+        ("Sam", "2024-03-12T18:41:00", "system", None),
+        ("Me", "2024-03-12T18:44:10", "text", None),
+        ("Me", "2024-03-12T18:45:02", "voice", PTT),
+        ("Sam", "2024-03-12T18:46:30", "text", None),
+        ("Sam", "2024-03-12T18:47:00", "media", "omitted"),
+        ("Sam", "2024-03-12T18:51:00", "text", None),
+        ("Sam", "2024-03-12T18:51:00", "voice", "omitted"),
+    ]),
+    "messenger": ("messenger", "Zoë", [
+        ("Zoë", "2024-03-12T18:40:05", "text", None),
+        ("Alice Example", "2024-03-12T18:41:00", "system", None),
+        ("Alice Example", "2024-03-12T18:44:10", "text", None),
+        ("Alice Example", "2024-03-12T18:45:02", "voice", TRAIN),
+        ("Zoë", "2024-03-12T18:46:30", "text", None),
+        ("Zoë", "2024-03-12T18:47:00", "media", "omitted"),
+        ("Zoë", "2024-03-12T18:48:00", "text", None),
+        ("Zoë", "2024-03-12T18:51:00", "voice", "omitted"),
+    ]),
+    "instagram": ("instagram", "Sam", [
+        ("Sam", "2024-03-12T18:40:05", "text", None),
+        ("Alice Example", "2024-03-12T18:45:02", "voice", TRAIN),
+        ("Sam", "2024-03-12T18:47:00", "text", None),
+    ]),
+    "discord": ("discord", "Sam", [
+        ("Sam", "2024-03-12T18:40:05", "text", None),
+        ("Alice", "2024-03-12T18:41:00", "system", None),
+        ("Alice", "2024-03-12T18:44:10", "text", None),
+        ("Alice", "2024-03-12T18:45:02", "voice", MILK),
+        ("Sam", "2024-03-12T18:46:30", "text", None),
+        ("Sam", "2024-03-12T18:47:00", "media", "omitted"),
+        ("Sam", "2024-03-12T18:51:00", "voice", "omitted"),
+    ]),
+    "imessage-txt": ("imessage", "+15555550123", [
+        ("+15555550123", "2024-03-12T18:40:05", "text", None),
+        ("Me", "2024-03-12T18:44:10", "text", None),
+        ("Me", "2024-03-12T18:45:02", "voice", PTT),
+        ("+15555550123", "2024-03-12T18:46:30", "text", None),
+        ("+15555550123", "2024-03-12T18:47:00", "media", "omitted"),
+        ("+15555550123", "2024-03-12T18:50:00", "voice", MILK),
+        ("Me", "2024-03-12T18:51:00", "voice", "omitted"),
+    ]),
+}
+CASES["imessage-html"] = CASES["imessage-txt"]  # the same conversation, exported as HTML
+
+
+@contextmanager
+def local_zone(rule: str):
+    """This process's local time zone set to `rule`, and put back after."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = rule
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+def _rows(chat) -> list[tuple]:
+    return [(m.sender, m.time.isoformat() if m.time else None, m.kind,
+             "omitted" if m.omitted else None) for m in chat.messages]
+
+
+def _expected(name: str) -> list[tuple]:
+    return [(s, t, k, n if n == "omitted" else None) for s, t, k, n in CASES[name][2]]
+
+
+def _zip(folder: Path, archive: Path) -> Path:
+    """The folder zipped as the app (or the user) zips it: its files under its name."""
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(folder.rglob("*")):
+            z.write(f, f.relative_to(folder.parent))
+    return archive
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_app_export_is_read_in_order_with_senders_times_and_notes(name):
+    app, chat_name, expected = CASES[name]
+    with local_zone(BERLIN):
+        chats = load(CHATS / name)
+    assert [(c.app, c.name) for c in chats] == [(app, chat_name)]
+    chat = chats[0]
+    assert _rows(chat) == _expected(name)
+    assert chat.problems == []
+    for m, (*_, note) in zip(chat.messages, expected):
+        if m.kind in ("voice", "media") and note != "omitted":
+            assert m.attachment.is_file() and m.attachment.is_relative_to(CHATS / name)
+
+
+@pytest.mark.parametrize("name", ["messenger", "instagram", "discord"])
+def test_utc_times_are_shown_in_the_local_zone(name):
+    """timestamp_ms is UTC and Discord's times carry the exporting computer's offset:
+    both come out as the local time of the computer reading them."""
+    with local_zone(NEW_YORK):
+        chat = load(CHATS / name)[0]
+    berlin = [t for _, t, _, _ in CASES[name][2]]
+    assert [m.time.isoformat() for m in chat.messages] == \
+        [t.replace("T18:", "T13:") for t in berlin]
+
+
+def test_signal_chat_md_alone_gives_what_data_json_gives(tmp_path):
+    """sigexport writes data.json only with --json: chat.md (replies' quotes, reactions,
+    "(media not exported)", calls) reads the same."""
+    export = shutil.copytree(CHATS / "signal", tmp_path / "signal")
+    with_json = load(export)[0]
+    (export / "Sam" / "data.json").unlink()
+    md = load(export)[0]
+    assert md.source.name == "chat.md" and with_json.source.name == "data.json"
+    assert md.messages == with_json.messages
+    texts = [m.text for m in md.messages]
+    assert texts[4] == "Thanks.\nSee you there"  # no quote, no "(- Me: 👍 -)"
+    assert texts[6] == "café?"
+
+
+def test_signal_whole_output_gives_every_chat_and_one_chat_folder_its_own(tmp_path):
+    export = shutil.copytree(CHATS / "signal", tmp_path / "signal-chats")
+    shutil.copytree(export / "Sam", export / "Book club")
+    (export / "Book club" / "data.json").unlink()
+    assert [c.name for c in load(export)] == ["Book club", "Sam"]
+    assert [c.name for c in load(export / "Sam")] == ["Sam"]
+    assert [c.name for c in load(export / "Sam" / "chat.md")] == ["Sam"]
+    zipped = load(_zip(export, tmp_path / "signal-chats.zip"), tmp_path)
+    assert [c.name for c in zipped] == ["Book club", "Sam"]
+    assert all(len(c.messages) == 8 for c in zipped)
+
+
+def test_meta_text_is_given_back_as_written_not_as_latin1():
+    with local_zone(BERLIN):
+        chat = load(CHATS / "messenger")[0]
+    raw = json.loads((CHATS / "messenger" / "your_facebook_activity" / "messages" / "inbox"
+                      / "zoe_1234567890" / "message_2.json").read_text())
+    assert raw["title"] == "Zo\u00c3\u00ab"  # what Meta writes
+    assert chat.name == "Zoë"
+    assert chat.messages[0].text == "Café at 7? ☕"
+    assert chat.messages[4].text == "Thanks.\nSee you there 👍"
+    assert chat.messages[1].text == "phone call (65 seconds)"
+    assert "https://example.com/menu" in chat.messages[6].text
+
+
+def test_meta_a_thread_or_its_message_1_json_gives_the_thread_of_every_page(tmp_path):
+    thread = CHATS / "messenger" / "your_facebook_activity" / "messages" / "inbox" / \
+        "zoe_1234567890"
+    with local_zone(BERLIN):
+        whole = load(CHATS / "messenger")[0]
+        for path in (thread, thread / "message_1.json", thread.parent):
+            chat = load(path)[0]
+            assert _rows(chat) == _rows(whole), path
+        alone = shutil.copytree(thread, tmp_path / "zoe")  # out of its export: the
+        chat = load(alone)[0]                              # uri's tail is found in it
+    assert _rows(chat) == _rows(whole)
+    assert chat.messages[3].attachment == alone / "audio" / \
+        "audioclip17102655020000_1234567890.mp4"
+
+
+def test_meta_zip_of_the_whole_export_names_the_app(tmp_path):
+    for name, app in (("messenger", "messenger"), ("instagram", "instagram")):
+        archive = _zip(CHATS / name / f"your_{'facebook' if app == 'messenger' else app}"
+                       "_activity", tmp_path / f"{name}.zip")
+        target = tmp_path / f"{name}-unzipped"
+        target.mkdir()
+        chats = load(archive, target)
+        assert [c.app for c in chats] == [app]
+        assert any(m.kind == "voice" and not m.omitted for m in chats[0].messages)
+
+
+def test_a_message_that_cannot_be_read_is_a_line_naming_it_and_the_rest_comes_out(tmp_path):
+    thread = shutil.copytree(CHATS / "messenger" / "your_facebook_activity" / "messages" /
+                             "inbox" / "zoe_1234567890", tmp_path / "zoe")
+    page = json.loads((thread / "message_1.json").read_text())
+    del page["messages"][1]["timestamp_ms"]
+    (thread / "message_1.json").write_text(json.dumps(page))
+    chat = load(thread)[0]
+    assert chat.problems == [f"{thread / 'message_1.json'}: message 2: no 'timestamp_ms'"]
+    assert len(chat.messages) == 7
+
+    discord = shutil.copytree(CHATS / "discord", tmp_path / "discord")
+    channel = next(discord.glob("*.json"))
+    doc = json.loads(channel.read_text())
+    doc["messages"][0]["timestamp"] = "yesterday"
+    channel.write_text(json.dumps(doc))
+    chat = load(discord)[0]
+    assert len(chat.problems) == 1 and chat.problems[0].startswith(f"{channel}: message 1: ")
+    assert len(chat.messages) == 6
+
+    text = tmp_path / "imessage" / "+15555550123.txt"
+    text.parent.mkdir()
+    text.write_text("Mar 12, 2024  6:40:05 PM\n+15555550123\nhello\n\n"
+                    "Foo 12, 2024  6:41:00 PM\nMe\nlost\n\n"
+                    "Mar 12, 2024  6:42:00 PM You renamed the conversation to Plans\n\n")
+    chat = load(text.parent)[0]
+    assert chat.problems == [f"{text}:5: not a month: Foo"]
+    assert [(m.sender, m.kind, m.text) for m in chat.messages] == \
+        [("+15555550123", "text", "hello"),
+         (None, "system", "You renamed the conversation to Plans")]
+
+
+def test_an_export_that_is_not_json_is_one_error_naming_it(tmp_path):
+    channel = tmp_path / "Direct Messages - Sam [1].json"
+    channel.write_text('{"guild": {"id": "0"}, "channel": {}, "messages": [')
+    with pytest.raises(InputError) as e:
+        load(channel)
+    assert e.value.path == str(channel) and "JSON" in e.value.reason
+
+
+def test_imessage_html_gives_what_the_txt_gives_and_replies_come_once():
+    txt, html = load(CHATS / "imessage-txt")[0], load(CHATS / "imessage-html")[0]
+    assert [(m.time, m.sender, m.kind, m.text, m.omitted) for m in txt.messages] == \
+        [(m.time, m.sender, m.kind, m.text, m.omitted) for m in html.messages]
+    assert [m.text for m in txt.messages].count("Thanks.\nSee you there") == 1
+    assert txt.messages[1].text == "Running late, I'll send a voice note"
+
+
+@pytest.mark.parametrize("codec,note,reference", [
+    ("opus", "5E0B5F8A-3C6B-4E0C-9B1A-2D7C8F3E6A11.caf", PTT),
+    ("aac", "9C4D2E71-0F5A-4B8E-A3D6-7E1B2C9F0D44.caf", MILK)])
+def test_imessage_caf_audio_messages_decode(codec, note, reference):
+    """Core Audio Format, Opus (iOS 17 on) or AAC inside, decodes through PyAV as long as
+    the note it was made from."""
+    decoded = audio.decode(CHATS / "imessage-txt" / "attachments" / "1" / note)
+    original = audio.decode(ROOT / "sample_audio" / reference)
+    assert decoded.codec == codec and not decoded.truncated and not decoded.damaged
+    assert abs(len(decoded.samples) - len(original.samples)) < 0.1 * audio.SAMPLE_RATE
+    assert audio.is_audio_name(Path(note))  # what `transcribe` and `watch` take too
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_no_other_app_claims_an_export(name):
+    """Each export is its own app's only: the order of APPS decides nothing for them (but
+    WhatsApp's any-.txt and Telegram's any-.json come last)."""
+    folder = CHATS / name
+    module = {"instagram": "messenger"}.get(CASES[name][0], CASES[name][0])  # meta.APP
+    claims = [app.APP for app in APPS if app.recognise(folder)]
+    assert claims[0] == module
+    assert set(claims) <= {module, "whatsapp", "telegram"}
+    assert is_export(folder)
+
+
+@pytest.mark.parametrize("name", ["telegram-json", "telegram-html", "whatsapp-ios",
+                                  "whatsapp-android-24h"])
+def test_the_new_apps_do_not_claim_whatsapp_or_telegram(name):
+    mine = {"signal", "messenger", "discord", "imessage"}
+    folder = CHATS / name
+    for path in [folder, *folder.iterdir()]:
+        assert [a.APP for a in APPS if a.APP in mine and a.recognise(path)] == [], path
+
+
+# -- transcribe chat, with the real model ------------------------------------------------
+
+def _jobs(home: Path) -> list[tuple]:
+    with sqlite3.connect(home / "data" / "transcribe.db") as con:
+        return sorted(con.execute("SELECT chat, sender, sent_at, app FROM jobs"))
+
+
+def _check_output(stdout: str, name: str) -> None:
+    app, _, expected = CASES[name]
+    messages = [json.loads(line) for line in stdout.splitlines()]
+    assert [(m["sender"], m["time"], m["kind"]) for m in messages] == \
+        [(s, t, k) for s, t, k, _ in expected]
+    for m, (*_, note) in zip(messages, expected):
+        assert m.get("app", app) == app
+        if note == "omitted":
+            assert m["omitted"] and "transcript" not in m
+        elif note:
+            ref = REFS[note]
+            assert m["transcript"]["language"] == ref["language"]
+            assert wer(ref["text"], m["transcript"]["text"]) < 0.5, m["transcript"]["text"]
+
+
+@pytest.mark.parametrize("name,zipped", [("signal", True), ("messenger", True),
+                                         ("discord", False)])
+def test_transcribe_chat_writes_each_apps_notes_in_place_once(name, zipped, tmp_path, home):
+    """Signal's output folder and Meta's export zipped (as users send and Meta gives them),
+    Discord's folder: each note transcribed in its place, kept in the store under the
+    chat, the sender and the app; the same export again transcribes nothing."""
+    mine = private_home(tmp_path / "home", home)
+    env = {"TRANSCRIBE_HOME": str(mine), "TZ": BERLIN}
+    export = shutil.copytree(CHATS / name, tmp_path / name)
+    if zipped:
+        export = _zip(export, tmp_path / f"{name}.zip")
+    out = run_cli("chat", str(export), "--format", "json", "--output", "-", env=env)
+    assert out.returncode == 0, out.stderr
+    _check_output(out.stdout, name)
+    app, chat, expected = CASES[name]
+    jobs = _jobs(mine)
+    assert jobs == sorted((chat, s, t, app) for s, t, k, n in expected
+                          if k == "voice" and n != "omitted")
+
+    again = run_cli("chat", str(export), "-v", "--format", "md", "--output",
+                    str(tmp_path / "again.md"), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "0 transcribed now" in again.stderr
+    assert _jobs(mine) == jobs
+    md = (tmp_path / "again.md").read_text()
+    assert "omitted" in md or "missing" in md
+
+
+def test_imessage_txt_then_html_transcribes_the_caf_notes_once(tmp_path, home):
+    """The TXT export's two .caf notes (Opus and AAC) transcribed in place; the same
+    conversation exported as HTML then comes from the store, word for word the same."""
+    env = {"TRANSCRIBE_HOME": str(private_home(tmp_path / "home", home))}
+    out = run_cli("chat", str(CHATS / "imessage-txt"), "--format", "json", "--output", "-",
+                  env=env)
+    assert out.returncode == 0, out.stderr
+    _check_output(out.stdout, "imessage-txt")
+    md = {}
+    for name in ("imessage-txt", "imessage-html"):
+        again = run_cli("chat", str(CHATS / name), "-v", "--format", "md", "--output", "-",
+                        env=env)
+        assert again.returncode == 0, again.stderr
+        assert "0 transcribed now" in again.stderr
+        md[name] = again.stdout
+    assert md["imessage-html"] == md["imessage-txt"]
+    assert "milk" in md["imessage-html"].lower()
