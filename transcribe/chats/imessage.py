@@ -112,12 +112,17 @@ def _is_chat(path: Path) -> bool:
     return _HTML_MARK in head and 'class="message"' in head
 
 
-def _time(match: re.Match) -> datetime:
-    month, day, year, hour, minute, second, half = match.groups()[:7]
+def _stamp(line: str) -> tuple[datetime, str]:
+    """The time a message's first line (or its HTML timestamp) starts with, and the rest
+    of the line; a ValueError saying why when there is none."""
+    match = _DATE.match(line)
+    if match is None:
+        raise ValueError("not a message (no time at its start), left out")
+    month, day, year, hour, minute, second, half, rest = match.groups()
     if month not in _MONTHS:
         raise ValueError(f"not a month: {month}")
     hour = int(hour) % 12 + (12 if half == "PM" else 0)
-    return datetime(int(year), _MONTHS[month], int(day), hour, int(minute), int(second))
+    return datetime(int(year), _MONTHS[month], int(day), hour, int(minute), int(second)), rest
 
 
 def _file_message(time: datetime, sender: str | None, name: str, root: Path,
@@ -156,16 +161,11 @@ def _parse_txt(path: Path, root: Path) -> Chat:
 
 def _add_block(chat: Chat, path: Path, block: list[tuple[int, str]], root: Path) -> None:
     n, first = block[0]
-    head = _DATE.match(first)
-    if head is None:
-        chat.problems.append(f"{path}:{n}: not a message, left out")
-        return
     try:
-        time = _time(head)
+        time, rest = _stamp(first)
     except ValueError as e:
         chat.problems.append(f"{path}:{n}: {e}")
         return
-    rest = head.group(8)
     if rest and not _READ.match(rest):  # "... PM You renamed the conversation to Plans"
         chat.messages.append(Message(time, None, "system", rest.strip()))
         return
@@ -226,13 +226,8 @@ def _parse_html(path: Path, root: Path) -> Chat:
     reader.feed(read_text(path, root))
     reader.close()
     for block in reader.blocks:
-        head = _DATE.match(block.timestamp.strip())
-        if head is None:
-            chat.problems.append(f"{path}:{block.line}: no time ({block.timestamp.strip()!r})"
-                                 ", left out")
-            continue
         try:
-            time = _time(head)
+            time, _ = _stamp(block.timestamp.strip())
         except ValueError as e:
             chat.problems.append(f"{path}:{block.line}: {e}")
             continue
