@@ -353,3 +353,35 @@ def test_imessage_txt_then_html_transcribes_the_caf_notes_once(tmp_path, home):
         md[name] = again.stdout
     assert md["imessage-html"] == md["imessage-txt"]
     assert "milk" in md["imessage-html"].lower()
+
+
+def test_a_folder_with_some_other_chat_md_is_no_signal_export(tmp_path):
+    notes = tmp_path / "notes"
+    (notes / "media").mkdir(parents=True)
+    (notes / "chat.md").write_text("# Chat with Sam\n\n- [ ] ask about Friday\n")
+    assert not is_export(notes) and not is_export(tmp_path)
+    with pytest.raises(InputError):
+        load(notes)
+
+
+def test_discord_channel_in_parts_is_one_chat_and_channels_of_a_folder_each_one(tmp_path):
+    """--partition splits a channel into "NAME [part N].json" files (part 10 after part 9);
+    a folder of exported channels gives one chat each."""
+    export = tmp_path / "discord"
+    export.mkdir()
+    doc = json.loads(next((CHATS / "discord").glob("*.json")).read_text())
+    messages = doc["messages"]
+    for part, chunk in ((1, messages[:2]), (2, messages[2:5]), (10, messages[5:])):
+        (export / f"Direct Messages - Sam [1216000000000000000] [part {part}].json") \
+            .write_text(json.dumps({**doc, "messages": chunk}))
+    other = {**doc, "guild": {"id": "7", "name": "Book Club"},
+             "channel": {"id": "8", "type": "GuildTextChat", "name": "general"},
+             "messages": messages[:1]}
+    (export / "Book Club - general [8].json").write_text(json.dumps(other))
+    with local_zone(BERLIN):
+        chats = load(export)
+    assert sorted((c.name, len(c.messages)) for c in chats) == [("Book Club #general", 1),
+                                                                ("Sam", 7)]
+    sam = next(c for c in chats if c.name == "Sam")
+    assert [m.time.isoformat() for m in sam.messages] == [t for _, t, _, _ in
+                                                          CASES["discord"][2]]

@@ -36,6 +36,7 @@ _HEAD = re.compile(r'^\s*\{\s*"guild"\s*:\s*\{')
 _SYSTEM = {"RecipientAdd", "RecipientRemove", "ChannelNameChange", "ChannelIconChange",
            "ChannelPinnedMessage", "GuildMemberJoin", "ThreadCreated"}
 _DMS = "Direct Messages"
+_PART = re.compile(r"^(.*) \[part (\d+)\]\.json$", re.IGNORECASE)
 
 
 def recognise(path: Path) -> bool:
@@ -46,11 +47,25 @@ def recognise(path: Path) -> bool:
 
 
 def parse(path: Path) -> list[Chat]:
-    """The channel of a .json, or every channel exported into a folder."""
+    """The channel of a .json, or every channel exported into a folder (a channel split by
+    --partition into "NAME [part 1].json", "NAME [part 2].json", ... is one chat)."""
     files = [path] if path.is_file() else _exports(path)
     if not files:
         raise InputError(path, "no DiscordChatExporter JSON in it")
-    return [_parse_json(f) for f in files]
+    chats: dict[str, Chat] = {}
+    for f in sorted(files, key=_part_order):
+        key, chat = _parse_json(f)
+        if key in chats:
+            chats[key].messages.extend(chat.messages)
+            chats[key].problems.extend(chat.problems)
+        else:
+            chats[key] = chat
+    return list(chats.values())
+
+
+def _part_order(path: Path) -> tuple[str, int]:
+    part = _PART.match(path.name)
+    return (part.group(1), int(part.group(2))) if part else (path.stem, 0)
 
 
 def _exports(folder: Path, first_only: bool = False) -> list[Path]:
@@ -78,7 +93,8 @@ def _is_export_json(path: Path) -> bool:
     return bool(_HEAD.match(head))
 
 
-def _parse_json(path: Path) -> Chat:
+def _parse_json(path: Path) -> tuple[str, Chat]:
+    """The channel's id (its parts share it) and its chat."""
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         raise InputError(path, 'not a DiscordChatExporter export (no list of "messages")')
@@ -89,7 +105,9 @@ def _parse_json(path: Path) -> Chat:
         except (KeyError, ValueError, TypeError, AttributeError) as e:
             why = f"no {e}" if isinstance(e, KeyError) else str(e)
             chat.problems.append(f"{path}: message {n}: {why}")
-    return chat
+    channel = data.get("channel")
+    key = str(channel.get("id")) if isinstance(channel, dict) and channel.get("id") else ""
+    return key or str(path), chat
 
 
 def _name(data: dict, path: Path) -> str:

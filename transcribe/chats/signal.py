@@ -47,20 +47,21 @@ _CALL = re.compile(r"^(?:Incoming|Outgoing|Missed) (?:voice |video )?call(?: \(.
 
 
 def recognise(path: Path) -> bool:
-    """A chat's folder (chat.md at its top), its chat.md, or sigexport's output folder
-    (chat folders under it)."""
+    """A chat's folder (its chat.md at the top), its chat.md, or sigexport's output folder
+    (chat folders under it). A chat.md must start with a message ("[2024-03-12 18:40:05]
+    Sam: ..."): a folder of notes with a chat.md of its own is none."""
     if path.is_file():
-        return path.name == CHAT_TEXT
+        return path.name == CHAT_TEXT and _starts_a_chat(path)
     if not path.is_dir():
         return False
-    return (path / CHAT_TEXT).is_file() or bool(_chat_folders(path))
+    return _starts_a_chat(path / CHAT_TEXT) or bool(_chat_folders(path, first_only=True))
 
 
 def parse(path: Path) -> list[Chat]:
     """Every chat of the output folder, or the one chat of a chat folder or chat.md."""
     if path.is_file():
         return [_parse_chat(path.parent)]
-    if (path / CHAT_TEXT).is_file():
+    if _starts_a_chat(path / CHAT_TEXT):
         return [_parse_chat(path)]
     folders = _chat_folders(path)
     if not folders:
@@ -68,12 +69,31 @@ def parse(path: Path) -> list[Chat]:
     return [_parse_chat(folder) for folder in folders]
 
 
-def _chat_folders(folder: Path) -> list[Path]:
+def _chat_folders(folder: Path, first_only: bool = False) -> list[Path]:
+    found: list[Path] = []
     try:
-        return sorted(p for p in folder.iterdir()
-                      if p.is_dir() and not p.is_symlink() and (p / CHAT_TEXT).is_file())
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
     except OSError:
         return []
+    for sub in subfolders:
+        if _starts_a_chat(sub / CHAT_TEXT):
+            found.append(sub)
+            if first_only:
+                break
+    return found
+
+
+def _starts_a_chat(path: Path) -> bool:
+    """Whether the file's first line is a chat.md message's (read: its first 4 KB)."""
+    if not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return False
+    first = next((line for line in head.splitlines() if line.strip()), "")
+    return bool(_START.match(first))
 
 
 def _parse_chat(folder: Path) -> Chat:
