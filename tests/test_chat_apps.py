@@ -385,3 +385,20 @@ def test_discord_channel_in_parts_is_one_chat_and_channels_of_a_folder_each_one(
     sam = next(c for c in chats if c.name == "Sam")
     assert [m.time.isoformat() for m in sam.messages] == [t for _, t, _, _ in
                                                           CASES["discord"][2]]
+
+
+def test_meta_a_damaged_conversation_among_many_says_why_and_the_others_come_out(tmp_path):
+    export = shutil.copytree(CHATS / "messenger", tmp_path / "facebook-alice")
+    inbox = export / "your_facebook_activity" / "messages" / "inbox"
+    shutil.copytree(inbox / "zoe_1234567890", inbox / "bob_42")
+    (inbox / "bob_42" / "message_1.json").write_text('{"messages": [')
+    outside = tmp_path / "secret.json"
+    outside.write_text('{"messages": []}')
+    (inbox / "bob_42" / "message_2.json").unlink()
+    (inbox / "bob_42" / "message_2.json").symlink_to(outside)
+    chats = load(export)
+    assert [(c.name, len(c.messages)) for c in chats] == [("bob_42", 0), ("Zoë", 8)]
+    assert len(chats[0].problems) == 1 and "bob_42/message_1.json" in chats[0].problems[0]
+    (inbox / "bob_42" / "message_1.json").write_text('{"messages": []}')
+    problem = load(export)[0].problems[0]
+    assert "bob_42/message_2.json" in problem and "inside the export" in problem

@@ -95,7 +95,7 @@ def _is_export_json(path: Path) -> bool:
 
 def _parse_json(path: Path) -> tuple[str, Chat]:
     """The channel's id (its parts share it) and its chat."""
-    data = read_json(path)
+    data = read_json(path, path.parent)
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         raise InputError(path, 'not a DiscordChatExporter export (no list of "messages")')
     chat = Chat(name=_name(data, path), app=APP, source=path)

@@ -56,7 +56,18 @@ def parse(path: Path) -> list[Chat]:
     threads = [root] if path.is_file() else _threads(path)
     if not threads:
         raise InputError(path, "no Messenger or Instagram conversation (message_1.json) in it")
-    return [_parse_thread(thread, root) for thread in threads]
+    if len(threads) == 1:
+        return [_parse_thread(threads[0], root)]
+    return [_parse_or_say_why(thread, root) for thread in threads]
+
+
+def _parse_or_say_why(thread: Path, root: Path) -> Chat:
+    """One conversation of many: a page that cannot be read (not JSON, a link out of the
+    export) leaves it empty with the reason, and the others come out."""
+    try:
+        return _parse_thread(thread, root)
+    except InputError as e:
+        return Chat(name=thread.name, app=_app(thread), problems=[str(e)])
 
 
 def _threads(folder: Path, first_only: bool = False) -> list[Path]:
@@ -103,7 +114,7 @@ def _parse_thread(thread: Path, root: Path) -> Chat:
     chat = Chat(name=thread.name, app=_app(thread), source=pages[0] if pages else None)
     items: list[tuple[Path, int, object]] = []
     for page in pages:
-        data = read_json(page)
+        data = read_json(page, root)
         if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
             raise InputError(page, 'not a Meta conversation (no list of "messages" in it)')
         if page is pages[0]:

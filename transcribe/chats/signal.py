@@ -106,7 +106,7 @@ def _parse_chat(folder: Path) -> Chat:
 
 def _parse_json(folder: Path, path: Path) -> Chat:
     chat = Chat(name=folder.name, app=APP, source=path)
-    for n, line in enumerate(read_text(path).splitlines(), start=1):
+    for n, line in enumerate(read_text(path, folder).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -138,7 +138,7 @@ def _parse_md(folder: Path, path: Path) -> Chat:
     chat = Chat(name=folder.name, app=APP, source=path)
     head: tuple[int, re.Match] | None = None
     lines: list[str] = []
-    for n, line in enumerate(read_text(path).splitlines(), start=1):
+    for n, line in enumerate(read_text(path, folder).splitlines(), start=1):
         start = _START.match(line)
         if start is None:
             if head is None and line.strip():
