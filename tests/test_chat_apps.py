@@ -402,3 +402,32 @@ def test_meta_a_damaged_conversation_among_many_says_why_and_the_others_come_out
     (inbox / "bob_42" / "message_1.json").write_text('{"messages": []}')
     problem = load(export)[0].problems[0]
     assert "bob_42/message_2.json" in problem and "inside the export" in problem
+
+
+def test_imessage_attachments_not_copied_are_left_out_and_an_audio_tag_is_a_voice_note(
+        tmp_path):
+    """Without --copy-method the exporter names an attachment by its path on the Mac: not
+    in the export. "Compatible" copying may turn a .caf into an .mp4: the HTML's <audio>
+    says it is still a voice note (a TXT's .mp4 is a video)."""
+    export = tmp_path / "imessage"
+    (export / "attachments" / "2").mkdir(parents=True)
+    shutil.copy(CHATS / "imessage-txt" / "attachments" / "1" /
+                "5E0B5F8A-3C6B-4E0C-9B1A-2D7C8F3E6A11.caf",
+                export / "attachments" / "2" / "A1.mp4")
+    (export / "Sam.txt").write_text(
+        "Mar 12, 2024  6:45:02 PM\nSam\n"
+        "/Users/alice/Library/Messages/Attachments/4c/12/AB12/Audio Message.caf\n\n"
+        "Mar 12, 2024  6:46:00 PM\nSam\nattachments/2/A1.mp4\n\n")
+    chat = load(export / "Sam.txt")[0]
+    assert [(m.kind, m.text, m.omitted, m.attachment) for m in chat.messages] == [
+        ("voice", "Audio Message.caf", True, None),
+        ("media", "A1.mp4", False, export / "attachments" / "2" / "A1.mp4")]
+    (export / "Sam.txt").unlink()
+    (export / "Sam.html").write_text(
+        '<html>\n<head>\n<meta charset="UTF-8">\n</head>\n<body>\n<div class="message">\n'
+        '<div class="received">\n<p><span class="timestamp">Mar 12, 2024  6:46:00 PM</span>\n'
+        '<span class="sender">Sam</span></p>\n<hr><div class="message_part">\n'
+        '<div class="attachment"><audio controls src="attachments/2/A1.mp4" '
+        'type="audio/mp4" </audio></div>\n</div>\n</div>\n</div>\n</body></html>')
+    chat = load(export)[0]
+    assert [(m.kind, m.omitted) for m in chat.messages] == [("voice", False)]
