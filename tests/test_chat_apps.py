@@ -431,3 +431,20 @@ def test_imessage_attachments_not_copied_are_left_out_and_an_audio_tag_is_a_voic
         'type="audio/mp4" </audio></div>\n</div>\n</div>\n</div>\n</body></html>')
     chat = load(export)[0]
     assert [(m.kind, m.omitted) for m in chat.messages] == [("voice", False)]
+
+
+@pytest.mark.parametrize("name,page,key,junk", [
+    ("messenger", "your_facebook_activity/messages/inbox/zoe_1234567890/message_1.json",
+     "participants", 7),
+    ("discord", "Direct Messages - Sam [1216000000000000000].json", "channel", "Sam"),
+    ("discord", "Direct Messages - Sam [1216000000000000000].json", "guild", [1])])
+def test_an_export_field_of_another_type_still_gives_the_chat(name, page, key, junk, tmp_path):
+    """Found by mutating the fixtures' JSON: a field of the wrong type is no crash."""
+    export = shutil.copytree(CHATS / name, tmp_path / name)
+    doc = json.loads((export / page).read_text())
+    doc[key] = junk
+    if key == "participants":
+        del doc["title"]
+    (export / page).write_text(json.dumps(doc))
+    chat = load(export)[0]
+    assert chat.name and len(chat.messages) == len(CASES[name][2])

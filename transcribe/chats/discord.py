@@ -105,19 +105,22 @@ def _parse_json(path: Path) -> tuple[str, Chat]:
         except (KeyError, ValueError, TypeError, AttributeError) as e:
             why = f"no {e}" if isinstance(e, KeyError) else str(e)
             chat.problems.append(f"{path}: message {n}: {why}")
-    channel = data.get("channel")
-    key = str(channel.get("id")) if isinstance(channel, dict) and channel.get("id") else ""
-    return key or str(path), chat
+    return _field(data, "channel", "id") or str(path), chat
 
 
 def _name(data: dict, path: Path) -> str:
     """A DM's name is the other person's (the channel's); a server channel's is
     "Server #channel"."""
-    guild = (data.get("guild") or {}).get("name") or ""
-    channel = (data.get("channel") or {}).get("name") or ""
+    guild, channel = (_field(data, key, "name") for key in ("guild", "channel"))
     if not channel:
         return path.stem
     return channel if guild in ("", _DMS) else f"{guild} #{channel}"
+
+
+def _field(data: dict, key: str, name: str) -> str:
+    """data[key][name] as text, "" when the export has no such thing."""
+    value = data.get(key)
+    return str(value.get(name) or "") if isinstance(value, dict) else ""
 
 
 def _time(text: str) -> datetime:

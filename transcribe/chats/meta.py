@@ -133,7 +133,9 @@ def _title(data: dict) -> str:
     title = data.get("title")
     if isinstance(title, str) and title:
         return fix_text(title)
-    names = [p.get("name") for p in data.get("participants") or [] if isinstance(p, dict)]
+    people = data.get("participants")
+    names = [p.get("name") for p in people if isinstance(p, dict)] \
+        if isinstance(people, list) else []
     return ", ".join(fix_text(n) for n in names if isinstance(n, str))
 
 
