@@ -32,7 +32,7 @@ from .base import Chat, Message, attachment, has_voice_ext, phone_call, read_jso
 APP = "discord"
 
 # DiscordChatExporter's JSON opens with its "guild" and "channel" objects.
-_HEAD = re.compile(r'^\s*\{\s*"guild"\s*:\s*\{')
+_HEAD = re.compile(r'^\s*\{\s*"guild"\s*:')
 _SYSTEM = {"RecipientAdd", "RecipientRemove", "ChannelNameChange", "ChannelIconChange",
            "ChannelPinnedMessage", "GuildMemberJoin", "ThreadCreated"}
 _DMS = "Direct Messages"
