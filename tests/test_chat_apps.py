@@ -448,3 +448,31 @@ def test_an_export_field_of_another_type_still_gives_the_chat(name, page, key, j
     (export / page).write_text(json.dumps(doc))
     chat = load(export)[0]
     assert chat.name and len(chat.messages) == len(CASES[name][2])
+
+
+@pytest.mark.parametrize("name,zipped", [("signal", True), ("messenger", True),
+                                         ("instagram", False), ("discord", False),
+                                         ("imessage-html", False)])
+def test_the_tuis_import_queues_each_apps_notes_with_app_chat_sender_and_time(
+        name, zipped, tmp_path):
+    """What the TUI's `a` does with an export: every voice note it holds becomes a job
+    with its app, chat, sender and sent time (the chat filter and `search --chat/--from`
+    read these); a left-out note is none."""
+    from transcribe.jobs import enqueue_chat
+    from transcribe.store import Store
+
+    app, chat, expected = CASES[name]
+    export = shutil.copytree(CHATS / name, tmp_path / name)
+    if zipped:
+        export = _zip(export, tmp_path / f"{name}.zip")
+    assert is_export(export)
+    store = Store.open_default(tmp_path / "data")
+    try:
+        with local_zone(BERLIN):
+            got, added, problems = enqueue_chat(store, export, tmp_path / "keep")
+        assert (got, problems) == (chat, [])
+        assert sorted((j.app, j.chat, j.sender, j.sent_at) for j in store.jobs()) == sorted(
+            (app, chat, s, t) for s, t, k, n in expected if k == "voice" and n != "omitted")
+        assert len(store.inbox(chat=chat)) == len(added) > 0
+    finally:
+        store.close()
