@@ -476,3 +476,18 @@ def test_the_tuis_import_queues_each_apps_notes_with_app_chat_sender_and_time(
         assert len(store.inbox(chat=chat)) == len(added) > 0
     finally:
         store.close()
+
+
+def test_signal_export_v1s_index_md_without_seconds(tmp_path):
+    """signal-export before v2 wrote index.md, its times without seconds."""
+    export = shutil.copytree(CHATS / "signal", tmp_path / "signal")
+    chat_md = export / "Sam" / "chat.md"
+    (export / "Sam" / "data.json").unlink()
+    lines = chat_md.read_text().replace(":05]", "]").replace(":02]", "]").replace(":10]", "]")
+    (export / "Sam" / "index.md").write_text(lines.replace(":30]", "]").replace(":00]", "]"))
+    chat_md.unlink()
+    chat = load(export)[0]
+    assert chat.source.name == "index.md"
+    assert [(s, t[:-3], k, n) for s, t, k, n in _rows(chat)] == \
+        [(s, t[:-3], k, n) for s, t, k, n in _expected("signal")]
+    assert all(m.time.second == 0 for m in chat.messages)

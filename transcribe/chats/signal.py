@@ -9,8 +9,8 @@ The output folder holds one folder per conversation, named after it:
         media/         the attachments: "2024-03-12T18-45-02.000_00_None.aac"
         index.html     (with --html; not read)
 
-chat.md, as sigexport's `Message.to_md` writes it (v2 to v3.9 alike): a message starts
-with "[YYYY-MM-DD HH:MM:SS] SENDER: " ("Me" for your own), its text may run over several
+chat.md, as sigexport's `Message.to_md` writes it (v2 to v3.9 alike; v1 called it
+index.md and gave no seconds): a message starts with "[YYYY-MM-DD HH:MM:SS] SENDER: " ("Me" for your own), its text may run over several
 lines, and a blank line ends it. A reply starts with the quoted text ("> ..."), reactions
 follow it on a line "(- Alice: 👍 -)", an attachment is a Markdown link into media/ (an
 image's with "!"; whitespace as "%20"), one the export could not include is "(media not
@@ -33,7 +33,8 @@ from ..errors import InputError
 from .base import Chat, Message, attachment, has_voice_ext, read_text
 
 APP = "signal"
-CHAT_TEXT = "chat.md"
+# chat.md since v2; signal-export v1 wrote index.md (the same lines, times without seconds)
+CHAT_TEXTS = ("chat.md", "index.md")
 CHAT_JSON = "data.json"
 
 _START = re.compile(r"^\[(\d{4}-\d{2}-\d{2}),? (\d{2}:\d{2}(?::\d{2})?)\] (.*?): ?(.*)$")
@@ -51,21 +52,21 @@ def recognise(path: Path) -> bool:
     (chat folders under it). A chat.md must start with a message ("[2024-03-12 18:40:05]
     Sam: ..."): a folder of notes with a chat.md of its own is none."""
     if path.is_file():
-        return path.name == CHAT_TEXT and _starts_a_chat(path)
+        return path.name in CHAT_TEXTS and _starts_a_chat(path)
     if not path.is_dir():
         return False
-    return _starts_a_chat(path / CHAT_TEXT) or bool(_chat_folders(path, first_only=True))
+    return _chat_text(path) is not None or bool(_chat_folders(path, first_only=True))
 
 
 def parse(path: Path) -> list[Chat]:
     """Every chat of the output folder, or the one chat of a chat folder or chat.md."""
     if path.is_file():
         return [_parse_chat(path.parent)]
-    if _starts_a_chat(path / CHAT_TEXT):
+    if _chat_text(path) is not None:
         return [_parse_chat(path)]
     folders = _chat_folders(path)
     if not folders:
-        raise InputError(path, f"no Signal chat in it (a folder with {CHAT_TEXT})")
+        raise InputError(path, "no Signal chat in it (a folder with chat.md)")
     return [_parse_chat(folder) for folder in folders]
 
 
@@ -76,11 +77,15 @@ def _chat_folders(folder: Path, first_only: bool = False) -> list[Path]:
     except OSError:
         return []
     for sub in subfolders:
-        if _starts_a_chat(sub / CHAT_TEXT):
+        if _chat_text(sub) is not None:
             found.append(sub)
             if first_only:
                 break
     return found
+
+
+def _chat_text(folder: Path) -> Path | None:
+    return next((folder / name for name in CHAT_TEXTS if _starts_a_chat(folder / name)), None)
 
 
 def _starts_a_chat(path: Path) -> bool:
@@ -99,7 +104,7 @@ def _starts_a_chat(path: Path) -> bool:
 def _parse_chat(folder: Path) -> Chat:
     if (folder / CHAT_JSON).is_file():
         return _parse_json(folder, folder / CHAT_JSON)
-    return _parse_md(folder, folder / CHAT_TEXT)
+    return _parse_md(folder, _chat_text(folder) or folder / CHAT_TEXTS[0])
 
 
 # -- data.json: one message a line --------------------------------------------------
@@ -114,7 +119,7 @@ def _parse_json(folder: Path, path: Path) -> Chat:
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
             chat.problems.append(f"{path}:{n}: {e}")
     if not chat.messages and chat.problems:  # not sigexport's JSON at all: try the text
-        md = _parse_md(folder, folder / CHAT_TEXT)
+        md = _parse_md(folder, _chat_text(folder) or folder / CHAT_TEXTS[0])
         if md.messages:
             return md
     return chat
