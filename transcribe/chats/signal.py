@@ -10,11 +10,12 @@ The output folder holds one folder per conversation, named after it:
         index.html     (with --html; not read)
 
 chat.md, as sigexport's `Message.to_md` writes it (v2 to v3.9 alike; v1 called it
-index.md and gave no seconds): a message starts with "[YYYY-MM-DD HH:MM:SS] SENDER: " ("Me" for your own), its text may run over several
-lines, and a blank line ends it. A reply starts with the quoted text ("> ..."), reactions
-follow it on a line "(- Alice: 👍 -)", an attachment is a Markdown link into media/ (an
-image's with "!"; whitespace as "%20"), one the export could not include is "(media not
-exported)" or "(attachment not exported)". Times are the exporting computer's local time.
+index.md and gave no seconds): a message starts with "[YYYY-MM-DD HH:MM:SS] SENDER: "
+("Me" for your own), its text may run over several lines, and a blank line ends it. A
+reply starts with the quoted text ("> ..."), reactions follow it on a line "(- Alice: 👍
+-)", an attachment is a Markdown link into media/ (an image's with "!"; whitespace as
+"%20"), one the export could not include is "(media not exported)" or "(attachment not
+exported)". Times are the exporting computer's local time.
 data.json gives the same fields as JSON: date, sender, body, quote, attachments
 [{name, path, missing_kind}], deleted, call, missed; it is read when present.
 
