@@ -46,7 +46,8 @@ APP = "imessage"
 
 # chrono's "%b %d, %Y %l:%M:%S %p": "Mar 12, 2024  6:44:10 PM" (the hour padded with a
 # space), English whatever the Mac's language.
-_DATE = re.compile(r"^([A-Z][a-z]{2}) (\d{1,2}), (\d{4}) +(\d{1,2}):(\d{2}):(\d{2}) ([AP]M)(.*)$")
+_DATE = re.compile(r"^([A-Z][a-z]{2}) (\d{1,2}), (\d{4}) +(\d{1,2}):(\d{2}):(\d{2}) "
+                   r"([AP]M)(.*)$")
 _MONTHS = {m: n for n, m in enumerate(
     "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 _READ = re.compile(r"^ \((?:Read|Delivered) .*\)$")
@@ -140,7 +141,8 @@ def _is_audio(name: str) -> bool:
     """An audio message (.caf; .amr from old iPhones) or another audio file; an .mp4 or
     .mov is a video."""
     lower = name.lower()
-    return lower.endswith(_AUDIO_MESSAGE) or (has_voice_ext(lower) and not lower.endswith(".mp4"))
+    return lower.endswith(_AUDIO_MESSAGE) or \
+        (has_voice_ext(lower) and not lower.endswith(".mp4"))
 
 
 # -- TXT -------------------------------------------------------------------------------

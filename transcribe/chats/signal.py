@@ -134,7 +134,8 @@ def _json_messages(item: dict, folder: Path) -> list[Message]:
         body = "(This message was deleted)"
     if item.get("call"):
         return [Message(time, sender, "system", body)]
-    files = [(a.get("path") or "", a.get("missing_kind")) for a in item.get("attachments") or []]
+    files = [(a.get("path") or "", a.get("missing_kind"))
+             for a in item.get("attachments") or []]
     return _with_files(time, sender, body, files, folder)
 
 
