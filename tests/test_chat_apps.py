@@ -491,3 +491,20 @@ def test_signal_export_v1s_index_md_without_seconds(tmp_path):
     assert [(s, t[:-3], k, n) for s, t, k, n in _rows(chat)] == \
         [(s, t[:-3], k, n) for s, t, k, n in _expected("signal")]
     assert all(m.time.second == 0 for m in chat.messages)
+
+
+def test_imessage_html_announcement_is_a_system_line(tmp_path):
+    page = tmp_path / "Book Club - 12.html"
+    page.write_text(
+        '<html>\n<head>\n<meta charset="UTF-8">\n</head>\n<body>\n'
+        '\n<div class ="announcement"><p><span class="timestamp">Mar 12, 2024  6:40:00 PM'
+        '</span> You named the conversation <b>Book &amp; Club</b></p></div>\n'
+        '<div class="message">\n<div class="received">\n<p><span class="timestamp">'
+        'Mar 12, 2024  6:41:00 PM</span>\n<span class="sender">Sam</span></p>\n'
+        '<hr><div class="message_part">\n<span class="bubble">hi &lt;3</span>\n</div>\n'
+        '</div>\n</div>\n</body></html>')
+    chat = load(page)[0]
+    assert chat.name == "Book Club - 12"
+    assert [(m.time.isoformat(), m.sender, m.kind, m.text) for m in chat.messages] == [
+        ("2024-03-12T18:40:00", None, "system", "You named the conversation Book & Club"),
+        ("2024-03-12T18:41:00", "Sam", "text", "hi <3")]

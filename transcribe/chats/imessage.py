@@ -234,7 +234,7 @@ def _parse_html(path: Path, root: Path) -> Chat:
             chat.problems.append(f"{path}:{block.line}: {e}")
             continue
         if block.announcement:
-            chat.messages.append(Message(time, None, "system", " ".join(block.rest.split())))
+            chat.messages.append(Message(time, None, "system", " ".join("".join(block.rest).split())))
             continue
         sender = block.sender.strip() or None
         messages = []
@@ -256,7 +256,7 @@ class _Block:
     announcement: bool
     timestamp: str = ""
     sender: str = ""
-    rest: str = ""  # an announcement's words
+    rest: list[str] = field(default_factory=list)  # an announcement's words
     parts: list[tuple[str, str]] = field(default_factory=list)  # ("text"|"file"|...)
 
 
@@ -329,4 +329,4 @@ class _Page(HTMLParser):
         if self._capture:
             self._text.append(data)
         elif self.blocks and self.blocks[-1].announcement and self._inside("announcement"):
-            self.blocks[-1].rest += data
+            self.blocks[-1].rest.append(data)
