@@ -327,13 +327,11 @@ def test_transcribe_chat_writes_each_apps_notes_in_place_once(name, zipped, tmp_
     assert jobs == sorted((chat, s, t, app) for s, t, k, n in expected
                           if k == "voice" and n != "omitted")
 
-    again = run_cli("chat", str(export), "-v", "--format", "md", "--output",
-                    str(tmp_path / "again.md"), env=env)
+    again = run_cli("chat", str(export), "-v", "--format", "md", "--output", "-", env=env)
     assert again.returncode == 0, again.stderr
     assert "0 transcribed now" in again.stderr
     assert _jobs(mine) == jobs
-    md = (tmp_path / "again.md").read_text()
-    assert "omitted" in md or "missing" in md
+    assert "omitted" in again.stdout or "missing" in again.stdout
 
 
 def test_imessage_txt_then_html_transcribes_the_caf_notes_once(tmp_path, home):
@@ -508,3 +506,14 @@ def test_imessage_html_announcement_is_a_system_line(tmp_path):
     assert [(m.time.isoformat(), m.sender, m.kind, m.text) for m in chat.messages] == [
         ("2024-03-12T18:40:00", None, "system", "You named the conversation Book & Club"),
         ("2024-03-12T18:41:00", "Sam", "text", "hi <3")]
+
+
+@pytest.mark.parametrize("video", ["clip.mp4", "clip.webm", "clip.MOV"])
+def test_a_video_attachment_is_media_not_a_voice_note(video, tmp_path):
+    export = shutil.copytree(CHATS / "discord", tmp_path / "discord")
+    channel = next(export.glob("*.json"))
+    doc = json.loads(channel.read_text())
+    doc["messages"][3]["attachments"][0].update(fileName=video, url=video)
+    (export / video).write_bytes(b"\0")
+    channel.write_text(json.dumps(doc))
+    assert [m.kind for m in load(export)[0].messages][3] == "media"

@@ -163,5 +163,5 @@ def _attachment(url: str, folder: Path) -> tuple[Path | None, bool]:
 
 def _is_voice(name: str) -> bool:
     """Audio attachments: Discord's voice messages ("voice-message.ogg") and audio files;
-    an .mp4 is a video."""
-    return has_voice_ext(name) and not name.lower().endswith(".mp4")
+    an .mp4 or .webm is a video."""
+    return has_voice_ext(name) and not name.lower().endswith((".mp4", ".webm"))

@@ -138,11 +138,11 @@ def _file_message(time: datetime, sender: str | None, name: str, root: Path,
 
 
 def _is_audio(name: str) -> bool:
-    """An audio message (.caf; .amr from old iPhones) or another audio file; an .mp4 or
-    .mov is a video."""
+    """An audio message (.caf; .amr from old iPhones) or another audio file; an .mp4,
+    .webm or .mov is a video."""
     lower = name.lower()
     return lower.endswith(_AUDIO_MESSAGE) or \
-        (has_voice_ext(lower) and not lower.endswith(".mp4"))
+        (has_voice_ext(lower) and not lower.endswith((".mp4", ".webm")))
 
 
 # -- TXT -------------------------------------------------------------------------------

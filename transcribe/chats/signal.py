@@ -212,8 +212,8 @@ def _file_name(link: str, folder: Path) -> str:
 
 
 def _is_voice(name: str) -> bool:
-    """Signal's voice notes are AAC (.aac, .m4a) or Ogg; an .mp4 is a video."""
-    return has_voice_ext(name) and not name.lower().endswith(".mp4")
+    """Signal's voice notes are AAC (.aac, .m4a) or Ogg; an .mp4 or .webm is a video."""
+    return has_voice_ext(name) and not name.lower().endswith((".mp4", ".webm"))
 
 
 def _body(text: str) -> str:
