@@ -25,14 +25,14 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import InputError
-from . import telegram, whatsapp
+from . import discord, imessage, meta, signal, telegram, whatsapp
 from .base import TEXT_EXT, VOICE_EXT, Chat, Message, holds
 
 __all__ = ["APPS", "VOICE_EXT", "Chat", "Message", "holds", "is_export", "load"]
 
 log = logging.getLogger(__name__)
 
-APPS: list[ModuleType] = [telegram, whatsapp]
+APPS: list[ModuleType] = [signal, meta, discord, imessage, telegram, whatsapp]
 
 # How deep under the folder given an export's own folder is looked for (a zip of
 # "ChatExport_2024-03-12/result.json" puts it one level down).
