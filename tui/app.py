@@ -311,7 +311,7 @@ class TranscribeApp(App):
 
         chats = self.store.chats()
         if not chats:
-            self.notify("No chats yet: press a to add a WhatsApp or Telegram export", timeout=4)
+            self.notify("No chats yet: press a to add a chat export (WhatsApp, Telegram, Signal, Instagram, Messenger, Discord, iMessage)", timeout=4)
             return
         self.push_screen(ChatFilterScreen(chats, self.chat), self._chat_chosen)
 

@@ -72,6 +72,27 @@ def attachment(folder: Path, name: str) -> tuple[Path | None, bool]:
     return path, not holds(folder, path)
 
 
+def head(path: Path, size: int = 4096) -> str:
+    """The first `size` bytes of a regular file as text (UTF-16 by its BOM, else UTF-8,
+    errors replaced): what an app's `recognise` looks at. "" for a pipe, a device, a
+    folder or what cannot be read; opened without blocking, so a FIFO put in the file's
+    place after a check is never waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        data = os.read(fd, size)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    return data.decode("utf-16" if utf16 else "utf-8-sig", errors="replace")
+
+
 def read_bytes(path: Path, root: Path | None = None) -> bytes:
     """A file of the export, whole: an `InputError` when it is no regular file (a pipe or
     /dev/zero would be read forever) or, given the export's `root`, lies outside it (a

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, phone_call, read_json
+from .base import Chat, Message, attachment, has_voice_ext, head, phone_call, read_json
 
 APP = "discord"
 
@@ -83,14 +83,7 @@ def _exports(folder: Path, first_only: bool = False) -> list[Path]:
 
 
 def _is_export_json(path: Path) -> bool:
-    if path.suffix.lower() != ".json" or not path.is_file():
-        return False
-    try:
-        with path.open("rb") as f:
-            head = f.read(256).decode("utf-8-sig", errors="replace")
-    except OSError:
-        return False
-    return bool(_HEAD.match(head))
+    return path.suffix.lower() == ".json" and bool(_HEAD.match(head(path, 256)))
 
 
 def _parse_json(path: Path) -> tuple[str, Chat]:

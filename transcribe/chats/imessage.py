@@ -40,7 +40,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, read_text
+from .base import Chat, Message, attachment, has_voice_ext, head, read_text
 
 APP = "imessage"
 
@@ -100,17 +100,13 @@ def _chat_files(folder: Path, first_only: bool = False) -> list[Path]:
 
 def _is_chat(path: Path) -> bool:
     suffix = path.suffix.lower()
-    if suffix not in (".txt", ".html", ".htm") or not path.is_file():
+    if suffix not in (".txt", ".html", ".htm"):
         return False
-    try:
-        with path.open("rb") as f:
-            head = f.read(16384).decode("utf-8-sig", errors="replace")
-    except OSError:
-        return False
+    text = head(path, 16384)
     if suffix == ".txt":
-        first = next((line for line in head.splitlines() if line.strip()), "")
+        first = next((line for line in text.splitlines() if line.strip()), "")
         return bool(_DATE.match(first))
-    return _HTML_MARK in head and 'class="message"' in head
+    return _HTML_MARK in text and 'class="message"' in text
 
 
 def _stamp(line: str) -> tuple[datetime, str]:

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, read_text
+from .base import Chat, Message, attachment, has_voice_ext, head, read_text
 
 APP = "signal"
 # chat.md since v2; signal-export v1 wrote index.md (the same lines, times without seconds)
@@ -91,14 +91,7 @@ def _chat_text(folder: Path) -> Path | None:
 
 def _starts_a_chat(path: Path) -> bool:
     """Whether the file's first line is a chat.md message's (read: its first 4 KB)."""
-    if not path.is_file():
-        return False
-    try:
-        with path.open("rb") as f:
-            head = f.read(4096).decode("utf-8-sig", errors="replace")
-    except OSError:
-        return False
-    first = next((line for line in head.splitlines() if line.strip()), "")
+    first = next((line for line in head(path).splitlines() if line.strip()), "")
     return bool(_START.match(first))
 
 

@@ -46,7 +46,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import (Chat, Message, holds, local_time, phone_call, read_json, read_text,
+from .base import (Chat, Message, head, holds, local_time, phone_call, read_json, read_text,
                    tags_only)
 
 APP = "telegram"
@@ -63,9 +63,9 @@ def recognise(path: Path) -> bool:
     if path.name == "result.json" or _PAGE.match(path.name):
         return True
     if path.suffix.lower() == ".json":
-        return bool(_JSON_HEAD.search(_head(path)))
+        return bool(_JSON_HEAD.search(head(path, 65536)))
     if path.suffix.lower() in (".html", ".htm"):
-        return any(mark in _head(path) for mark in _HTML_HEAD)
+        return any(mark in head(path, 65536) for mark in _HTML_HEAD)
     return False
 
 
@@ -78,14 +78,6 @@ def parse(path: Path) -> list[Chat]:
     if path.suffix.lower() == ".json":
         return _parse_json(path, root)
     return [_parse_html(path)]
-
-
-def _head(path: Path, size: int = 65536) -> str:
-    try:
-        with path.open("rb") as f:
-            return f.read(size).decode("utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 def _parse_json(path: Path, root: Path | None) -> list[Chat]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, has_voice_ext, holds, read_text
+from .base import Chat, Message, has_voice_ext, head, holds, read_text
 
 APP = "whatsapp"
 
@@ -87,15 +87,8 @@ def chat_texts(folder: Path) -> list[Path]:
 
 
 def _starts_like_a_chat(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    text = head.decode("utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig",
-                       errors="replace")
     return any(_IOS.match(_strip_marks(line)) or _ANDROID.match(_strip_marks(line))
-               for line in text.splitlines()[:5])
+               for line in head(path).splitlines()[:5])
 
 
 def _chat_name(path: Path) -> str:
@@ -120,8 +113,8 @@ def _parse_text(path: Path, root: Path | None = None) -> Chat:
     day_first = _day_first([m for m in heads if m])
     more: list[list[str]] = []  # each message's lines after its first, joined at the end
     dropped = False  # the last chat line was not read: its next lines go with it
-    for number, (line, head) in enumerate(zip(clean, heads), start=1):
-        if head is None:
+    for number, (line, match) in enumerate(zip(clean, heads), start=1):
+        if match is None:
             if dropped:
                 continue
             if chat.messages:
@@ -130,13 +123,13 @@ def _parse_text(path: Path, root: Path | None = None) -> Chat:
                 chat.problems.append(f"{path}:{number}: not a chat line")
             continue
         try:
-            time = _when(head, day_first)
+            time = _when(match, day_first)
         except ValueError:
             chat.problems.append(f"{path}:{number}: bad date or time")
             dropped = True
             continue
         dropped = False
-        chat.messages.append(_whatsapp_message(time, head.group(8), path.parent))
+        chat.messages.append(_whatsapp_message(time, match.group(8), path.parent))
         more.append([])
     for message, lines in zip(chat.messages, more):
         if lines:
