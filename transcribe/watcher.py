@@ -152,9 +152,7 @@ class Watcher:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, should_stop=lambda: False) -> None:
-        recovered = self.store.recover()
-        if recovered:
-            log.info("put %d interrupted job(s) back in the queue", recovered)
+        self.reclaim()
         for temp in sweep_temp_files(self.options.output_dir):
             log.info("removed %s, left by an interrupted write", temp)
         self._listen()
@@ -166,10 +164,19 @@ class Watcher:
             if self.work_one():
                 continue
             if time.monotonic() - self._last_output_retry >= OUTPUT_RETRY_S:
+                self.reclaim()
                 self.write_owed()
             if self._cloud_due():
                 self.retry_cloud()
             self._wait()
+
+    def reclaim(self) -> None:
+        """Put back in the queue the jobs left running by a process that is gone (killed
+        while its pid now names another process, too), at start and between jobs: the
+        watcher holds the store's lock, so no other watcher works on them."""
+        recovered = self.store.recover()
+        if recovered:
+            log.info("put %d interrupted job(s) back in the queue", recovered)
 
     def _listen(self) -> None:
         """Ask the OS for notifications on the folders where they arrive; poll the rest."""
