@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, private_home
 from servers import API_KEY, RawServer, http_response
+from test_watch import jobs
 
 import transcribe.store as store_module
 from transcribe import Settings, Transcriber
@@ -22,6 +26,26 @@ from transcribe.audio import file_sha256
 from transcribe.store import Store
 
 NOTE = "PTT-20240312-WA0007.opus"
+OTHER = "voicemail-8k.wav"
+
+
+@contextmanager
+def watcher(inbox: Path, out: Path, data: Path, log: Path, *extra: str):
+    """A real `transcribe watch` whose store is in `data`, its log in `log`."""
+    with log.open("a") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
+                                 str(out), "--settle", "0.5", "--poll", "0.2", *extra],
+                                env={**os.environ, "TRANSCRIBE_HOME": str(data)}, stderr=err,
+                                cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def recording_server() -> RawServer:
@@ -86,3 +110,68 @@ def test_a_patient_store_waits_for_a_lock_held_past_sqlites_wait(tmp_path, monke
     waits = [r.getMessage() for r in caplog.records if "holds it locked" in r.getMessage()]
     assert len(waits) == 1, caplog.text
     assert "can be written again" in caplog.text
+
+
+@pytest.fixture
+def data_disk(tmp_path):
+    """A 4 MB tmpfs for the watcher's data folder (root only, as the CI runs)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill the disk to its last byte; return the filler."""
+    filler = disk / "filler"
+    with filler.open("ab", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_data_disk_makes_the_watcher_wait_and_costs_no_attempt(tmp_path, home,
+                                                                      data_disk):
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    data = private_home(data_disk / "home", home)
+    log = tmp_path / "watch.log"
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    filler = fill(data_disk)  # full from the start: no store can be made
+    with watcher(inbox, out, data, log) as proc:
+        wait_until(lambda: "disk is full" in log.read_text(), proc, log)
+        time.sleep(3)
+        assert proc.poll() is None, log.read_text()
+        filler.unlink()
+        wait_until(lambda: [r["state"] for r in jobs(data)] == ["done"], proc, log)
+        assert jobs(data)[0]["attempts"] == 1
+        # full again while a note is being transcribed: its transcript waits for space
+        shutil.copy(SAMPLES / OTHER, inbox / OTHER)
+        wait_until(lambda: any(r["started"] for r in jobs(data)), proc, log)
+        filler = fill(data_disk)
+        waits = log.read_text().count("disk is full")
+        wait_until(lambda: log.read_text().count("disk is full") > waits, proc, log)
+        time.sleep(3)
+        assert proc.poll() is None, log.read_text()
+        filler.unlink()
+        wait_until(lambda: [r["state"] for r in jobs(data)] == ["done", "done"], proc, log)
+    rows = jobs(data)
+    assert [r["attempts"] for r in rows] == [1, 1]
+    assert "Traceback" not in log.read_text()
+    assert (out / "inbox" / (Path(OTHER).stem + ".txt")).exists()
+
+
+def wait_until(predicate, proc, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"watcher exited with {proc.returncode}: {log.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {log.read_text()}")
+        time.sleep(0.2)

@@ -703,10 +703,11 @@ class ServiceLock:
             self._file.close()
             raise AlreadyRunning(f"another `transcribe watch` already runs on this store "
                                  f"(pid {pid}); stop it first") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
+        try:  # (only for the message above: a full disk must not stop the watcher)
+            os.ftruncate(self._file.fileno(), 0)
+            os.pwrite(self._file.fileno(), str(os.getpid()).encode(), 0)
+        except OSError as e:
+            log.debug("%s: pid not written (%s)", self.path, e)
         return self
 
     def __exit__(self, *exc) -> None:
