@@ -175,3 +175,60 @@ def wait_until(predicate, proc, log: Path, timeout: float = 120) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out: {log.read_text()}")
         time.sleep(0.2)
+
+
+CLAIM = """
+import sys, time
+from transcribe.audio import file_sha256
+from transcribe.store import Store
+store = Store(sys.argv[1])
+job, _ = store.add_job(file_sha256(sys.argv[2]), sys.argv[2], 1, state="running")
+store.start(job.id)
+print(job.id, flush=True)
+time.sleep(600)
+"""
+
+
+def left_running_by_a_reused_pid(db: Path, note: Path, strangers: list) -> int:
+    """A process takes a note's job and is killed -9; its pid then names a stranger, a
+    live process started since with nothing to do with the store (what pid reuse does
+    after a kill -9). Return the job's id."""
+    owner = subprocess.Popen([sys.executable, "-c", CLAIM, str(db), str(note)],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    job_id = int(owner.stdout.readline())
+    owner.kill()
+    owner.wait()
+    strangers.append(subprocess.Popen(["sleep", "600"]))
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE jobs SET pid=? WHERE id=?", (strangers[-1].pid, job_id))
+    return job_id
+
+
+def test_a_job_left_running_under_a_reused_pid_is_taken_back(tmp_path, home):
+    inbox, out, elsewhere = tmp_path / "inbox", tmp_path / "out", tmp_path / "elsewhere"
+    inbox.mkdir()
+    elsewhere.mkdir()
+    data = private_home(tmp_path / "home", home)
+    log = tmp_path / "watch.log"
+    db = data / "data" / "transcribe.db"
+    Store(db).close()
+    notes = [elsewhere / NOTE, elsewhere / OTHER]  # (the TUI's: outside the watched folder)
+    for note in notes:
+        shutil.copy(SAMPLES / note.name, note)
+    strangers: list[subprocess.Popen] = []
+    try:
+        first = left_running_by_a_reused_pid(db, notes[0], strangers)  # before the watcher
+        with watcher(inbox, out, data, log) as proc:
+            wait_until(lambda: state(db, first) == "done", proc, log, timeout=300)
+            second = left_running_by_a_reused_pid(db, notes[1], strangers)  # while it runs
+            wait_until(lambda: state(db, second) == "done", proc, log)
+    finally:
+        for stranger in strangers:
+            stranger.kill()
+            stranger.wait()
+    assert log.read_text().count("interrupted job(s) back in the queue") == 2
+
+
+def state(db: Path, job_id: int) -> str:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()[0]
