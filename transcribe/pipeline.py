@@ -28,9 +28,12 @@ ENGINES = ("auto", "local", "cloud")
 class Transcriber:
     """Holds the settings, the engine and the policy for many files (the model loads once)."""
 
-    def __init__(self, settings: Settings | None = None, *, transport=None) -> None:
+    def __init__(self, settings: Settings | None = None, *, transport=None,
+                 download: bool = True) -> None:
+        """`download=False`: a hub model is loaded from the hub cache only, never
+        fetched (the model a watched folder's settings name)."""
         self.settings = settings or Settings.load()
-        self.local = LocalEngine(self.settings)
+        self.local = LocalEngine(self.settings, download=download)
         self.handoff: HandoffEngine | None = None
         self.policy = CloudPolicy(self.settings, transport=transport)
 

@@ -54,7 +54,7 @@ from .changes import Changes, needs_polling
 from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
                      TranscribeError, TruncatedAudio)
 from .messaging import origin
-from .models import model_label
+from .models import model_label, resolve
 from .pipeline import Transcriber
 from .settings import Settings
 from .store import MAX_ATTEMPTS, Job, Owed, Store, readable
@@ -551,10 +551,15 @@ class Watcher:
         return transcriber
 
     def _transcriber(self, overrides: dict) -> Transcriber:
+        """The transcriber for a folder's settings. A model they name must be on this
+        machine already: a folder's file never makes a download (nor asks the hub)."""
         key = json.dumps(overrides, sort_keys=True)
         if key not in self._transcribers:
             settings = self.settings.with_overrides(**overrides)
-            self._transcribers[key] = Transcriber(settings, transport=self._transport)
+            if "model" in overrides:
+                _installed(settings)
+            self._transcribers[key] = Transcriber(settings, transport=self._transport,
+                                                  download="model" not in overrides)
         return self._transcribers[key]
 
     # -- outputs ---------------------------------------------------------------------------
@@ -678,6 +683,15 @@ def another_wanted(stored: Transcript | None, settings: Settings) -> str | None:
     if settings.language and not stored.no_speech and stored.language != settings.language:
         return f"this folder wants language {settings.language}, not {stored.language}"
     return None
+
+
+def _installed(settings: Settings) -> None:
+    """Raise SettingsError unless the model a folder's settings name is on this machine."""
+    try:
+        resolve(settings.model, settings.paths.models_dir, download=False)
+    except ModelError as e:
+        raise SettingsError(f"{FOLDER_SETTINGS}: {e} (a folder's settings name installed "
+                            "models only: `transcribe models` lists them)") from None
 
 
 def _wanted(settings: Settings) -> tuple:
