@@ -355,3 +355,27 @@ def test_a_folder_setting_no_note_can_use_fails_its_notes_once_with_the_reason(s
     assert row["attempts"] == 1 and "beam_size" in row["error"]
     log = (data.parent / "watch.log").read_text()
     assert log.count("failed ") == 1, log
+
+
+def test_a_temp_looking_name_and_a_manifest_that_is_no_table_stop_nothing(space):
+    """`.x.txt.<20 digits>.abc.tmp` (no pid is that large: nobody's write, left alone) and
+    a manifest holding `123` in the output folder, at every start."""
+    inbox, out, data = space
+    (out / "inbox").mkdir(parents=True)
+    stranger = out / "inbox" / ".x.txt.99999999999999999999.abc.tmp"
+    stranger.write_text("not ours\n")
+    (out / "inbox" / ".transcribe-outputs.json").write_text("123")
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    for start in range(2):
+        with watcher(inbox, out, data) as proc:
+            [row] = wait_for(lambda rows: rows and rows[0]["state"] == "done", data, proc=proc)
+            deadline = time.monotonic() + 60
+            while not (out / "inbox" / "voicemail-8k.txt").exists():
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    (data.parent / "watch.log").read_text()
+                time.sleep(0.2)
+        assert proc.returncode in (0, -signal.SIGTERM), (data.parent / "watch.log").read_text()
+        (out / "inbox" / ".transcribe-outputs.json").write_text("123")
+    assert stranger.read_text() == "not ours\n"
+    assert (out / "inbox" / "voicemail-8k.txt").read_text().strip() == row["text"]
+    assert "Traceback" not in (data.parent / "watch.log").read_text()

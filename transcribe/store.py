@@ -815,7 +815,7 @@ def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no pid is that large)
         return False
     except PermissionError:
         return True

@@ -31,6 +31,9 @@ from .transcript import Transcript
 FORMATS = ("txt", "srt", "vtt", "json")
 MANIFEST = ".transcribe-outputs.json"
 _TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+# No pid is larger (Linux's PID_MAX_LIMIT, 2**22): a temp-looking name with a larger
+# one (`.x.txt.99999999999999999999.abc.tmp`) is nobody's write of ours, and is left.
+PID_MAX = 2**22
 
 
 def render(transcript: Transcript, fmt: str, *, words: bool = False,
@@ -113,7 +116,7 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     for dirpath, _, filenames in os.walk(folder):
         for name in filenames:
             match = _TEMP.match(name)
-            if match and not pid_alive(int(match.group(1))):
+            if match and int(match.group(1)) <= PID_MAX and not pid_alive(int(match.group(1))):
                 path = Path(dirpath) / name
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -145,12 +148,19 @@ def _holds(path: Path, text: str) -> bool:
 
 
 class _Manifest(dict):
+    """Output name -> the audio file it is the transcript of. A manifest that is not
+    such a table (damaged, or `123`) is taken as empty: names are then decided by what
+    the files hold (`_free_name`)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            super().__init__(json.loads(path.read_text()) if path.exists() else {})
-        except (OSError, ValueError):
-            super().__init__()
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError, RecursionError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        super().__init__((k, v) for k, v in data.items() if isinstance(v, str))
         self._saved = dict(self)
 
     def save(self) -> None:
