@@ -95,11 +95,14 @@ class Transcriber:
             raise e.error from None
         except Exception as e:  # a failure inside CTranslate2 on this one file
             log.exception("%s: local engine failed", path)
-            if engine == "local" or not self.policy.allowed:
+            if engine == "local" or not self.policy.allowed or audio.truncated or audio.damaged:
                 raise InputError(path, f"local transcription failed ({e})") from None
             return self._cloud(path, audio, f"local transcription failed: {e}", version)
         reason = self.policy.reason_to_upload(local) if engine == "auto" else None
         if reason is None:
+            return local
+        if _damaged(audio):
+            log.info("%s: %s, but the note is damaged or truncated: not sent", path, reason)
             return local
         return self._second_opinion(path, audio, local, reason, version)
 
@@ -239,6 +242,15 @@ def _with_segments(on_progress: Callable | None) -> ProgressCallback | None:
             raise ProgressFailed(e) from e
 
     return report
+
+
+def _damaged(audio: Audio | AudioStream) -> bool:
+    """Whether the note is truncated or damaged (a stream is read to its end to tell).
+    Such a note is never sent to the cloud unless the user asks for the cloud: the
+    cloud could not do better, and the bytes might not be audio at all."""
+    if isinstance(audio, AudioStream):
+        audio.finish()
+    return audio.truncated or audio.damaged
 
 
 def _marked(transcript: Transcript, audio: Audio | AudioStream) -> Transcript:
