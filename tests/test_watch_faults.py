@@ -379,3 +379,20 @@ def test_a_temp_looking_name_and_a_manifest_that_is_no_table_stop_nothing(space)
     assert stranger.read_text() == "not ours\n"
     assert (out / "inbox" / "voicemail-8k.txt").read_text().strip() == row["text"]
     assert "Traceback" not in (data.parent / "watch.log").read_text()
+
+
+def test_a_watched_folder_deleted_and_made_again_is_watched_again_at_once(space):
+    """Its notifications went with the old folder; the rescan (300 s) is far off."""
+    inbox, out, data = space
+    with watcher(inbox, out, data) as proc:
+        shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+        wait_for(lambda rows: [r["state"] for r in rows] == ["done"], data, proc=proc)
+        shutil.rmtree(inbox)
+        time.sleep(3)
+        inbox.mkdir()
+        time.sleep(3)
+        shutil.copy(SAMPLES / OTHER, inbox / OTHER)  # dropped after the folder came back
+        rows = by_name(wait_for(settled(2), data, timeout=120, proc=proc))
+    assert rows[OTHER]["state"] == "done"
+    said = (data.parent / "watch.log").read_text()
+    assert "the watched folder is gone" in said and "made again; watching it anew" in said

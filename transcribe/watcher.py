@@ -145,6 +145,8 @@ class Watcher:
         self._paces: dict[Path, float] = {}  # polled folder -> seconds between its walks
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
+        self._notified: list[Path] = []  # folders the OS tells of
+        self._identity: dict[Path, tuple[int, int] | None] = {}  # their (device, inode)
         self._waiting_for_model = False  # the model could not be used last time
         self._model_retry_at = 0.0
         self._model_retry_s = MODEL_RETRY_S
@@ -186,6 +188,8 @@ class Watcher:
         if notified:
             try:
                 self._changes = Changes(notified, self.options.recursive)
+                self._notified = notified
+                self._identity = {d: _identity(d) for d in notified}
             except Exception as e:  # noqa: BLE001 - no inotify watches left, no inotify at all
                 log.warning("no change notifications (%s: %s); polling every folder",
                             type(e).__name__, e)
@@ -221,6 +225,8 @@ class Watcher:
             self._changes = None
             self._poll([d for d in self.options.dirs if d not in self._paces])
         queued = 0
+        if self._changes is not None and self._folders_made_again():
+            self._next_rescan = now  # walked at once: what was put in them meanwhile
         if self._changes is not None and now >= self._next_rescan:
             queued += self.scan()
             self._next_rescan = now + self.options.rescan_s
@@ -233,6 +239,35 @@ class Watcher:
         if self._changes is not None:
             queued += self.look_at(self._changes.take())
         return queued + self.look_at(self._settle_due(time.monotonic()))
+
+    def _folders_made_again(self) -> bool:
+        """Whether a notified folder was deleted and made again (or replaced): the OS's
+        watch went with the old one, so the watches are set anew. One stat a folder."""
+        again = False
+        for folder in self._notified:
+            now = _identity(folder)
+            was = self._identity.get(folder)
+            if now == was:
+                continue
+            self._identity[folder] = now
+            if now is None:
+                log.warning("%s: the watched folder is gone; watching for it to come back",
+                            folder)
+            else:
+                log.warning("%s: the watched folder was made again; watching it anew", folder)
+                again = True
+        if again:
+            assert self._changes is not None
+            self._changes.close()
+            present = [d for d in self._notified if self._identity[d] is not None]
+            try:
+                self._changes = Changes(present, self.options.recursive)
+            except Exception as e:  # noqa: BLE001 - no inotify watches left: as at start
+                log.warning("no change notifications (%s: %s); polling every folder",
+                            type(e).__name__, e)
+                self._changes = None
+                self._poll([d for d in self.options.dirs if d not in self._paces])
+        return again
 
     def _settle_due(self, now: float) -> list[Path]:
         due = []
@@ -683,6 +718,14 @@ def another_wanted(stored: Transcript | None, settings: Settings) -> str | None:
     if settings.language and not stored.no_speech and stored.language != settings.language:
         return f"this folder wants language {settings.language}, not {stored.language}"
     return None
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _installed(settings: Settings) -> None:
