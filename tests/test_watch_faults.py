@@ -396,3 +396,38 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again_at_once(space)
     assert rows[OTHER]["state"] == "done"
     said = (data.parent / "watch.log").read_text()
     assert "the watched folder is gone" in said and "made again; watching it anew" in said
+
+
+def test_many_copies_save_their_folders_manifest_once_not_once_a_file(space):
+    """40 copies of one note: one transcription, 40 transcript files, and the output
+    folder's manifest saved (written whole, fsynced, renamed into place) a few times, not
+    40 (20,000 copies took 16 minutes of outputs saving it per file). Counted by strace."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    inbox, out, data = space
+    for i in range(40):
+        shutil.copy(SAMPLES / NOTE, inbox / f"copy-{i:02d}.wav")
+    trace = data.parent / "strace.txt"
+    log = (data.parent / "watch.log").open("a")
+    proc = subprocess.Popen([strace, "-f", "-e", "trace=rename,renameat,renameat2", "-o",
+                             str(trace), sys.executable, "-m", "transcribe", "watch",
+                             str(inbox), "-o", str(out), "--settle", "0.5", "--poll", "0.2"],
+                            env=dict(os.environ, TRANSCRIBE_HOME=str(data)), stderr=log,
+                            cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list((out / "inbox").glob("copy-*.txt"))) < 40:
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (data.parent / "watch.log").read_text()
+            time.sleep(0.5)
+    finally:
+        for pid in [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                    .read_text().split()] if proc.poll() is None else []:
+            os.kill(pid, signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    saves = [line for line in trace.read_text().splitlines()
+             if ".transcribe-outputs.json\"" in line and "= 0" in line]
+    assert [r["state"] for r in jobs(data)] == ["done"]
+    assert 1 <= len(saves) <= 4, saves

@@ -601,10 +601,13 @@ class Store:
                      json.loads(r["options"])) for r in rows]
 
     @_patient
-    def outputs_written(self, owed: Owed) -> None:
+    def outputs_written(self, *owed: Owed) -> None:
+        """These outputs are in place (one transaction for them all)."""
+        if not owed:
+            return
         with self._tx() as db:
-            db.execute("UPDATE outputs SET written=? WHERE path=? AND job_id=?",
-                       (time.time(), to_db(owed.path), owed.job_id))
+            db.executemany("UPDATE outputs SET written=? WHERE path=? AND job_id=?",
+                           [(time.time(), to_db(o.path), o.job_id) for o in owed])
 
     def jobs(self, states: tuple[str, ...] = STATES, limit: int | None = None) -> list[Job]:
         marks = ",".join("?" * len(states))

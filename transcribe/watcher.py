@@ -59,7 +59,7 @@ from .pipeline import Transcriber
 from .settings import Settings
 from .store import MAX_ATTEMPTS, Job, Owed, Store, readable
 from .transcript import Transcript
-from .writers import FORMATS, sweep_temp_files, write_outputs
+from .writers import FORMATS, Output, sweep_temp_files, write_many
 
 log = logging.getLogger(__name__)
 
@@ -603,57 +603,48 @@ class Watcher:
                        state: str | None = None) -> tuple[str, list[Path]]:
         """Store a new transcript of a job and write its files: the files first, so a job
         that shows `done` has them (unless its folder refused them: then they are owed)."""
-        written, paths = [], []
-        for owed in self.store.outputs_of(job_id):
-            if owed.options.get("task", transcript.task) != transcript.task:
-                continue  # a folder that wants the note's other transcript
-            files = self._write_one(owed, transcript)
-            if files is not None:
-                written.append(owed)
-                paths.extend(files)
+        written = self._write([(owed, transcript) for owed in self.store.outputs_of(job_id)
+                               # (a folder that wants the note's other transcript: not these)
+                               if owed.options.get("task", transcript.task) == transcript.task])
         state = self.store.finish(job_id, transcript, state)  # every file of the job owed again...
-        for owed in written:
-            self.store.outputs_written(owed)  # ...but those just written
-        return state, paths
+        self.store.outputs_written(*(o for o, _ in written))  # ...but those just written
+        return state, [path for _, paths in written for path in paths]
 
     def write_owed(self) -> list[Path]:
         """Write the transcript files still owed (a folder refused them, or a crash came
         between a transcript and its files); return those written."""
         self._last_output_retry = time.monotonic()
-        written: list[Path] = []
-        transcripts: dict[tuple, object] = {}
+        transcripts: dict[tuple, Transcript | None] = {}
+        owed_now = []
         for owed in self.store.owed_outputs():
             key = (owed.job_id, owed.options.get("task"))  # no task: the last one made
             if key not in transcripts:
                 transcripts[key] = self.store.transcript(*key)
-            files = self._write_one(owed, transcripts[key])
-            if files is not None:
-                self.store.outputs_written(owed)
-                written.extend(files)
+            if transcripts[key] is not None:
+                owed_now.append((owed, transcripts[key]))
+        written = self._write(owed_now)
+        self.store.outputs_written(*(o for o, _ in written))
+        return [path for _, paths in written for path in paths]
+
+    def _write(self, owed: list[tuple[Owed, Transcript]]) -> list[tuple[Owed, list[Path]]]:
+        """These watched files' outputs, each folder's manifest saved once for them all;
+        those written, with their files. A folder that refuses them is said once."""
+        outputs = [Output(transcript, self._folder(o), o.options.get("formats")
+                          or self.options.formats, Path(o.path)) for o, transcript in owed]
+        written = []
+        for (o, _), output, result in zip(owed, outputs, write_many(outputs)):
+            if isinstance(result, Exception):
+                why = (result.strerror if isinstance(result, OSError) and result.strerror
+                       else f"{type(result).__name__}: {result}")
+                self._folder_failed(output.folder, why)
+                continue
+            if self._folder_errors.pop(output.folder, None):
+                log.info("%s: writing transcripts there again", output.folder)
+            written.append((o, result))
         return written
 
-    def _write_one(self, owed: Owed, transcript) -> list[Path] | None:
-        """One watched file's outputs; None when its folder refuses them (said once)."""
-        if transcript is None:
-            return None
-        folder = self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
-        try:
-            files = self._write(owed, transcript)
-        except OSError as e:
-            self._folder_failed(folder, e.strerror or str(e))
-            return None
-        except Exception as e:  # noqa: BLE001 - never the watcher's end; kept owed, said once
-            self._folder_failed(folder, f"{type(e).__name__}: {e}")
-            return None
-        if self._folder_errors.pop(folder, None):
-            log.info("%s: writing transcripts there again", folder)
-        return files
-
-    def _write(self, owed: Owed, transcript) -> list[Path]:
-        return write_outputs(transcript, self.options.output_dir / Path(owed.root).name,
-                             owed.options.get("formats") or self.options.formats,
-                             source=Path(owed.path),
-                             relative_dir=Path(owed.options.get("rel", ".")))
+    def _folder(self, owed: Owed) -> Path:
+        return self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
 
     def _folder_failed(self, folder: Path, why: str) -> None:
         if self._folder_errors.get(folder) != why:
