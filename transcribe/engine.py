@@ -109,14 +109,16 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, download: bool = True) -> None:
         self.settings = settings
+        self.download = download  # False: a hub model only from the hub cache
         self._resolved: ResolvedModel | None = None
 
     @property
     def resolved(self) -> ResolvedModel:
         if self._resolved is None:
-            self._resolved = resolve(self.settings.model, self.settings.paths.models_dir)
+            self._resolved = resolve(self.settings.model, self.settings.paths.models_dir,
+                                     download=self.download)
         return self._resolved
 
     def preload(self) -> None:

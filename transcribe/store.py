@@ -16,6 +16,12 @@ crash leaves a job either done with its transcript or not done at all; a job
 left `running` by a dead process goes back to `pending` when the next watcher
 starts. An attempt counts only from `start()`, when the note's own work begins:
 a crash while the model loads is not the note's fault and costs it nothing.
+A running job names its owner by pid and the kernel's start time of that pid, so
+a pid reused by another process after a kill -9 does not keep it running.
+
+The store's trouble is never a note's: a store another process holds locked, or
+whose disk is full, makes a patient store (the watcher's) wait, said once, and
+progress (only shown) is skipped rather than waited for.
 
 `outputs` holds the transcript files owed to each watched file: one row per
 audio path, `written` NULL until its files are in place, and the task its
@@ -32,6 +38,7 @@ BLOB), so it round-trips exactly (`os.fsencode`/`os.fsdecode`).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -49,6 +56,13 @@ from .transcript import Transcript, transcript_from_dict
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# SQLite's own wait for another connection's write lock, per statement.
+BUSY_TIMEOUT_S = 30.0
+# A patient store tries a write again this often while the store is locked or full.
+RETRY_S = 2.0
+# What a patient store waits out: a lock held by another process (past SQLite's own
+# wait), and a full disk.
+WAITED_OUT = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL}
 # A waiting job's effective size halves for every this many seconds it waits,
 # so short notes go first but a long one is not starved.
 AGING_S = 300.0
@@ -69,6 +83,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     app TEXT,
     options TEXT,
     pid INTEGER,
+    pid_start INTEGER,
     progress REAL,
     started REAL,
     created_at REAL NOT NULL,
@@ -200,26 +215,69 @@ class Job:
     sender: str | None = None
 
 
-class Store:
-    """Thread-safe access to the job store; each method is one transaction."""
+def _patient(method):
+    """A write that, in a patient store, waits out a lock held by another process or
+    a full disk (tried again every RETRY_S) instead of raising: see `Store.waiting`."""
+    @functools.wraps(method)
+    def waiting(self: "Store", *args, **kwargs):
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+            except sqlite3.OperationalError as e:
+                if not self.patient or e.sqlite_errorcode not in WAITED_OUT:
+                    raise
+                self._waiting(e)
+                time.sleep(RETRY_S)
+                continue
+            self._waited()
+            return result
+    return waiting
 
-    def __init__(self, path: Path) -> None:
+
+class Store:
+    """Thread-safe access to the job store; each method is one transaction.
+
+    A `patient` store (the watcher's) waits for a store that another process holds
+    locked or whose disk is full, with one log line, rather than raise: the note
+    being worked on is not at fault, and its transcript is kept once the store can
+    take it."""
+
+    def __init__(self, path: Path, *, patient: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.patient = patient
+        self.waiting: str | None = None  # why writes wait, while they do
         self._lock = threading.RLock()
         self._commits = 0  # this connection's, which its data_version does not count
         if self.path.is_dir():
             raise StoreDamaged(self.path, "a folder is in its place")
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
         try:
-            self._open()
+            self._opened()
         except sqlite3.OperationalError:
             self._db.close()
             raise
         except sqlite3.DatabaseError as e:  # "file is not a database", "malformed"
             self._db.close()
             raise StoreDamaged(self.path, str(e)) from None
+
+    @_patient
+    def _opened(self) -> None:
+        self._open()
+
+    def _waiting(self, error: sqlite3.OperationalError) -> None:
+        why = ("its disk is full" if error.sqlite_errorcode == sqlite3.SQLITE_FULL
+               else "another process holds it locked")
+        if self.waiting != why:
+            log.warning("%s: cannot write the job store: %s (%s); waiting, every note kept "
+                        "as it is", self.path, why, error)
+        self.waiting = why
+
+    def _waited(self) -> None:
+        if self.waiting is not None:
+            log.warning("%s: the job store can be written again", self.path)
+            self.waiting = None
 
     def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
@@ -241,6 +299,7 @@ class Store:
         """Bring a store made by an older version up to this one, in place."""
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         added = {"started": "REAL",  # attempts count from a note's start
+                 "pid_start": "INTEGER",  # a running job's owner: its pid's start time
                  "chat": "TEXT", "sender": "TEXT"}  # a chat export's voice notes
         for column, kind in added.items():
             if column not in columns:
@@ -253,6 +312,7 @@ class Store:
             db.execute("DELETE FROM transcripts WHERE json_extract(data, '$.task') = 'translate'")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    @_patient
     def set_chat(self, job_id: int, chat: str, sender: str | None, *,
                  sent_at: str | None = None, app: str | None = None) -> None:
         """Which chat a voice note came from, and who sent it; given, when it was sent and
@@ -267,11 +327,12 @@ class Store:
 
     @classmethod
     def open_or_start_anew(cls, data_dir: Path) -> "Store":
-        """The default store; a damaged one is moved aside to `transcribe.db.corrupt-<time>`
-        (with its -wal and -shm files) and a new one started. The watcher's way in."""
+        """The default store, patient; a damaged one is moved aside to
+        `transcribe.db.corrupt-<time>` (with its -wal and -shm files) and a new one
+        started. The watcher's way in."""
         path = data_dir / "transcribe.db"
         try:
-            return cls(path)
+            return cls(path, patient=True)
         except StoreDamaged as e:
             aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):
@@ -281,7 +342,7 @@ class Store:
             log.warning("%s: the job store is damaged (%s); moved it aside to %s and started "
                         "a new one (audio files untouched; notes in the watched folders are "
                         "transcribed again)", path, e.why, aside)
-            return cls(path)
+            return cls(path, patient=True)
 
     def close(self) -> None:
         with self._lock:
@@ -293,10 +354,11 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")  # (a full disk can refuse the commit itself)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             self._commits += 1
 
     def version(self) -> tuple[int, int]:
@@ -314,6 +376,7 @@ class Store:
                                (to_db(path), size, mtime_ns)).fetchone()
         return row["sha256"] if row else None
 
+    @_patient
     def remember_path(self, path: str, sha256: str, size: int, mtime_ns: int) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO paths(path, sha256, size, mtime_ns) VALUES (?,?,?,?) "
@@ -323,23 +386,27 @@ class Store:
 
     # -- jobs ------------------------------------------------------------------------
 
+    @_patient
     def add_job(self, sha256: str, path: str, size: int, *, root: str | None = None,
                 sent_at: str | None = None, app: str | None = None,
                 options: dict | None = None, state: str = "pending",
                 error: str | None = None) -> tuple[Job, bool]:
         """Add a job for this content unless one exists; return it and whether it is new."""
         now = time.time()
+        owner = ((os.getpid(), process_start(os.getpid())) if state == "running"
+                 else (None, None))
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs(sha256, path, root, size, state, attempts, error, "
-                "sent_at, app, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "sent_at, app, options, pid, pid_start, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sha256, to_db(path), to_db(root), size, state, 1 if state == "failed" else 0,
-                 error, sent_at,
-                 app, json.dumps(options or {}), now, now))
+                 error, sent_at, app, json.dumps(options or {}), *owner, now, now))
             created = cur.rowcount == 1
             row = db.execute("SELECT * FROM jobs WHERE sha256=?", (sha256,)).fetchone()
         return _job(row), created
 
+    @_patient
     def claim_next(self, pid: int | None = None) -> Job | None:
         """Mark the next pending job running and return it (short notes first, with aging)."""
         now = time.time()
@@ -352,6 +419,7 @@ class Store:
                 (MAX_ATTEMPTS, now, AGING_S)).fetchone()
             return None if row is None else _mark_running(db, row["id"], pid)
 
+    @_patient
     def start(self, job_id: int) -> None:
         """The note's own work (decoding, transcribing) begins: one attempt more.
 
@@ -361,6 +429,7 @@ class Store:
             db.execute("UPDATE jobs SET attempts=attempts+1, started=?, updated_at=? "
                        "WHERE id=? AND state='running'", (time.time(), time.time(), job_id))
 
+    @_patient
     def release(self, job_id: int, why: str | None = None) -> None:
         """Give back a job this process stopped working on; the attempt does not
         count. `why`, if given, is what it waits for, shown as its error until it is done."""
@@ -370,11 +439,13 @@ class Store:
                        "progress=NULL, started=NULL, error=COALESCE(?, error), updated_at=? "
                        "WHERE id=? AND state='running'", (why, time.time(), job_id))
 
+    @_patient
     def claim(self, job_id: int, pid: int | None = None) -> Job | None:
         """Mark one given pending job running (the TUI works on the jobs it added)."""
         with self._tx() as db:
             return _mark_running(db, job_id, pid)
 
+    @_patient
     def requeue(self, job_id: int) -> None:
         """Queue a finished or failed job again (re-transcribe with other settings)."""
         with self._tx() as db:
@@ -390,8 +461,19 @@ class Store:
         return self.job(job.id)
 
     def set_progress(self, job_id: int, progress: float) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE jobs SET progress=? WHERE id=?", (progress, job_id))
+        """Record how far a job is; skipped, not waited for, when the store cannot take
+        it now (locked by another process, its disk full): progress is only shown."""
+        with self._lock:
+            self._db.execute("PRAGMA busy_timeout = 0")
+            try:
+                with self._tx() as db:
+                    db.execute("UPDATE jobs SET progress=? WHERE id=?", (progress, job_id))
+            except sqlite3.OperationalError as e:
+                if e.sqlite_errorcode not in WAITED_OUT:
+                    raise
+                log.debug("%s: progress not recorded (%s)", self.path, e)
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     def progress_callback(self, job_id: int, every_s: float = 0.5):
         """An engine progress callback that records a job's progress, at most every `every_s`."""
@@ -405,6 +487,7 @@ class Store:
 
         return report
 
+    @_patient
     def finish(self, job_id: int, transcript: Transcript, state: str | None = None) -> str:
         """Store the transcript and the job's final state in one transaction; return the state.
 
@@ -434,6 +517,7 @@ class Store:
                        (job_id, transcript.task, transcript.task))
         return state
 
+    @_patient
     def fail(self, job_id: int, reason: str, *, retry: bool = False) -> None:
         """Record a failure; `retry` puts the job back in the queue while attempts remain.
 
@@ -449,17 +533,22 @@ class Store:
                        "started=NULL, updated_at=? WHERE id=?",
                        (state, reason, attempts, now, job_id))
 
+    @_patient
     def recover(self) -> int:
-        """Put jobs left running by a dead process back in the queue; return how many.
+        """Put jobs left running by a process that is gone back in the queue; return how
+        many. A job counts as gone unless its owner is another live process whose start
+        time is the one recorded (the pid of a process killed may be another's now); a
+        job of this process's own is taken back too, so call it between jobs.
 
         Only a job whose own work had started (`start`) has used an attempt; one
         that had used all of them crashed the process each time and is given up."""
+        running = "SELECT id, pid, pid_start, attempts, started FROM jobs WHERE state='running'"
+        if all(_owned(row) for row in self._db.execute(running)):
+            return 0  # (nothing to write: asked every few seconds by the watcher)
         recovered = 0
         with self._tx() as db:
-            rows = db.execute("SELECT id, pid, attempts, started FROM jobs "
-                              "WHERE state='running'").fetchall()
-            for row in rows:
-                if row["pid"] and row["pid"] != os.getpid() and pid_alive(row["pid"]):
+            for row in db.execute(running).fetchall():
+                if _owned(row):
                     continue
                 given_up = row["started"] is not None and row["attempts"] >= MAX_ATTEMPTS
                 error = (f"the process stopped while transcribing it, {row['attempts']} times"
@@ -476,6 +565,7 @@ class Store:
 
     # -- outputs ---------------------------------------------------------------------
 
+    @_patient
     def owe_outputs(self, path: str, job_id: int, root: str, options: dict) -> bool:
         """Record that `path` (a watched file of job `job_id`) needs its transcript files.
 
@@ -491,6 +581,7 @@ class Store:
         """Whether `path` is already owed (or was written) the outputs of job `job_id`."""
         return _owes(self._db, path, job_id)
 
+    @_patient
     def transcribe_again(self, job_id: int, path: str, root: str, job_options: dict,
                          output_options: dict) -> bool:
         """Queue a finished job again with `job_options`, for the watched file `path`,
@@ -522,10 +613,14 @@ class Store:
         return [Owed(from_db(r["path"]), r["job_id"], from_db(r["root"]),
                      json.loads(r["options"])) for r in rows]
 
-    def outputs_written(self, owed: Owed) -> None:
+    @_patient
+    def outputs_written(self, *owed: Owed) -> None:
+        """These outputs are in place (one transaction for them all)."""
+        if not owed:
+            return
         with self._tx() as db:
-            db.execute("UPDATE outputs SET written=? WHERE path=? AND job_id=?",
-                       (time.time(), to_db(owed.path), owed.job_id))
+            db.executemany("UPDATE outputs SET written=? WHERE path=? AND job_id=?",
+                           [(time.time(), to_db(o.path), o.job_id) for o in owed])
 
     def jobs(self, states: tuple[str, ...] = STATES, limit: int | None = None) -> list[Job]:
         marks = ",".join("?" * len(states))
@@ -729,9 +824,10 @@ def _owe(db: sqlite3.Connection, path: str, job_id: int, root: str, options: dic
 
 def _mark_running(db: sqlite3.Connection, job_id: int, pid: int | None) -> Job | None:
     """Inside a transaction: a pending job becomes running (its attempt counts from `start`)."""
-    cur = db.execute("UPDATE jobs SET state='running', pid=?, progress=0, started=NULL, "
-                     "updated_at=? WHERE id=? AND state='pending'",
-                     (pid or os.getpid(), time.time(), job_id))
+    pid = pid or os.getpid()
+    cur = db.execute("UPDATE jobs SET state='running', pid=?, pid_start=?, progress=0, "
+                     "started=NULL, updated_at=? WHERE id=? AND state='pending'",
+                     (pid, process_start(pid), time.time(), job_id))
     if cur.rowcount != 1:
         return None
     return _job(db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
@@ -781,11 +877,36 @@ def _casefold(value: str | None) -> str | None:
     return value.casefold() if isinstance(value, str) else value
 
 
+def _owned(row: sqlite3.Row) -> bool:
+    """Whether a running job's owner is another process, alive, and the same one that
+    took it (its pid's start time as recorded, where the system tells it)."""
+    pid = row["pid"]
+    if not pid or pid == os.getpid() or not pid_alive(pid):
+        return False
+    return row["pid_start"] is None or process_start(pid) in (None, row["pid_start"])
+
+
+def process_start(pid: int) -> int | None:
+    """When the process with this pid started, in clock ticks since boot (Linux's
+    /proc/PID/stat, field 22); None where that cannot be read. With the pid, it names
+    one process: a pid is reused, a (pid, start) pair is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # the name, field 2, is in parentheses and may hold spaces or ")"
+    fields = stat[stat.rfind(b")") + 2:].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no pid is that large)
         return False
     except PermissionError:
         return True

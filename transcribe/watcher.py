@@ -54,12 +54,12 @@ from .changes import Changes, needs_polling
 from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
                      TranscribeError, TruncatedAudio)
 from .messaging import origin
-from .models import model_label
+from .models import model_label, resolve
 from .pipeline import Transcriber
 from .settings import Settings
 from .store import MAX_ATTEMPTS, Job, Owed, Store, readable
 from .transcript import Transcript
-from .writers import FORMATS, sweep_temp_files, write_outputs
+from .writers import FORMATS, Output, sweep_temp_files, write_many
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,8 @@ class Watcher:
         self._paces: dict[Path, float] = {}  # polled folder -> seconds between its walks
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
+        self._notified: list[Path] = []  # folders the OS tells of
+        self._identity: dict[Path, tuple[int, int] | None] = {}  # their (device, inode)
         self._waiting_for_model = False  # the model could not be used last time
         self._model_retry_at = 0.0
         self._model_retry_s = MODEL_RETRY_S
@@ -152,9 +154,7 @@ class Watcher:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, should_stop=lambda: False) -> None:
-        recovered = self.store.recover()
-        if recovered:
-            log.info("put %d interrupted job(s) back in the queue", recovered)
+        self.reclaim()
         for temp in sweep_temp_files(self.options.output_dir):
             log.info("removed %s, left by an interrupted write", temp)
         self._listen()
@@ -166,10 +166,19 @@ class Watcher:
             if self.work_one():
                 continue
             if time.monotonic() - self._last_output_retry >= OUTPUT_RETRY_S:
+                self.reclaim()
                 self.write_owed()
             if self._cloud_due():
                 self.retry_cloud()
             self._wait()
+
+    def reclaim(self) -> None:
+        """Put back in the queue the jobs left running by a process that is gone (killed
+        while its pid now names another process, too), at start and between jobs: the
+        watcher holds the store's lock, so no other watcher works on them."""
+        recovered = self.store.recover()
+        if recovered:
+            log.info("put %d interrupted job(s) back in the queue", recovered)
 
     def _listen(self) -> None:
         """Ask the OS for notifications on the folders where they arrive; poll the rest."""
@@ -179,6 +188,8 @@ class Watcher:
         if notified:
             try:
                 self._changes = Changes(notified, self.options.recursive)
+                self._notified = notified
+                self._identity = {d: _identity(d) for d in notified}
             except Exception as e:  # noqa: BLE001 - no inotify watches left, no inotify at all
                 log.warning("no change notifications (%s: %s); polling every folder",
                             type(e).__name__, e)
@@ -214,6 +225,8 @@ class Watcher:
             self._changes = None
             self._poll([d for d in self.options.dirs if d not in self._paces])
         queued = 0
+        if self._changes is not None and self._folders_made_again():
+            self._next_rescan = now  # walked at once: what was put in them meanwhile
         if self._changes is not None and now >= self._next_rescan:
             queued += self.scan()
             self._next_rescan = now + self.options.rescan_s
@@ -226,6 +239,35 @@ class Watcher:
         if self._changes is not None:
             queued += self.look_at(self._changes.take())
         return queued + self.look_at(self._settle_due(time.monotonic()))
+
+    def _folders_made_again(self) -> bool:
+        """Whether a notified folder was deleted and made again (or replaced): the OS's
+        watch went with the old one, so the watches are set anew. One stat a folder."""
+        again = False
+        for folder in self._notified:
+            now = _identity(folder)
+            was = self._identity.get(folder)
+            if now == was:
+                continue
+            self._identity[folder] = now
+            if now is None:
+                log.warning("%s: the watched folder is gone; watching for it to come back",
+                            folder)
+            else:
+                log.warning("%s: the watched folder was made again; watching it anew", folder)
+                again = True
+        if again:
+            assert self._changes is not None
+            self._changes.close()
+            present = [d for d in self._notified if self._identity[d] is not None]
+            try:
+                self._changes = Changes(present, self.options.recursive)
+            except Exception as e:  # noqa: BLE001 - no inotify watches left: as at start
+                log.warning("no change notifications (%s: %s); polling every folder",
+                            type(e).__name__, e)
+                self._changes = None
+                self._poll([d for d in self.options.dirs if d not in self._paces])
+        return again
 
     def _settle_due(self, now: float) -> list[Path]:
         due = []
@@ -544,10 +586,15 @@ class Watcher:
         return transcriber
 
     def _transcriber(self, overrides: dict) -> Transcriber:
+        """The transcriber for a folder's settings. A model they name must be on this
+        machine already: a folder's file never makes a download (nor asks the hub)."""
         key = json.dumps(overrides, sort_keys=True)
         if key not in self._transcribers:
             settings = self.settings.with_overrides(**overrides)
-            self._transcribers[key] = Transcriber(settings, transport=self._transport)
+            if "model" in overrides:
+                _installed(settings)
+            self._transcribers[key] = Transcriber(settings, transport=self._transport,
+                                                  download="model" not in overrides)
         return self._transcribers[key]
 
     # -- outputs ---------------------------------------------------------------------------
@@ -556,57 +603,48 @@ class Watcher:
                        state: str | None = None) -> tuple[str, list[Path]]:
         """Store a new transcript of a job and write its files: the files first, so a job
         that shows `done` has them (unless its folder refused them: then they are owed)."""
-        written, paths = [], []
-        for owed in self.store.outputs_of(job_id):
-            if owed.options.get("task", transcript.task) != transcript.task:
-                continue  # a folder that wants the note's other transcript
-            files = self._write_one(owed, transcript)
-            if files is not None:
-                written.append(owed)
-                paths.extend(files)
+        written = self._write([(owed, transcript) for owed in self.store.outputs_of(job_id)
+                               # (a folder that wants the note's other transcript: not these)
+                               if owed.options.get("task", transcript.task) == transcript.task])
         state = self.store.finish(job_id, transcript, state)  # every file of the job owed again...
-        for owed in written:
-            self.store.outputs_written(owed)  # ...but those just written
-        return state, paths
+        self.store.outputs_written(*(o for o, _ in written))  # ...but those just written
+        return state, [path for _, paths in written for path in paths]
 
     def write_owed(self) -> list[Path]:
         """Write the transcript files still owed (a folder refused them, or a crash came
         between a transcript and its files); return those written."""
         self._last_output_retry = time.monotonic()
-        written: list[Path] = []
-        transcripts: dict[tuple, object] = {}
+        transcripts: dict[tuple, Transcript | None] = {}
+        owed_now = []
         for owed in self.store.owed_outputs():
             key = (owed.job_id, owed.options.get("task"))  # no task: the last one made
             if key not in transcripts:
                 transcripts[key] = self.store.transcript(*key)
-            files = self._write_one(owed, transcripts[key])
-            if files is not None:
-                self.store.outputs_written(owed)
-                written.extend(files)
+            if transcripts[key] is not None:
+                owed_now.append((owed, transcripts[key]))
+        written = self._write(owed_now)
+        self.store.outputs_written(*(o for o, _ in written))
+        return [path for _, paths in written for path in paths]
+
+    def _write(self, owed: list[tuple[Owed, Transcript]]) -> list[tuple[Owed, list[Path]]]:
+        """These watched files' outputs, each folder's manifest saved once for them all;
+        those written, with their files. A folder that refuses them is said once."""
+        outputs = [Output(transcript, self._folder(o), o.options.get("formats")
+                          or self.options.formats, Path(o.path)) for o, transcript in owed]
+        written = []
+        for (o, _), output, result in zip(owed, outputs, write_many(outputs)):
+            if isinstance(result, Exception):
+                why = (result.strerror if isinstance(result, OSError) and result.strerror
+                       else f"{type(result).__name__}: {result}")
+                self._folder_failed(output.folder, why)
+                continue
+            if self._folder_errors.pop(output.folder, None):
+                log.info("%s: writing transcripts there again", output.folder)
+            written.append((o, result))
         return written
 
-    def _write_one(self, owed: Owed, transcript) -> list[Path] | None:
-        """One watched file's outputs; None when its folder refuses them (said once)."""
-        if transcript is None:
-            return None
-        folder = self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
-        try:
-            files = self._write(owed, transcript)
-        except OSError as e:
-            self._folder_failed(folder, e.strerror or str(e))
-            return None
-        except Exception as e:  # noqa: BLE001 - never the watcher's end; kept owed, said once
-            self._folder_failed(folder, f"{type(e).__name__}: {e}")
-            return None
-        if self._folder_errors.pop(folder, None):
-            log.info("%s: writing transcripts there again", folder)
-        return files
-
-    def _write(self, owed: Owed, transcript) -> list[Path]:
-        return write_outputs(transcript, self.options.output_dir / Path(owed.root).name,
-                             owed.options.get("formats") or self.options.formats,
-                             source=Path(owed.path),
-                             relative_dir=Path(owed.options.get("rel", ".")))
+    def _folder(self, owed: Owed) -> Path:
+        return self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
 
     def _folder_failed(self, folder: Path, why: str) -> None:
         if self._folder_errors.get(folder) != why:
@@ -673,6 +711,23 @@ def another_wanted(stored: Transcript | None, settings: Settings) -> str | None:
     return None
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _installed(settings: Settings) -> None:
+    """Raise SettingsError unless the model a folder's settings name is on this machine."""
+    try:
+        resolve(settings.model, settings.paths.models_dir, download=False)
+    except ModelError as e:
+        raise SettingsError(f"{FOLDER_SETTINGS}: {e} (a folder's settings name installed "
+                            "models only: `transcribe models` lists them)") from None
+
+
 def _wanted(settings: Settings) -> tuple:
     """What of the settings makes a transcript another one (see `another_wanted`)."""
     return settings.task, model_label(settings.model), settings.language
@@ -696,10 +751,11 @@ class ServiceLock:
             self._file.close()
             raise AlreadyRunning(f"another `transcribe watch` already runs on this store "
                                  f"(pid {pid}); stop it first") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
+        try:  # (only for the message above: a full disk must not stop the watcher)
+            os.ftruncate(self._file.fileno(), 0)
+            os.pwrite(self._file.fileno(), str(os.getpid()).encode(), 0)
+        except OSError as e:
+            log.debug("%s: pid not written (%s)", self.path, e)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
-from transcribe.settings import Settings, check_formats, save_settings
+from transcribe.settings import Settings, check_formats, save_settings, url_host
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
 
@@ -415,11 +415,9 @@ class SettingsScreen(Screen[Settings | None]):
     @on(Checkbox.Changed)
     @on(Input.Changed, "#base_url")
     def _explain(self) -> None:
-        from urllib.parse import urlsplit
-
         allow = self.query_one("#cloud", Checkbox).value
         url = self.query_one("#base_url", Input).value
-        host = urlsplit(url).hostname or url
+        host = url_host(url)
         if allow:
             key = "an API key is set" if self.settings.cloud.key() else \
                 f"no API key yet: set {self.settings.cloud.api_key_env or 'TRANSCRIBE_CLOUD_API_KEY'}"
