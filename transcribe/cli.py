@@ -925,6 +925,7 @@ def search_command(argv: list[str]) -> int:
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
                               "app": hit.job.app, "chat": hit.job.chat,
                               "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id,
+                              "corrected": bool(hit.summary and hit.summary["corrected"]),
                               **page}, ensure_ascii=not utf8))
         else:
             print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'}){_chat_of(hit.job)}"
