@@ -22,6 +22,8 @@ from transcribe.settings import Settings, check_formats, save_settings
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
 
+from .note import FixScreen, SegmentLine, fix_of
+
 
 class TranscriptScreen(Screen):
     """One note: segments with timestamps, marks, which engine made it."""
@@ -31,12 +33,17 @@ class TranscriptScreen(Screen):
         Binding("c", "copy", "Copy text"),
         Binding("e", "export", "Export"),
         Binding("t", "retranscribe", "Re-transcribe"),
+        Binding("enter", "fix", "Fix"),
+        Binding("m", "model_text", "Model's text"),
+        Binding("d", "drop_fix", "Drop fix", show=False),  # in the help
     ]
 
     def __init__(self, job: Job) -> None:
         super().__init__()
         self.job = job
         self._seen_version: tuple[int, int] | None = None
+        self.selected = 0  # the segment selected (`SegmentLine.index`)
+        self.model_text = False  # corrected segments show the model's text
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -95,23 +102,75 @@ class TranscriptScreen(Screen):
         if marks:
             meta.append(" · ".join(marks))
         self.query_one("#meta", Static).update("\n".join(meta))
+        shown = 0
         for transcript in kept:
             if len(kept) > 1:  # the note in its language, and its English translation
                 title = ("English translation" if transcript.task == "translate"
                          else f"Transcript ({transcript.language or '?'})")
                 segments.mount(Static(f"[b]{title}[/b] [dim]{_made_by(transcript)}[/dim]",
                                       classes="heading"))
-            self._mount_segments(segments, transcript)
+            shown = self._mount_segments(segments, transcript, shown)
+        self.call_after_refresh(self.action_select, 0)
 
-    @staticmethod
-    def _mount_segments(segments: Vertical, transcript) -> None:
+    def _mount_segments(self, segments: Vertical, transcript, shown: int) -> int:
+        """Mount the transcript's segment lines, numbered from `shown`; return how many
+        lines there are now."""
         for seg in transcript.segments:
-            unsure = seg.avg_logprob < -1.0
-            stamp = f"[dim]{_clock(seg.start)} → {_clock(seg.end)}[/dim]"
-            text = f"[yellow]{_escape(seg.text)}[/yellow]" if unsure else _escape(seg.text)
-            segments.mount(Static(f"{stamp}  {text}", classes="segment"))
+            line = SegmentLine(seg, transcript.task, shown)
+            segments.mount(line)
+            line.show(self.model_text)
+            shown += 1
         if not transcript.segments:
             segments.mount(Static("[i](no speech in this note)[/i]", classes="segment"))
+        return shown
+
+    def lines(self) -> list[SegmentLine]:
+        """The segment lines shown, in order (not those a new `show` is removing)."""
+        return sorted((line for line in self.query(SegmentLine) if line.is_attached),
+                      key=lambda line: line.index)
+
+    def action_select(self, step: int) -> None:
+        """Select the segment `step` after the selected one (0: the selected one again)."""
+        lines = self.lines()
+        if lines:
+            self.selected = max(0, min(self.selected + step, len(lines) - 1))
+            lines[self.selected].focus()
+
+    def selected_line(self) -> SegmentLine | None:
+        lines = self.lines()
+        return lines[self.selected] if self.selected < len(lines) else None
+
+    def action_fix(self) -> None:
+        line = self.selected_line()
+        if line is not None:
+            self.app.push_screen(FixScreen(line.segment),
+                                 lambda text: self._fixed(line, text))
+
+    def _fixed(self, line: SegmentLine, text: str | None) -> None:
+        if text is None:
+            return
+        kept = fix_of(line.segment, text)
+        seg = line.segment
+        if kept is None:
+            self.app.store.drop_corrections(self.job.id, line.note_task,
+                                            stretch=(seg.start, seg.end))
+        else:
+            self.app.store.correct(self.job.id, seg.start, seg.end, kept, line.note_task)
+        self.show()
+
+    def action_drop_fix(self) -> None:
+        line = self.selected_line()
+        if line is not None and line.segment.model_text is not None:
+            seg = line.segment
+            self.app.store.drop_corrections(self.job.id, line.note_task,
+                                            stretch=(seg.start, seg.end))
+            self.show()
+            self.notify("the model's text is back")
+
+    def action_model_text(self) -> None:
+        self.model_text = not self.model_text
+        for line in self.query(SegmentLine):
+            line.show(self.model_text)
 
     def action_copy(self) -> None:
         transcript = self.app.store.transcript(self.job.id)
@@ -483,7 +542,11 @@ Press `Esc` (or `?`) to close this help.
 | `s` | inbox | settings, cloud consent |
 | `c` | note | copy the text |
 | `e` | note | export as txt, srt, vtt or json |
-| `t` | note | re-transcribe with another model, or the cloud |
+| `t` | note | re-transcribe with another model, or the cloud (your fixes are kept) |
+| `↑` `↓` | note | select a segment |
+| `Enter` | note | fix the selected segment's text (search and exports use yours) |
+| `m` | note | show the model's own text of the segments you fixed, or yours again |
+| `d` | note | drop the selected segment's fix: the model's text is back |
 | `q` | anywhere | quit |
 
 The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
@@ -506,11 +569,6 @@ def _made_by(transcript) -> str:
         return (f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} "
                 f"· {transcript.cloud_reason}")
     return f"{transcript.engine} · {transcript.model}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{secs:04.1f}"
 
 
 def _home_relative(path: str) -> str:
