@@ -1,0 +1,109 @@
+"""A person's fix of a word: kept in the store, found by search, carried by exports and
+by a new transcript of the note (real notes, the real models, the real CLI)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, json_lines, private_home, run_cli
+
+from transcribe.store import Store
+from transcribe.writers import FORMATS, render
+
+NOTE = "PTT-20240312-WA0007.opus"  # "Hi Sam, it's me. I'm running about ten minutes late..."
+FIXED = "Samwise Quirkwell"  # a name no model hears, so a match can only be the fix
+
+
+@pytest.fixture
+def kept(tmp_path, home) -> tuple[Path, Path]:
+    """A TRANSCRIBE_HOME whose store holds the base model's transcript of NOTE; its path."""
+    data = private_home(tmp_path / "home", home)
+    note = tmp_path / NOTE
+    shutil.copy(SAMPLES / NOTE, note)
+    result = run_cli(str(note), env={"TRANSCRIBE_HOME": str(data)})
+    assert result.returncode == 0, result.stderr
+    return data, note
+
+
+def fix_first_segment(data: Path) -> tuple[int, str]:
+    """Fix "Sam" in the note's first segment, as the TUI does; return the job and the
+    model's text of that segment."""
+    store = Store.open_default(data / "data")
+    try:
+        [job] = store.jobs()
+        first = store.transcript(job.id).segments[0]
+        assert "Sam" in first.text
+        store.correct(job.id, first.start, first.end, first.text.replace("Sam", FIXED, 1))
+    finally:
+        store.close()
+    return job.id, first.text
+
+
+def test_a_fix_survives_a_restart_with_the_models_text_beside_it(kept):
+    data, _ = kept
+    job_id, model_text = fix_first_segment(data)
+    store = Store.open_default(data / "data")  # a new connection: what a restart reads
+    try:
+        transcript = store.transcript(job_id)
+        first = transcript.segments[0]
+        assert transcript.corrected and FIXED in first.text and FIXED in transcript.text
+        assert first.model_text == model_text
+        assert all(s.model_text is None for s in transcript.segments[1:])
+        [hit] = store.search("quirkwell")
+        assert hit.job.id == job_id
+    finally:
+        store.close()
+
+
+def test_the_cli_search_finds_the_fix_and_its_json_says_corrected(kept):
+    data, note = kept
+    fix_first_segment(data)
+    result = run_cli("search", "Quirkwell", "--json", env={"TRANSCRIBE_HOME": str(data)})
+    assert result.returncode == 0, result.stderr
+    [hit] = json_lines(result.stdout)
+    assert hit["file"] == str(note.resolve()) and hit["corrected"] is True
+    assert "Quirkwell" in hit["snippet"]
+    other = run_cli("search", "meeting", "--json", env={"TRANSCRIBE_HOME": str(data)})
+    assert json_lines(other.stdout)[0]["corrected"] is True, "the whole note is corrected"
+
+
+def test_exports_carry_the_fixed_text_and_json_the_models_too(kept):
+    data, _ = kept
+    job_id, model_text = fix_first_segment(data)
+    store = Store.open_default(data / "data")
+    try:
+        transcript = store.transcript(job_id)
+    finally:
+        store.close()
+    for fmt in FORMATS:
+        assert FIXED in render(transcript, fmt), fmt
+    exported = json.loads(render(transcript, "json"))
+    assert exported["corrected"] is True
+    assert exported["segments"][0]["model_text"] == model_text
+    assert "model_text" not in exported["segments"][-1] or len(exported["segments"]) == 1
+
+
+def test_a_fix_outlives_a_new_transcript_by_another_model_until_dropped(kept):
+    data, note = kept
+    job_id, _ = fix_first_segment(data)
+    env = {"TRANSCRIBE_HOME": str(data)}
+    again = run_cli("-m", "tiny.en", "--json", str(note), env=env)
+    assert again.returncode == 0, again.stderr
+    store = Store.open_default(data / "data")
+    try:
+        transcript = store.transcript(job_id)
+        assert transcript.model == "tiny.en"
+        assert transcript.corrected and FIXED in transcript.text
+        fixed = next(s for s in transcript.segments if FIXED in s.text)
+        assert fixed.start < 1.0 and "Sam" in fixed.model_text, fixed
+        # the rest of the note is tiny.en's, once: the fix did not repeat its words
+        assert transcript.text.lower().count("meeting") == 1, transcript.text
+        assert [h.job.id for h in store.search("quirkwell")] == [job_id]
+        store.drop_corrections(job_id)
+        assert FIXED not in store.transcript(job_id).text
+        assert store.search("quirkwell") == []
+    finally:
+        store.close()
