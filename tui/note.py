@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from rich.markup import escape
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from transcribe.errors import TranscribeError
 from transcribe.transcript import Segment
 
 # A segment the model was unsure of (its mean log-probability below this) is shown yellow.
@@ -65,6 +70,85 @@ class FixScreen(ModalScreen[str | None]):
     @on(Input.Submitted)
     def keep(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+
+class Playback(Static):
+    """The note's playback, and its one status line: where it plays, paused, or why it
+    cannot play (no PortAudio, no output device). The note is decoded for it the first
+    time it plays, in a thread (an hour's note takes seconds)."""
+
+    @dataclass
+    class Moved(Message):
+        """Playback is at `position` (s), about every `TICK_S`."""
+
+        position: float
+
+    TICK_S = 0.1
+
+    def __init__(self, path: str) -> None:
+        super().__init__(id="play-status")
+        self.path = path
+        self.player = None
+        self.display = False
+
+    def play_from(self, seconds: float) -> None:
+        if self.player is None:
+            self.say(f"opening {Path(self.path).name} to play it…")
+            self._open(seconds)
+        else:
+            self.player.play(seconds)
+
+    def toggle(self) -> None:
+        """Pause, or play on."""
+        if self.player is None:
+            return
+        if self.player.playing:
+            self.player.pause()
+        else:
+            self.player.play()
+        self._tick()
+
+    def seek(self, seconds: float) -> None:
+        if self.player is not None:
+            self.player.seek(seconds)
+            self._tick()
+
+    def say(self, text: str) -> None:
+        self.display = True
+        self.update(text)
+
+    @work(thread=True, exclusive=True)
+    def _open(self, start: float) -> None:
+        from transcribe.player import Player
+
+        try:
+            player = Player.of_file(self.path)
+        except TranscribeError as e:
+            self.app.call_from_thread(self.say, f"[b]Cannot play this note:[/b] {escape(str(e))}")
+            return
+        self.app.call_from_thread(self._opened, player, start)
+
+    def _opened(self, player, start: float) -> None:
+        self.player = player
+        player.play(start)
+        self._tick()
+        self.set_interval(self.TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        player = self.player
+        position = player.position
+        if player.playing:
+            state = "▶ playing"
+        elif player.paused:
+            state = "⏸ paused (space plays on)"
+        else:
+            state = "■ played to the end (p plays the selected segment)"
+        self.say(f"{state}  {clock(position)} / {clock(player.duration)}")
+        self.post_message(self.Moved(position))
+
+    def on_unmount(self) -> None:
+        if self.player is not None:
+            self.player.close()
 
 
 def fix_of(segment: Segment, text: str) -> str | None:

@@ -22,7 +22,7 @@ from transcribe.settings import Settings, check_formats, save_settings
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
 
-from .note import FixScreen, SegmentLine, fix_of
+from .note import FixScreen, Playback, SegmentLine, fix_of
 
 
 class TranscriptScreen(Screen):
@@ -36,6 +36,8 @@ class TranscriptScreen(Screen):
         Binding("enter", "fix", "Fix"),
         Binding("m", "model_text", "Model's text"),
         Binding("d", "drop_fix", "Drop fix", show=False),  # in the help
+        Binding("p", "play", "Play"),
+        Binding("space", "pause", "Pause", show=False),
     ]
 
     def __init__(self, job: Job) -> None:
@@ -44,12 +46,14 @@ class TranscriptScreen(Screen):
         self._seen_version: tuple[int, int] | None = None
         self.selected = 0  # the segment selected (`SegmentLine.index`)
         self.model_text = False  # corrected segments show the model's text
+        self.played_task: str | None = None  # whose segments playback highlights
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="transcript"):
             yield Static(id="meta")
             yield Vertical(id="segments")
+        yield Playback(self.job.path)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -166,6 +170,35 @@ class TranscriptScreen(Screen):
                                             stretch=(seg.start, seg.end))
             self.show()
             self.notify("the model's text is back")
+
+    def action_play(self) -> None:
+        """Play the note from the selected segment."""
+        line = self.selected_line()
+        if line is not None:
+            self.played_task = line.note_task
+            self.query_one(Playback).play_from(line.segment.start)
+
+    def action_pause(self) -> None:
+        self.query_one(Playback).toggle()
+
+    def action_jump(self, step: int) -> None:
+        """Select the segment `step` after the selected one; playback goes there too."""
+        self.action_select(step)
+        line = self.selected_line()
+        if line is not None:
+            self.query_one(Playback).seek(line.segment.start)
+
+    @on(Playback.Moved)
+    def follow_playback(self, event: Playback.Moved) -> None:
+        """Highlight (and select) the segment being played."""
+        lines = [line for line in self.lines() if line.note_task == self.played_task]
+        playing = next((line for line in reversed(lines)
+                        if line.segment.start <= event.position), None)
+        for line in lines:
+            line.set_class(line is playing, "playing")
+        if playing is not None and playing.index != self.selected:
+            self.selected = playing.index
+            playing.focus()
 
     def action_model_text(self) -> None:
         self.model_text = not self.model_text
@@ -547,6 +580,9 @@ Press `Esc` (or `?`) to close this help.
 | `Enter` | note | fix the selected segment's text (search and exports use yours) |
 | `m` | note | show the model's own text of the segments you fixed, or yours again |
 | `d` | note | drop the selected segment's fix: the model's text is back |
+| `p` | note | play the note from the selected segment (the one playing is highlighted) |
+| `space` | note | pause, or play on |
+| `←` `→` | note | the segment before or after (playback jumps there too) |
 | `q` | anywhere | quit |
 
 The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
