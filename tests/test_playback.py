@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REFERENCES, ROOT, SAMPLES, private_home
-from test_record import portaudio_present, resample_int16
+from test_record import portaudio_present, resample_int16, without_portaudio
 
 from transcribe.audio import decode
 
@@ -179,19 +179,7 @@ def best_alignment(heard: np.ndarray, expected: np.ndarray, max_lag: int) -> tup
 
 
 def test_without_portaudio_the_note_says_so_in_one_status_line(note_home):
-    import ctypes.util
-
-    library = ctypes.util.find_library("portaudio")
-    prefix: list[str] = []
-    if library is not None:
-        if os.geteuid() != 0 or not shutil.which("unshare"):
-            pytest.skip("hiding PortAudio needs root and unshare")
-        real = next(Path(d, library).resolve() for d in
-                    ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
-                    if Path(d, library).exists())
-        script = f'mount --bind /dev/null {real} && exec "$@"'
-        prefix = ["unshare", "-m", "sh", "-c", script, "sh"]
-    seen, _ = drive({"TRANSCRIBE_HOME": str(note_home)}, prefix)
+    seen, _ = drive({"TRANSCRIBE_HOME": str(note_home)}, without_portaudio())
     assert seen["status"].startswith("Cannot play this note:"), seen
     assert "libportaudio2" in seen["status"] and "\n" not in seen["status"].strip()
     assert seen["seen"] == [] and seen["fixing"], seen

@@ -328,20 +328,9 @@ def test_recording_from_the_tui_lands_in_the_inbox(tmp_path, home):
 
 
 def test_without_portaudio_the_record_screen_says_how_to_fix_it(tmp_path, home):
-    import ctypes.util
+    from test_record import without_portaudio
 
-    library = ctypes.util.find_library("portaudio")
-    prefix: list[str] = []
-    env = {"TRANSCRIBE_HOME": str(tmp_path)}
-    if library is not None:
-        if os.geteuid() != 0 or not shutil.which("unshare"):
-            pytest.skip("hiding PortAudio needs root and unshare")
-        real = next(Path(d, library).resolve() for d in
-                    ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
-                    if Path(d, library).exists())
-        script = f'mount --bind /dev/null {real} && exec "$@"'
-        prefix = ["unshare", "-m", "sh", "-c", script, "sh"]
-    seen = drive_record(env, prefix)
+    seen = drive_record({"TRANSCRIBE_HOME": str(tmp_path)}, without_portaudio())
     assert not seen["started"]
     assert "Recording is not available" in seen["status"]
     assert "libportaudio2" in seen["status"]

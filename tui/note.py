@@ -64,8 +64,8 @@ class FixScreen(ModalScreen[str | None]):
             yield Input(seg.text, id="fix-text")
             if seg.model_text is not None:
                 yield Label(f"[dim]model's text:[/dim] {escape(seg.model_text) or '(nothing)'}")
-            yield Label("[dim]Enter keeps it (the model's text stays beside it) · Esc cancels"
-                        "[/dim]")
+            yield Label("[dim]Enter keeps it (the model's text stays beside it: m shows it)"
+                        " · Esc cancels[/dim]")
 
     @on(Input.Submitted)
     def keep(self, event: Input.Submitted) -> None:

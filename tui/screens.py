@@ -34,7 +34,7 @@ class TranscriptScreen(Screen):
         Binding("e", "export", "Export"),
         Binding("t", "retranscribe", "Re-transcribe"),
         Binding("enter", "fix", "Fix"),
-        Binding("m", "model_text", "Model's text"),
+        Binding("m", "model_text", "Model's text", show=False),  # in the help: footer's full
         Binding("d", "drop_fix", "Drop fix", show=False),  # in the help
         Binding("p", "play", "Play"),
         Binding("space", "pause", "Pause", show=False),
