@@ -107,3 +107,39 @@ def test_a_fix_outlives_a_new_transcript_by_another_model_until_dropped(kept):
         assert store.search("quirkwell") == []
     finally:
         store.close()
+
+
+def test_a_store_of_an_older_version_takes_fixes(tmp_path):
+    """tests/data/store-v1.db (made before corrections were kept) holds the German note's
+    English translation: opened, it takes a fix, which search finds."""
+    path = tmp_path / "transcribe.db"
+    shutil.copy(Path(__file__).parent / "data" / "store-v1.db", path)
+    store = Store(path)
+    try:
+        [job] = store.jobs()
+        first = store.transcript(job.id, "translate").segments[0]
+        store.correct(job.id, first.start, first.end, "Good morning, Quirkwell.", "translate")
+        [hit] = store.search("quirkwell")
+        assert hit.job.id == job.id and hit.summary["corrected"]
+        assert store.transcript(job.id).corrected
+    finally:
+        store.close()
+
+
+def test_a_fix_makes_a_watched_notes_files_owed_again(kept):
+    """The watcher writes owed files every 2 s: the .txt beside a watched note gets the fix."""
+    data, note = kept
+    store = Store.open_default(data / "data")
+    try:
+        [job] = store.jobs()
+        store.owe_outputs(str(note), job.id, str(note.parent), {"formats": ["txt"]})
+        [owed] = store.owed_outputs()
+        store.outputs_written(owed)
+        assert store.owed_outputs() == []
+        first = store.transcript(job.id).segments[0]
+        store.correct(job.id, first.start, first.end, FIXED)
+        [again] = store.owed_outputs()
+        assert again.path == str(note)
+        assert FIXED in store.transcript(again.job_id, again.options.get("task")).text
+    finally:
+        store.close()
