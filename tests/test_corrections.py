@@ -92,6 +92,9 @@ def test_a_fix_outlives_a_new_transcript_by_another_model_until_dropped(kept):
     env = {"TRANSCRIBE_HOME": str(data)}
     again = run_cli("-m", "tiny.en", "--json", str(note), env=env)
     assert again.returncode == 0, again.stderr
+    [printed] = json_lines(again.stdout)  # the CLI's JSON too: the fix, marked
+    assert printed["corrected"] is True and FIXED in printed["text"]
+    assert any("Sam" in s.get("model_text", "") for s in printed["segments"])
     store = Store.open_default(data / "data")
     try:
         transcript = store.transcript(job_id)
@@ -143,3 +146,30 @@ def test_a_fix_makes_a_watched_notes_files_owed_again(kept):
         assert FIXED in store.transcript(again.job_id, again.options.get("task")).text
     finally:
         store.close()
+
+
+def test_fixes_map_onto_a_new_transcripts_segments_by_time():
+    """How fixes land on another model's segments (the README's rule), case by case."""
+    from transcribe.corrections import Correction, apply
+    from transcribe.transcript import Segment, Transcript, join_segments
+
+    def made(*parts):
+        segments = [Segment(start, end, text) for start, end, text in parts]
+        return Transcript("n.ogg", join_segments(segments), "en", 9.0, segments, "local",
+                          "tiny.en")
+
+    fixes = [Correction(0.0, 3.2, "Hi Samwise."), Correction(6.0, 7.0, "Bye.")]
+    # the new model cut the first stretch in two, the second at slightly other times:
+    # each fix's segments become one with its text, the model's text beside it
+    new = apply(made((0.0, 1.4, "Hi"), (1.4, 3.0, "Sam."), (3.0, 6.1, "Call me."),
+                     (6.1, 7.1, "By.")), fixes)
+    assert [(s.start, s.end, s.text, s.model_text) for s in new.segments] == [
+        (0.0, 3.0, "Hi Samwise.", "Hi Sam."), (3.0, 6.1, "Call me.", None),
+        (6.1, 7.1, "Bye.", "By.")]
+    assert new.text == "Hi Samwise. Call me. Bye." and new.corrected
+    # one long new segment over both fixes and more: it is neither's (3.2 and 1 of its
+    # 7.5 s are inside them), so each fix is a segment of its own and the model's text stays
+    longer = apply(made((0.0, 7.5, "Hi Sam. Call me. By.")), fixes)
+    assert [(s.start, s.text, s.model_text) for s in longer.segments] == [
+        (0.0, "Hi Sam. Call me. By.", None), (0.0, "Hi Samwise.", ""), (6.0, "Bye.", "")]
+    assert apply(made((0.0, 3.0, "Hi Sam.")), []).corrected is False

@@ -129,6 +129,9 @@ class Playback(Static):
         self.app.call_from_thread(self._opened, player, start)
 
     def _opened(self, player, start: float) -> None:
+        if not self.is_attached:  # the note was closed while it was decoded
+            player.close()
+            return
         self.player = player
         player.play(start)
         self._tick()
