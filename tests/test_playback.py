@@ -74,6 +74,46 @@ asyncio.run(main())
 '''
 
 
+CONTROL_DRIVER = r'''
+import asyncio, json, re, sys
+from tui.app import TranscribeApp
+
+async def main():
+    app = TranscribeApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        status = lambda: str(app.screen.query_one("#play-status").render())
+        clock = lambda: re.search(r"(\d\d):(\d\d\.\d) /", status()).groups()
+        said = {}
+        await pilot.press("p")  # from the first segment
+        while "playing" not in status():
+            await pilot.pause(0.05)
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        said["paused"], said["paused_at"] = status(), clock()
+        await pilot.pause(1.0)
+        said["still_at"] = clock()
+        await pilot.press("right")
+        await pilot.pause(0.3)
+        said["jumped_to"] = clock()
+        said["highlighted"] = [line.index for line in app.screen.query(".playing")]
+        said["selected"] = app.screen.selected
+        await pilot.press("up")  # paused, the selection is the person's to move
+        await pilot.pause(0.5)
+        said["moved_to"] = app.screen.selected
+        await pilot.press("space")
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if "end" in status():
+                break
+        said["end"] = status()
+        print(json.dumps(said))
+
+asyncio.run(main())
+'''
+
+
 def segments(duration: float) -> list[tuple[float, float, str]]:
     """Three segments of the note at fixed times (playback is the subject, not the words).
     The second is 3 s long: the file device's buffers (the FIFO's, ALSA's) put what
@@ -103,10 +143,10 @@ def note_home(tmp_path, home) -> Path:
     return data
 
 
-def drive(env: dict, prefix: list[str] | None = None, speaker: Path | None = None
-          ) -> tuple[dict, bytes]:
-    """Run DRIVER; read what it plays from the FIFO `speaker` at a sound card's pace."""
-    proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", DRIVER], cwd=ROOT,
+def drive(env: dict, prefix: list[str] | None = None, speaker: Path | None = None,
+          driver: str = DRIVER) -> tuple[dict, bytes]:
+    """Run `driver`; read what it plays from the FIFO `speaker` at a sound card's pace."""
+    proc = subprocess.Popen([*(prefix or []), sys.executable, "-c", driver], cwd=ROOT,
                             env=dict(os.environ, **env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     played = bytearray()
@@ -134,16 +174,21 @@ def drive(env: dict, prefix: list[str] | None = None, speaker: Path | None = Non
     return json.loads(out.decode().strip().splitlines()[-1]), bytes(played)
 
 
-@pytest.mark.skipif(not portaudio_present(), reason="libportaudio2 is not installed")
-def test_p_plays_the_note_from_the_selected_segment_and_highlights_as_it_goes(note_home,
-                                                                              tmp_path):
+def file_speaker(tmp_path: Path) -> tuple[dict, Path]:
+    """A HOME whose ALSA default output is a FIFO (`drive` reads it); and the FIFO."""
     speaker = tmp_path / "speaker.fifo"
     os.mkfifo(speaker)
     user = tmp_path / "user"
     user.mkdir()
     (user / ".asoundrc").write_text(SPEAKER.format(out=speaker, rate=RATE))
-    seen, played = drive({"HOME": str(user), "TRANSCRIBE_HOME": str(note_home)},
-                         speaker=speaker)
+    return {"HOME": str(user)}, speaker
+
+
+@pytest.mark.skipif(not portaudio_present(), reason="libportaudio2 is not installed")
+def test_p_plays_the_note_from_the_selected_segment_and_highlights_as_it_goes(note_home,
+                                                                              tmp_path):
+    env, speaker = file_speaker(tmp_path)
+    seen, played = drive({**env, "TRANSCRIBE_HOME": str(note_home)}, speaker=speaker)
     assert "played to the end" in seen["status"], seen
     assert seen["seen"][0] == [1] and seen["seen"][-1] == [2], seen["seen"]
     assert seen["fixing"]
@@ -183,3 +228,16 @@ def test_without_portaudio_the_note_says_so_in_one_status_line(note_home):
     assert seen["status"].startswith("Cannot play this note:"), seen
     assert "libportaudio2" in seen["status"] and "\n" not in seen["status"].strip()
     assert seen["seen"] == [] and seen["fixing"], seen
+
+
+@pytest.mark.skipif(not portaudio_present(), reason="libportaudio2 is not installed")
+def test_space_pauses_and_right_jumps_to_the_next_segment(note_home, tmp_path):
+    env, speaker = file_speaker(tmp_path)
+    said, _ = drive({**env, "TRANSCRIBE_HOME": str(note_home)}, speaker=speaker,
+                    driver=CONTROL_DRIVER)
+    assert "paused" in said["paused"], said
+    assert said["still_at"] == said["paused_at"], "paused, it stays where it is"
+    assert said["jumped_to"] == ["00", "01.5"], said  # the second segment's start
+    assert said["highlighted"] == [1] and said["selected"] == 1, said
+    assert said["moved_to"] == 0, said
+    assert "played to the end" in said["end"], said

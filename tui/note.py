@@ -79,9 +79,11 @@ class Playback(Static):
 
     @dataclass
     class Moved(Message):
-        """Playback is at `position` (s), about every `TICK_S`."""
+        """Playback is at `position` (s), about every `TICK_S`; `playing`: not paused
+        nor at its end."""
 
         position: float
+        playing: bool
 
     TICK_S = 0.1
 
@@ -147,7 +149,7 @@ class Playback(Static):
         else:
             state = "■ played to the end (p plays the selected segment)"
         self.say(f"{state}  {clock(position)} / {clock(player.duration)}")
-        self.post_message(self.Moved(position))
+        self.post_message(self.Moved(position, player.playing))
 
     def on_unmount(self) -> None:
         if self.player is not None:

@@ -190,13 +190,14 @@ class TranscriptScreen(Screen):
 
     @on(Playback.Moved)
     def follow_playback(self, event: Playback.Moved) -> None:
-        """Highlight (and select) the segment being played."""
+        """Highlight the segment being played (and select it, while it plays: paused,
+        the selection is the person's to move)."""
         lines = [line for line in self.lines() if line.note_task == self.played_task]
         playing = next((line for line in reversed(lines)
                         if line.segment.start <= event.position), None)
         for line in lines:
             line.set_class(line is playing, "playing")
-        if playing is not None and playing.index != self.selected:
+        if event.playing and playing is not None and playing.index != self.selected:
             self.selected = playing.index
             playing.focus()
 
