@@ -238,7 +238,9 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             if transcript.engine == "cloud":
                 diag.info(f"{path}: transcribed by {transcript.provider} "
                           f"({transcript.cloud_reason})")
-            keeper.keep(path, transcript)  # first: a disk too full for the output loses nothing
+            # first: a disk too full for the output loses nothing; a note someone fixed
+            # (`transcribe tui`) comes back with the fixes laid over the new text
+            transcript = keeper.keep(path, transcript)
             if not live.started or transcript.engine != "local":  # the cloud's text is new
                 _emit(transcript, path, args, settings.word_timestamps, header=many,
                       first=n == 0, diag=diag, kept=keeper.kept)
@@ -304,10 +306,12 @@ class _Keeper:
         self.store = None
         self.kept = False  # the last transcript is in the store
 
-    def keep(self, path: Path, transcript) -> None:
+    def keep(self, path: Path, transcript):
+        """Keep `transcript`; return it as the store now has it (with the fixes of a note
+        someone corrected: `Store.correct`)."""
         self.kept = False
         if not self.settings.store:
-            return
+            return transcript
         from .audio import file_sha256
         from .messaging import origin
         from .store import Store, StoreDamaged
@@ -316,11 +320,15 @@ class _Keeper:
             if self.store is None:
                 self.store = Store.open_default(self.settings.paths.data_dir)
             where = origin(path)
-            self.store.record(str(path.resolve()), file_sha256(path), path.stat().st_size,
-                              transcript, sent_at=where.sent_at, app=where.app)
+            job = self.store.record(str(path.resolve()), file_sha256(path),
+                                    path.stat().st_size, transcript, sent_at=where.sent_at,
+                                    app=where.app)
             self.kept = True
+            fixed = self.store.transcript(job.id, transcript.task)
+            return fixed if fixed is not None and fixed.corrected else transcript
         except (OSError, sqlite3.Error, StoreDamaged) as e:
             self.diag.warning(f"{path}: transcribed, but not kept in the store ({e})")
+        return transcript
 
     def close(self) -> None:
         if self.store is not None:
@@ -925,6 +933,7 @@ def search_command(argv: list[str]) -> int:
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
                               "app": hit.job.app, "chat": hit.job.chat,
                               "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id,
+                              "corrected": bool(hit.summary and hit.summary["corrected"]),
                               **page}, ensure_ascii=not utf8))
         else:
             print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'}){_chat_of(hit.job)}"

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import corrections
 from .errors import EXIT_INPUT, TranscribeError
 from .transcript import Transcript, transcript_from_dict
 
@@ -119,7 +120,8 @@ CREATE TABLE IF NOT EXISTS {table} (
     model TEXT NOT NULL,
     no_speech INTEGER NOT NULL,
     data TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    corrected INTEGER NOT NULL DEFAULT 0
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5(
     text, content='{table}', content_rowid='job_id',
@@ -138,6 +140,21 @@ END;
 """
 SCHEMA += "".join(_TRANSCRIPT_TABLE.format(table=table)
                   for table in ("transcripts", "translations"))
+# A person's corrections of a note's transcript of one task, each the text of one stretch
+# (a segment's start and end, s). `data` keeps the model's transcript as it was made; the
+# table's `text` (what search and the inbox read) and `Store.transcript` have the
+# corrections laid over it (`corrections.apply`), so they outlive a new transcript.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS corrections (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    task TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (job_id, task, start_s, end_s)
+);
+"""
 # A note keeps one transcript per task: `transcripts` holds what was said, in its
 # language; `translations` its English translation (--task translate). Stores from
 # before version 2 kept only the last one made, whatever its task, in `transcripts`;
@@ -304,6 +321,11 @@ class Store:
         for column, kind in added.items():
             if column not in columns:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+        for table in TABLES.values():  # a person corrected the text (`corrections`)
+            if "corrected" not in {r["name"] for r in
+                                   self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN corrected INTEGER "
+                                 "NOT NULL DEFAULT 0")
         if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
         with self._tx() as db:
@@ -497,18 +519,21 @@ class Store:
         still waits for the cloud, else `done`."""
         state = state or ("waiting_cloud" if transcript.cloud_pending else "done")
         table = TABLES.get(transcript.task, "transcripts")
+        transcript = corrections.uncorrected(transcript)  # the model's text is what is kept
         now = time.time()
         with self._tx() as db:
+            shown = corrections.apply(transcript, _corrections(db, job_id, transcript.task))
             db.execute(
                 f"INSERT INTO {table}(job_id, text, language, duration, engine, model, "
-                "no_speech, data, created_at) VALUES (?,?,?,?,?,?,?,?,?) "
+                "no_speech, data, created_at, corrected) VALUES (?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(job_id) DO UPDATE SET text=excluded.text, "
                 "language=excluded.language, duration=excluded.duration, "
                 "engine=excluded.engine, model=excluded.model, no_speech=excluded.no_speech, "
-                "data=excluded.data, created_at=excluded.created_at",
-                (job_id, transcript.text, transcript.language, transcript.duration,
+                "data=excluded.data, created_at=excluded.created_at, "
+                "corrected=excluded.corrected",
+                (job_id, shown.text, transcript.language, transcript.duration,
                  transcript.engine, transcript.model, int(transcript.no_speech),
-                 _json(transcript.to_dict(words=True)), now))
+                 _json(transcript.to_dict(words=True)), now, int(shown.corrected)))
             db.execute("UPDATE jobs SET state=?, error=NULL, pid=NULL, progress=NULL, "
                        "started=NULL, updated_at=? WHERE id=?", (state, now, job_id))
             # (an output from before outputs named their task shows the last transcript made)
@@ -748,7 +773,38 @@ class Store:
                                     for t in tables)
         row = self._db.execute(f"SELECT data FROM ({either}) ORDER BY created_at DESC LIMIT 1",
                                {"id": job_id}).fetchone()
-        return transcript_from_dict(json.loads(row["data"])) if row else None
+        if row is None:
+            return None
+        made = transcript_from_dict(json.loads(row["data"]))
+        return corrections.apply(made, _corrections(self._db, job_id, made.task))
+
+    # -- corrections -----------------------------------------------------------------
+
+    def correct(self, job_id: int, start: float, end: float, text: str,
+                task: str = "transcribe") -> Transcript | None:
+        """Keep a person's `text` for the stretch `start`-`end` (s) of the job's transcript
+        of `task`, in place of any correction of the same stretch; return the transcript
+        as it now reads (None when the job has none of that task). Its files are owed
+        again, so a watched folder's transcript shows the correction too."""
+        with self._tx() as db:
+            _drop_corrections(db, job_id, task, (start, end))
+            db.execute("INSERT INTO corrections(job_id, task, start_s, end_s, text, created_at) "
+                       "VALUES (?,?,?,?,?,?)", (job_id, task, start, end, text.strip(),
+                                                time.time()))
+            return _show_corrections(db, job_id, task)
+
+    def drop_corrections(self, job_id: int, task: str = "transcribe", *,
+                         stretch: tuple[float, float] | None = None) -> Transcript | None:
+        """Forget the corrections of the job's transcript of `task` (only the one of
+        `stretch`, when given): the model's text is shown again. Return the transcript
+        as it now reads."""
+        with self._tx() as db:
+            _drop_corrections(db, job_id, task, stretch)
+            return _show_corrections(db, job_id, task)
+
+    def corrections(self, job_id: int, task: str = "transcribe") -> list[corrections.Correction]:
+        """The corrections kept for the job's transcript of `task`, in time order."""
+        return _corrections(self._db, job_id, task)
 
     def transcripts(self, job_id: int) -> list[Transcript]:
         """Every transcript kept of the job: in the note's language first, then English."""
@@ -777,11 +833,44 @@ def fts_query(text: str) -> str:
 
 # What a list of notes shows of each note's transcript: the one in the note's language,
 # or its translation when there is only that (`_TRANSCRIPTS_JOIN` names them t and tr).
-_SUMMARY = ("language", "duration", "engine", "model", "no_speech")
+_SUMMARY = ("language", "duration", "engine", "model", "no_speech", "corrected")
 _EITHER = ", ".join(f"COALESCE(t.{c}, tr.{c}) AS {c}" for c in ("text", *_SUMMARY))
 _TRANSCRIPTS_JOIN = ("LEFT JOIN transcripts t ON t.job_id = j.id "
                      "LEFT JOIN translations tr ON tr.job_id = j.id")
 _INBOX_ORDER = "COALESCE(j.sent_at, '') DESC, j.created_at DESC, j.id DESC"
+
+
+def _corrections(db: sqlite3.Connection, job_id: int,
+                 task: str) -> list[corrections.Correction]:
+    rows = db.execute("SELECT start_s, end_s, text FROM corrections WHERE job_id=? AND task=? "
+                      "ORDER BY start_s, end_s", (job_id, task))
+    return [corrections.Correction(r["start_s"], r["end_s"], r["text"]) for r in rows]
+
+
+def _drop_corrections(db: sqlite3.Connection, job_id: int, task: str,
+                      stretch: tuple[float, float] | None) -> None:
+    """Inside a transaction: forget the job's corrections of `task` (those of the same
+    stretch as `stretch`, when given)."""
+    for c in _corrections(db, job_id, task):
+        if stretch is None or corrections.same_stretch((c.start, c.end), stretch):
+            db.execute("DELETE FROM corrections WHERE job_id=? AND task=? AND start_s=? "
+                       "AND end_s=?", (job_id, task, c.start, c.end))
+
+
+def _show_corrections(db: sqlite3.Connection, job_id: int, task: str) -> Transcript | None:
+    """Inside a transaction: lay the job's corrections over its transcript of `task`, so
+    search and the inbox read them; owe its files again. Return the transcript shown."""
+    table = TABLES[task]
+    row = db.execute(f"SELECT data FROM {table} WHERE job_id=?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    shown = corrections.apply(transcript_from_dict(json.loads(row["data"])),
+                              _corrections(db, job_id, task))
+    db.execute(f"UPDATE {table} SET text=?, corrected=? WHERE job_id=?",
+               (shown.text, int(shown.corrected), job_id))
+    db.execute("UPDATE outputs SET written=NULL WHERE job_id=? AND "
+               "COALESCE(json_extract(options, '$.task'), ?) = ?", (job_id, task, task))
+    return shown
 
 
 def _summary(row: sqlite3.Row) -> dict | None:

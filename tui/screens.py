@@ -22,6 +22,8 @@ from transcribe.settings import Settings, check_formats, save_settings, url_host
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
 
+from .note import FixScreen, Playback, SegmentLine, fix_of
+
 
 class TranscriptScreen(Screen):
     """One note: segments with timestamps, marks, which engine made it."""
@@ -31,18 +33,27 @@ class TranscriptScreen(Screen):
         Binding("c", "copy", "Copy text"),
         Binding("e", "export", "Export"),
         Binding("t", "retranscribe", "Re-transcribe"),
+        Binding("enter", "fix", "Fix"),
+        Binding("m", "model_text", "Model's text", show=False),  # in the help: footer's full
+        Binding("d", "drop_fix", "Drop fix", show=False),  # in the help
+        Binding("p", "play", "Play"),
+        Binding("space", "pause", "Pause", show=False),
     ]
 
     def __init__(self, job: Job) -> None:
         super().__init__()
         self.job = job
         self._seen_version: tuple[int, int] | None = None
+        self.selected = 0  # the segment selected (`SegmentLine.index`)
+        self.model_text = False  # corrected segments show the model's text
+        self.played_task: str | None = None  # whose segments playback highlights
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="transcript"):
             yield Static(id="meta")
             yield Vertical(id="segments")
+        yield Playback(self.job.path)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -95,23 +106,105 @@ class TranscriptScreen(Screen):
         if marks:
             meta.append(" · ".join(marks))
         self.query_one("#meta", Static).update("\n".join(meta))
+        shown = 0
         for transcript in kept:
             if len(kept) > 1:  # the note in its language, and its English translation
                 title = ("English translation" if transcript.task == "translate"
                          else f"Transcript ({transcript.language or '?'})")
                 segments.mount(Static(f"[b]{title}[/b] [dim]{_made_by(transcript)}[/dim]",
                                       classes="heading"))
-            self._mount_segments(segments, transcript)
+            shown = self._mount_segments(segments, transcript, shown)
+        self.call_after_refresh(self.action_select, 0)
 
-    @staticmethod
-    def _mount_segments(segments: Vertical, transcript) -> None:
+    def _mount_segments(self, segments: Vertical, transcript, shown: int) -> int:
+        """Mount the transcript's segment lines, numbered from `shown`; return how many
+        lines there are now."""
         for seg in transcript.segments:
-            unsure = seg.avg_logprob < -1.0
-            stamp = f"[dim]{_clock(seg.start)} → {_clock(seg.end)}[/dim]"
-            text = f"[yellow]{_escape(seg.text)}[/yellow]" if unsure else _escape(seg.text)
-            segments.mount(Static(f"{stamp}  {text}", classes="segment"))
+            line = SegmentLine(seg, transcript.task, shown)
+            segments.mount(line)
+            line.show(self.model_text)
+            shown += 1
         if not transcript.segments:
             segments.mount(Static("[i](no speech in this note)[/i]", classes="segment"))
+        return shown
+
+    def lines(self) -> list[SegmentLine]:
+        """The segment lines shown, in order (not those a new `show` is removing)."""
+        return sorted((line for line in self.query(SegmentLine) if line.is_attached),
+                      key=lambda line: line.index)
+
+    def action_select(self, step: int) -> None:
+        """Select the segment `step` after the selected one (0: the selected one again)."""
+        lines = self.lines()
+        if lines:
+            self.selected = max(0, min(self.selected + step, len(lines) - 1))
+            lines[self.selected].focus()
+
+    def selected_line(self) -> SegmentLine | None:
+        lines = self.lines()
+        return lines[self.selected] if self.selected < len(lines) else None
+
+    def action_fix(self) -> None:
+        line = self.selected_line()
+        if line is not None:
+            self.app.push_screen(FixScreen(line.segment),
+                                 lambda text: self._fixed(line, text))
+
+    def _fixed(self, line: SegmentLine, text: str | None) -> None:
+        if text is None:
+            return
+        kept = fix_of(line.segment, text)
+        seg = line.segment
+        if kept is None:
+            self.app.store.drop_corrections(self.job.id, line.note_task,
+                                            stretch=(seg.start, seg.end))
+        else:
+            self.app.store.correct(self.job.id, seg.start, seg.end, kept, line.note_task)
+        self.show()
+
+    def action_drop_fix(self) -> None:
+        line = self.selected_line()
+        if line is not None and line.segment.model_text is not None:
+            seg = line.segment
+            self.app.store.drop_corrections(self.job.id, line.note_task,
+                                            stretch=(seg.start, seg.end))
+            self.show()
+            self.notify("the model's text is back")
+
+    def action_play(self) -> None:
+        """Play the note from the selected segment."""
+        line = self.selected_line()
+        if line is not None:
+            self.played_task = line.note_task
+            self.query_one(Playback).play_from(line.segment.start)
+
+    def action_pause(self) -> None:
+        self.query_one(Playback).toggle()
+
+    def action_jump(self, step: int) -> None:
+        """Select the segment `step` after the selected one; playback goes there too."""
+        self.action_select(step)
+        line = self.selected_line()
+        if line is not None:
+            self.query_one(Playback).seek(line.segment.start)
+
+    @on(Playback.Moved)
+    def follow_playback(self, event: Playback.Moved) -> None:
+        """Highlight the segment being played (and select it, while it plays: paused,
+        the selection is the person's to move)."""
+        lines = [line for line in self.lines() if line.note_task == self.played_task]
+        playing = next((line for line in reversed(lines)
+                        if line.segment.start <= event.position), None)
+        for line in lines:
+            line.set_class(line is playing, "playing")
+        if event.playing and playing is not None and playing.index != self.selected:
+            self.selected = playing.index
+            playing.focus()
+
+    def action_model_text(self) -> None:
+        self.model_text = not self.model_text
+        for line in self.query(SegmentLine):
+            line.show(self.model_text)
 
     def action_copy(self) -> None:
         transcript = self.app.store.transcript(self.job.id)
@@ -481,7 +574,14 @@ Press `Esc` (or `?`) to close this help.
 | `s` | inbox | settings, cloud consent |
 | `c` | note | copy the text |
 | `e` | note | export as txt, srt, vtt or json |
-| `t` | note | re-transcribe with another model, or the cloud |
+| `t` | note | re-transcribe with another model, or the cloud (your fixes are kept) |
+| `↑` `↓` | note | select a segment |
+| `Enter` | note | fix the selected segment's text (search and exports use yours) |
+| `m` | note | show the model's own text of the segments you fixed, or yours again |
+| `d` | note | drop the selected segment's fix: the model's text is back |
+| `p` | note | play the note from the selected segment (the one playing is highlighted) |
+| `space` | note | pause, or play on |
+| `←` `→` | note | the segment before or after (playback jumps there too) |
 | `q` | anywhere | quit |
 
 The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
@@ -504,11 +604,6 @@ def _made_by(transcript) -> str:
         return (f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} "
                 f"· {transcript.cloud_reason}")
     return f"{transcript.engine} · {transcript.model}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{secs:04.1f}"
 
 
 def _home_relative(path: str) -> str:
