@@ -931,12 +931,16 @@ def _chat_of(job) -> str:
 
 
 def tui_command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="transcribe tui",
-                            description="The terminal UI: inbox, search, record, settings. "
-                                        "The same app runs as `python -m tui`.").parse_args(argv)
+    parser = argparse.ArgumentParser(prog="transcribe tui",
+                                     description="The terminal UI: inbox, search, record, "
+                                                 "settings. The same app runs as "
+                                                 "`python -m tui`.")
+    parser.add_argument("--note", type=int, metavar="ID",
+                        help="open on this note (what clicking a desktop notification does)")
+    args = parser.parse_args(argv)
     from tui.app import run as run_tui
 
-    run_tui()
+    run_tui(open_job=args.note)
     return EXIT_OK
 
 
