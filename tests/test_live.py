@@ -3,6 +3,7 @@ ALSA capture device that reads a FIFO fed at the pace of a real microphone."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,7 +19,7 @@ from wer import wer
 
 from transcribe.audio import decode
 
-RATE = 48000
+RATE = 44100  # the ALSA file device's default rate: the TUI records at it
 # Three real notes with a pause after each: the first one's text must show while the
 # other two are still being said.
 NOTES = ["PTT-20240312-WA0007.opus", "voicemail-8k.wav", "audio_2024-03-12_18-45-02.ogg"]
@@ -129,3 +130,52 @@ def _place(name: str, said: str) -> int:
         if len(word) > 3 and word not in others and word in words:
             return words.index(word)
     return -1
+
+
+TUI_DRIVER = r'''
+import asyncio, json
+from tui.app import TranscribeApp
+
+async def main():
+    app = TranscribeApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r")
+        await pilot.pause(0.5)
+        await pilot.click("#toggle")
+        live, elapsed = "", ""
+        for _ in range(1200):  # the first pause's text, while recording
+            await pilot.pause(0.1)
+            live = str(app.screen.query_one("#live").render()).strip()
+            if live:
+                elapsed = str(app.screen.query_one("#elapsed").render())
+                break
+        await pilot.click("#toggle")
+        rows = []
+        for _ in range(1200):
+            await pilot.pause(0.1)
+            table = app.query_one("#inbox")
+            rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+            if any(r[5] == "✓ done" for r in rows):
+                break
+        print(json.dumps({"live": live, "elapsed": elapsed, "rows": rows}))
+
+asyncio.run(main())
+'''
+
+
+@needs_portaudio
+def test_the_tui_record_dialog_shows_the_words_so_far(tmp_path, home):
+    from conftest import private_home
+
+    data = private_home(tmp_path / "home", home)
+    with PacedMicrophone(tmp_path, spoken()) as mic:
+        result = subprocess.run([sys.executable, "-c", TUI_DRIVER], capture_output=True,
+                                text=True, cwd=ROOT, timeout=300,
+                                env={**os.environ, **mic.env, "TRANSCRIBE_HOME": str(data)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert wer(REFERENCES[NOTES[0]]["text"], seen["live"]) <= 0.2, seen
+    minutes, seconds = map(int, seen["elapsed"].split(":"))
+    assert minutes * 60 + seconds < len(spoken()) / 16000 - 3, seen  # before the notes ended
+    [row] = seen["rows"]
+    assert row[5] == "✓ done" and "Sam" in row[6], seen
