@@ -55,9 +55,19 @@ def main() -> None:
     parser.add_argument("--minutes", default="1,10,60,180", help="long-note lengths")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--backlog", type=int)
+    parser.add_argument("--live", action="store_true",
+                        help="only the live text while recording: the capture queue's "
+                             "high-water mark, pause-to-text lag (bench/live.py)")
+    parser.add_argument("--live-minutes", type=float, default=2.0,
+                        help="the live bench's recording length")
     parser.add_argument("--watcher", action="store_true",
                         help="only the watcher's idle CPU and latency (bench/watcher.py)")
     args = parser.parse_args()
+    if args.live:
+        from . import live
+
+        live.main(args.live_minutes)
+        return
     if args.watcher:
         from . import watcher
 

@@ -787,7 +787,7 @@ def record_command(argv: list[str]) -> int:
         threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
     meter = _LevelMeter(diag)
     live = None
-    if (diag.tty if args.live is None else args.live) and not args.no_transcribe:
+    if (diag.tty if args.live is None else args.live) and not (args.no_transcribe or diag.quiet):
         from .live import LiveText
 
         live = LiveText(settings, meter.text)

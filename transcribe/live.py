@@ -47,7 +47,10 @@ MAX_BEHIND_S = 60.0
 # Silence kept before a piece's speech, as the VAD pads its spans (speech.py).
 LEAD_S = 0.3
 # The live engine's threads: one, so the other of two cores is left to capture,
-# encoding and the UI (see bench/live.py for the capture queue's high-water mark).
+# encoding and the UI. `python -m bench --live`, 2 busy cores (load 15), 2 min of real
+# notes with pauses: the capture queue held at most 7 of its 600 blocks (6 without live
+# text), nothing dropped, and each pause's text came 2.0 s (median; worst 3.1 s) after
+# the speech ended.
 LIVE_THREADS = 1
 
 TextCallback = Callable[[str], None]
