@@ -325,8 +325,9 @@ class TranscribeApp(App):
             job = self.store.job(job_id)
             if transcript is None:
                 self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
-            self._notes.add(note_of(job, transcript, job.error, self.settings.notify),
-                            more=index < len(queued) - 1)
+            if transcript is not None or job.error:  # (None, no error: the watcher took it)
+                self._notes.add(note_of(job, transcript, job.error, self.settings.notify),
+                                more=index < len(queued) - 1)
         self.call_from_thread(self.refresh_inbox)
 
     def _enqueue(self, path: Path) -> list[tuple[Job, bool]]:
