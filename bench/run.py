@@ -59,9 +59,19 @@ def main() -> None:
     parser.add_argument("--bigstore", action="store_true",
                         help="only search and the inbox in a big store (bench/bigstore.py)")
     parser.add_argument("--notes", type=int, help="notes in the big store (default: 50000)")
+    parser.add_argument("--live", action="store_true",
+                        help="only the live text while recording: the capture queue's "
+                             "high-water mark, pause-to-text lag (bench/live.py)")
+    parser.add_argument("--live-minutes", type=float, default=2.0,
+                        help="the live bench's recording length")
     parser.add_argument("--watcher", action="store_true",
                         help="only the watcher's idle CPU and latency (bench/watcher.py)")
     args = parser.parse_args()
+    if args.live:
+        from . import live
+
+        live.main(args.live_minutes)
+        return
     if args.watcher:
         from . import watcher
 

@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -777,13 +778,14 @@ def record_command(argv: list[str]) -> int:
     rec.add_argument("--save", type=Path, metavar="PATH",
                      help="where the recording goes (default: <data dir>/recordings/)")
     rec.add_argument("--no-transcribe", action="store_true", help="only record")
+    rec.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="show the text so far at each pause while recording (default: on "
+                          "a terminal); the final text is the saved file's, as ever")
     add_transcribe_options(parser, compute_device=False)
     args = parser.parse_args(argv)
     _output_formats(parser, args)
     _setup_logging(args.verbose, args.quiet)
     diag = Diagnostics(args.quiet)
-    import threading
-
     from .recorder import default_recording_path, record
 
     settings = settings_from_args(args)  # a wrong setting stops us before the recording
@@ -792,6 +794,11 @@ def record_command(argv: list[str]) -> int:
     if sys.stdin.isatty():
         threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
     meter = _LevelMeter(diag)
+    live = None
+    if (diag.tty if args.live is None else args.live) and not (args.no_transcribe or diag.quiet):
+        from .live import LiveText
+
+        live = LiveText(settings, meter.text)
 
     def started(device: str, rate: int) -> None:
         diag.info(f"recording from {device} ({rate} Hz) to {path}"
@@ -818,7 +825,7 @@ def record_command(argv: list[str]) -> int:
     try:
         recording = record(path, device=args.device, samplerate=args.samplerate,
                            max_seconds=args.seconds, stop_after_silence=args.stop_after_silence,
-                           stop=stop, on_level=meter, on_start=started)
+                           stop=stop, on_level=meter, on_start=started, live=live)
     except KeyboardInterrupt:
         interrupted = True
         recording = None
@@ -841,7 +848,8 @@ def record_command(argv: list[str]) -> int:
 
 
 class _LevelMeter:
-    """Elapsed time and input level on one stderr line, on a terminal only."""
+    """Elapsed time and input level on one stderr line, on a terminal only; the live
+    text's lines above it (from the live decoder's thread, hence the lock)."""
 
     BAR = " ▁▂▃▄▅▆▇█"
 
@@ -849,6 +857,8 @@ class _LevelMeter:
         self.diag = diag
         self.shown = False
         self.last = 0.0
+        self.line = ""
+        self.lock = threading.Lock()
 
     def __call__(self, elapsed: float, level: float) -> None:
         if not self.diag.tty or self.diag.quiet or elapsed - self.last < 0.1:
@@ -857,9 +867,23 @@ class _LevelMeter:
         filled = int(max(0.0, min(1.0, (level + 60) / 60)) * 20)
         bar = "█" * filled + "·" * (20 - filled)
         minutes, seconds = divmod(int(elapsed), 60)
-        sys.stderr.write(f"\r● REC {minutes:02d}:{seconds:02d}  {bar} {level:5.0f} dBFS ")
-        sys.stderr.flush()
-        self.shown = True
+        with self.lock:
+            self.line = f"\r● REC {minutes:02d}:{seconds:02d}  {bar} {level:5.0f} dBFS "
+            sys.stderr.write(self.line)
+            sys.stderr.flush()
+            self.shown = True
+
+    def text(self, words: str) -> None:
+        """A piece of live text: above the meter on a terminal, a line of its own
+        elsewhere."""
+        if self.diag.quiet:
+            return
+        with self.lock:
+            if self.diag.tty:
+                sys.stderr.write(f"\r\x1b[K  {words}\n{self.line}")
+            else:
+                sys.stderr.write(f"live: {words}\n")
+            sys.stderr.flush()
 
     def done(self) -> None:
         if self.shown:
@@ -973,12 +997,16 @@ def _chat_of(job) -> str:
 
 
 def tui_command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="transcribe tui",
-                            description="The terminal UI: inbox, search, record, settings. "
-                                        "The same app runs as `python -m tui`.").parse_args(argv)
+    parser = argparse.ArgumentParser(prog="transcribe tui",
+                                     description="The terminal UI: inbox, search, record, "
+                                                 "settings. The same app runs as "
+                                                 "`python -m tui`.")
+    parser.add_argument("--note", type=int, metavar="ID",
+                        help="open on this note (what clicking a desktop notification does)")
+    args = parser.parse_args(argv)
     from tui.app import run as run_tui
 
-    run_tui()
+    run_tui(open_job=args.note)
     return EXIT_OK
 
 

@@ -126,6 +126,7 @@ class Settings:
     split: bool = True  # decode window by window, a long note cut at its pauses (pieces.py)
     max_file_mb: int = 1024
     store: bool = True  # keep every CLI transcript in the store, for `search` and the TUI
+    notify: str = "text"  # desktop notifications of finished notes: text, title, off (notify.py)
     cloud: CloudSettings = field(default_factory=CloudSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     paths: Paths = field(default_factory=Paths.from_env, compare=False)
@@ -189,6 +190,7 @@ class Settings:
         _one_of("task", self.task, TASKS)
         _one_of("device", self.device, DEVICES)
         _one_of("compute_type", self.compute_type, COMPUTE_TYPES)
+        _one_of("notify", self.notify, NOTIFY_MODES)
         _at_least("beam_size", self.beam_size, 1)
         _at_least("cpu_threads", self.cpu_threads, 0, "(0: all available)")
         _at_least("max_file_mb", self.max_file_mb, 1)
@@ -200,6 +202,7 @@ TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 # Every compute type CTranslate2 4.x accepts; it falls back to the nearest one
 # the device supports (int8_float16 on a CPU runs as int8).
+NOTIFY_MODES = ("text", "title", "off")  # what desktop notifications show (notify.py)
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
                  "int16", "float16", "bfloat16", "float32")
 

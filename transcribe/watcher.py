@@ -55,8 +55,9 @@ from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, Se
                      TranscribeError, TruncatedAudio)
 from .messaging import origin
 from .models import model_label, resolve
+from .notify import Notifier, note_of
 from .pipeline import Transcriber
-from .settings import Settings
+from .settings import NOTIFY_MODES, Settings
 from .store import MAX_ATTEMPTS, Job, Owed, Store, readable
 from .transcript import Transcript
 from .writers import FORMATS, Output, sweep_temp_files, write_many
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 
 FOLDER_SETTINGS = ".transcribe.toml"
 FOLDER_KEYS = {"language", "languages", "hotwords", "initial_prompt", "model", "task", "beam_size"}
+OWN_KEYS = {"formats", "notify"}  # a folder's settings that are not the transcriber's
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                       ".swp")
 # How often outputs a folder could not take are tried again.
@@ -125,10 +127,11 @@ def is_candidate(path: Path) -> bool:
 
 class Watcher:
     def __init__(self, settings: Settings, options: WatchOptions, store: Store | None = None,
-                 transport=None) -> None:
+                 transport=None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.options = options
         self.store = store or Store.open_or_start_anew(settings.paths.data_dir)
+        self.notifier = notifier or Notifier("off")
         self._transport = transport
         self._seen: dict[Path, _Seen] = {}
         # The paths of _seen not settled yet, so the timers need not go through every note
@@ -210,6 +213,7 @@ class Watcher:
             self._changes = None
         for transcriber in self._transcribers.values():
             transcriber.close()
+        self.notifier.close()
         self.store.close()
 
     # -- finding notes -------------------------------------------------------------------
@@ -424,6 +428,7 @@ class Watcher:
                                     state="failed" if failure else "pending", error=failure)
         if failure:
             log.error("failed %s: %s", readable(path), failure)
+            self._announce(job, error=failure)
             return 0
         self.store.owe_outputs(key_path, job.id, str(root), self._output_options(root, path))
         log.info("queued %s%s", readable(path), f" ({where.app}, sent {where.sent_at})"
@@ -477,11 +482,11 @@ class Watcher:
         for part in ("", *rel_parts):
             folder = folder / part if part else folder
             merged.update(self._folder_settings(folder / FOLDER_SETTINGS))
-        formats = merged.pop("formats", None)
+        formats, notify = merged.pop("formats", None), merged.pop("notify", None)
         if isinstance(formats, str):
             formats = [f.strip() for f in formats.split(",") if f.strip()]
         return {"settings": merged, "formats": formats or self.options.formats,
-                "rel": str(path.parent.relative_to(root))}
+                "rel": str(path.parent.relative_to(root)), "notify": notify}
 
     def _folder_settings(self, path: Path) -> dict:
         try:
@@ -496,10 +501,13 @@ class Watcher:
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             log.warning("%s: ignored (%s)", path, e)
             data = {}
-        unknown = set(data) - FOLDER_KEYS - {"formats"}
+        unknown = set(data) - FOLDER_KEYS - OWN_KEYS
         if unknown:
             log.warning("%s: ignoring unknown key(s) %s", path, ", ".join(sorted(unknown)))
-        values = {k: v for k, v in data.items() if k in FOLDER_KEYS | {"formats"}}
+        values = {k: v for k, v in data.items() if k in FOLDER_KEYS | OWN_KEYS}
+        if values.get("notify", "text") not in NOTIFY_MODES:
+            log.warning("%s: ignoring notify = %r (text, title or off)", path,
+                        values.pop("notify"))
         self._folder_cache[path] = (mtime, values)
         return values
 
@@ -527,10 +535,12 @@ class Watcher:
         except InputError as e:
             log.error("failed %s: %s", readable(path), e.reason)
             self.store.fail(job.id, e.reason)
+            self._announce(job, error=e.reason)
             return True
         except SettingsError as e:  # the folder's .transcribe.toml: no retry mends it
             log.error("failed %s: %s", readable(path), e)
             self.store.fail(job.id, str(e))
+            self._announce(job, error=str(e))
             return True
         except (ModelError, CloudError) as e:
             # the cloud, when it failed too, was only asked because the model failed
@@ -556,6 +566,7 @@ class Watcher:
                  transcript.engine, transcript.model,
                  ", waiting for the cloud" if state == "waiting_cloud" else "",
                  ", ".join(str(p) for p in written) or "no files yet")
+        self._announce(job, transcript)
         return True
 
     def _model_unusable(self, reason: str) -> None:
@@ -571,9 +582,22 @@ class Watcher:
 
     def _fail_and_retry(self, job, path: Path, reason: str) -> None:
         self.store.fail(job.id, reason, retry=True)
-        attempt = (self.store.job(job.id) or job).attempts
-        log.error("failed %s: %s (attempt %d of %d)", readable(path), reason, attempt,
+        latest = self.store.job(job.id) or job
+        log.error("failed %s: %s (attempt %d of %d)", readable(path), reason, latest.attempts,
                   MAX_ATTEMPTS)
+        if latest.state == "failed":
+            self._announce(job, error=reason)
+
+    def _announce(self, job: Job, transcript: Transcript | None = None,
+                  error: str | None = None) -> None:
+        """A desktop notification of a finished note (notify.py), as its folder's `notify`
+        setting says; the notes still waiting make it part of a burst."""
+        mode = self.settings.notify
+        if job.root and Path(job.root) in self.options.dirs:
+            folder = self._job_options(Path(job.root), Path(job.path))["notify"]
+            mode = folder if folder in NOTIFY_MODES else mode
+        self.notifier.add(note_of(job, transcript, error, mode),
+                          more=self.store.counts()["pending"] > 0)
 
     def _ready_transcriber(self, overrides: dict) -> Transcriber:
         """The transcriber for these settings with its model loaded: loading is not a note's
@@ -772,7 +796,10 @@ def serve(settings: Settings, options: WatchOptions) -> None:
     from .handoff import EngineServer
 
     with ServiceLock(settings.paths.data_dir):
-        watcher = Watcher(settings, options)
+        notifier = Notifier(settings.notify)
+        if settings.notify != "off":
+            notifier.start()  # says now, in one line, when there is no desktop to tell
+        watcher = Watcher(settings, options, notifier=notifier)
         server = EngineServer(settings)
         server.start()
         try:

@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from transcribe.errors import TranscribeError
+from transcribe.notify import Notifier, clock, note_of
 from transcribe.settings import Settings
 from transcribe.store import HIGHLIGHT, Job, SearchError, Store
 
@@ -90,9 +91,11 @@ class TranscribeApp(App):
     query_text: reactive[str] = reactive("", init=False)
     chat: reactive[str | None] = reactive(None, init=False)  # this chat's notes only
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, open_job: int | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
+        self._open_job = open_job  # a note to open at start (a desktop notification's)
+        self._notes = Notifier(self.settings.notify, self._clicked)
         self.store = Store.open_default(self.settings.paths.data_dir)
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
@@ -121,8 +124,11 @@ class TranscribeApp(App):
         self.refresh_inbox()
         self._refresh_timer = self.set_interval(REFRESH_S, self.refresh_if_changed)
         table.focus()
+        if self._open_job is not None:
+            self.open_job(self._open_job)
 
     def on_unmount(self) -> None:
+        self._notes.close()
         self.store.close()
 
     # -- the inbox -----------------------------------------------------------------------
@@ -256,11 +262,21 @@ class TranscribeApp(App):
 
     @on(DataTable.RowSelected, "#inbox")
     def open_transcript(self, event: DataTable.RowSelected) -> None:
+        self.open_job(int(event.row_key.value))
+
+    def open_job(self, job_id: int) -> None:
+        """Select a note and open its transcript."""
         from .screens import TranscriptScreen
 
-        job = self.store.job(int(event.row_key.value))
+        job = self.store.job(job_id)
         if job is not None:
+            self.show_job(job_id)
             self.push_screen(TranscriptScreen(job))
+
+    def _clicked(self, job_id: int | None) -> None:
+        """A desktop notification of ours was clicked (in the notifier's thread)."""
+        if job_id is not None:
+            self.call_from_thread(self.open_job, job_id)
 
     # -- search --------------------------------------------------------------------------
 
@@ -379,15 +395,18 @@ class TranscribeApp(App):
         self.call_from_thread(self.refresh_inbox)
         if shown is not None:
             self.call_from_thread(self.show_job, shown)
-        for job_id in queued:
+        for index, job_id in enumerate(queued):
             try:
                 transcript = jobs.run(self.store, self.transcriber(), job_id)
             except TranscribeError as e:
                 self.notify(str(e), severity="error", timeout=8)
                 continue
+            job = self.store.job(job_id)
             if transcript is None:
-                job = self.store.job(job_id)
                 self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
+            if transcript is not None or job.error:  # (None, no error: the watcher took it)
+                self._notes.add(note_of(job, transcript, job.error, self.settings.notify),
+                                more=index < len(queued) - 1)
         self.call_from_thread(self.refresh_inbox)
 
     def _enqueue(self, path: Path) -> list[tuple[Job, bool]]:
@@ -441,7 +460,7 @@ def _summary_cells(summary: dict | None) -> tuple[str, str, str]:
     """The Len, Lang and Engine cells."""
     if not summary:
         return "", "", ""
-    return (_length(summary["duration"]), summary.get("language") or "",
+    return (clock(summary["duration"]), summary.get("language") or "",
             "☁cloud" if summary["engine"] == "cloud" else "local")
 
 
@@ -514,12 +533,5 @@ def _source(job: Job) -> str:
     return Path(job.root).name if job.root else Path(job.path).parent.name
 
 
-def _length(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
-
-
-def run() -> None:
-    TranscribeApp().run()
+def run(open_job: int | None = None) -> None:
+    TranscribeApp(open_job=open_job).run()

@@ -366,6 +366,9 @@ class ChatFilterScreen(ModalScreen[tuple[str | None] | None]):
         self.dismiss((self.chats[index - 1],) if index else (None,))
 
 
+LIVE_CHARS = 600  # of the text so far, the end the record dialog shows
+
+
 class RecordScreen(ModalScreen[Path | None]):
     """Record from the microphone: level, elapsed time, stop; then it is transcribed."""
 
@@ -378,6 +381,7 @@ class RecordScreen(ModalScreen[Path | None]):
         self.stop_event = threading.Event()
         self.recording = False
         self.path: Path | None = None
+        self.said = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="record"):
@@ -385,6 +389,7 @@ class RecordScreen(ModalScreen[Path | None]):
             yield Static("Press Start, speak, then Stop.", id="status")
             yield ProgressBar(total=60, show_eta=False, show_percentage=False, id="level")
             yield Static("00:00", id="elapsed")
+            yield Static("", id="live", markup=False)  # the text so far (transcribe.live)
             with Horizontal(classes="buttons"):
                 yield Button("Start", id="toggle", variant="error")
                 yield Button("Close", id="close")
@@ -426,10 +431,12 @@ class RecordScreen(ModalScreen[Path | None]):
 
     @work(thread=True, exclusive=True, group="record")
     def _record(self, path: Path) -> None:
+        from transcribe.live import LiveText
         from transcribe.recorder import record
 
+        live = LiveText(self.app.settings, lambda text: self.app.call_from_thread(self._text, text))
         try:
-            result = record(path, stop=self.stop_event,
+            result = record(path, stop=self.stop_event, live=live,
                             on_level=lambda e, lvl: self.app.call_from_thread(self._level, e,
                                                                               lvl))
         except TranscribeError as e:
@@ -442,6 +449,10 @@ class RecordScreen(ModalScreen[Path | None]):
         self.query_one("#level", ProgressBar).update(progress=max(0.0, level + 60))
         minutes, seconds = divmod(int(elapsed), 60)
         self.query_one("#elapsed", Static).update(f"{minutes:02d}:{seconds:02d}")
+
+    def _text(self, text: str) -> None:
+        self.said = f"{self.said} {text}".strip()[-LIVE_CHARS:]  # the end shows: it is new
+        self.query_one("#live", Static).update(self.said)
 
     def action_stop_or_close(self) -> None:
         if self.recording:
