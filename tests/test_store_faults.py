@@ -4,21 +4,18 @@ data disk, a job left running by a process whose pid now names another one."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, SAMPLES, private_home
 from servers import API_KEY, RawServer, http_response
-from test_watch import jobs
+from test_watch import jobs, watcher
 
 import transcribe.store as store_module
 from transcribe import Settings, Transcriber
@@ -27,25 +24,6 @@ from transcribe.store import Store
 
 NOTE = "PTT-20240312-WA0007.opus"
 OTHER = "voicemail-8k.wav"
-
-
-@contextmanager
-def watcher(inbox: Path, out: Path, data: Path, log: Path, *extra: str):
-    """A real `transcribe watch` whose store is in `data`, its log in `log`."""
-    with log.open("a") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "transcribe", "watch", str(inbox), "-o",
-                                 str(out), "--settle", "0.5", "--poll", "0.2", *extra],
-                                env={**os.environ, "TRANSCRIBE_HOME": str(data)}, stderr=err,
-                                cwd=ROOT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def recording_server() -> RawServer:
@@ -113,14 +91,16 @@ def test_a_patient_store_waits_for_a_lock_held_past_sqlites_wait(tmp_path, monke
 
 
 @pytest.fixture
-def data_disk(tmp_path):
-    """A 4 MB tmpfs for the watcher's data folder (root only, as the CI runs)."""
-    disk = tmp_path / "disk"
+def data_disk(tmp_path, home):
+    """A home whose data folder (the store) is a 4 MB tmpfs (root only, as the CI runs);
+    the watcher's log beside the home, off that disk."""
+    data = private_home(tmp_path / "home", home)
+    disk = data / "data"
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (not root)")
-    yield disk
+    yield data, disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
@@ -136,15 +116,14 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def test_a_full_data_disk_makes_the_watcher_wait_and_costs_no_attempt(tmp_path, home,
-                                                                      data_disk):
+def test_a_full_data_disk_makes_the_watcher_wait_and_costs_no_attempt(tmp_path, data_disk):
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
-    data = private_home(data_disk / "home", home)
+    data, disk = data_disk
     log = tmp_path / "watch.log"
     shutil.copy(SAMPLES / NOTE, inbox / NOTE)
-    filler = fill(data_disk)  # full from the start: no store can be made
-    with watcher(inbox, out, data, log) as proc:
+    filler = fill(disk)  # full from the start: no store can be made
+    with watcher(inbox, out, data) as proc:
         wait_until(lambda: "disk is full" in log.read_text(), proc, log)
         time.sleep(3)
         assert proc.poll() is None, log.read_text()
@@ -154,7 +133,7 @@ def test_a_full_data_disk_makes_the_watcher_wait_and_costs_no_attempt(tmp_path, 
         # full again while a note is being transcribed: its transcript waits for space
         shutil.copy(SAMPLES / OTHER, inbox / OTHER)
         wait_until(lambda: any(r["started"] for r in jobs(data)), proc, log)
-        filler = fill(data_disk)
+        filler = fill(disk)
         waits = log.read_text().count("disk is full")
         wait_until(lambda: log.read_text().count("disk is full") > waits, proc, log)
         time.sleep(3)
@@ -218,7 +197,7 @@ def test_a_job_left_running_under_a_reused_pid_is_taken_back(tmp_path, home):
     strangers: list[subprocess.Popen] = []
     try:
         first = left_running_by_a_reused_pid(db, notes[0], strangers)  # before the watcher
-        with watcher(inbox, out, data, log) as proc:
+        with watcher(inbox, out, data) as proc:
             wait_until(lambda: state(db, first) == "done", proc, log, timeout=300)
             second = left_running_by_a_reused_pid(db, notes[1], strangers)  # while it runs
             wait_until(lambda: state(db, second) == "done", proc, log)

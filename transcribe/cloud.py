@@ -525,7 +525,7 @@ def redact(text: str, key: str | None) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _key_echoes(key: str) -> re.Pattern:
-    """The ways a key comes back: as it is in any case, JSON-escaped (`\/`, `\u0041`),
+    r"""The ways a key comes back: as it is in any case, JSON-escaped (`\/`, `\u0041`),
     base64-encoded alone or as `Bearer <key>` / `:<key>` (Basic). A key shorter
     than SHORT_KEY is matched only where it stands alone, not inside words."""
     forms = {key, json.dumps(key)[1:-1], "".join(f"\\u{ord(c):04x}" for c in key),
