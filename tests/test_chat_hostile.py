@@ -392,3 +392,61 @@ def test_a_latin1_chat_text_is_read_and_said(tmp_path, home):
     assert out.returncode == 0, out.stderr
     assert out.stdout == "2024-03-12 18:44 José: À bientôt, ça va?\n"
     assert "not UTF-8" in out.stderr and "Latin-1" in out.stderr
+
+
+# -- round three: the other apps' exports, field by field ------------------------------
+
+def _copy_export(tmp_path: Path, name: str) -> Path:
+    return Path(shutil.copytree(CHATS / name, tmp_path / name))
+
+
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _render_all(chats) -> None:
+    from transcribe.chat_render import render
+    for chat in chats:
+        for fmt in ("md", "txt", "json"):
+            render(chat, chat.messages, {}, fmt)
+
+
+def test_a_field_of_another_type_or_out_of_range_is_that_messages_warning(tmp_path):
+    """Found by a field fuzz of each app's JSON: a Discord "content" of 5 reached the
+    renderer (exit 70), "9999-12-31T23:59:59-12:00" and Meta's timestamp_ms or
+    call_duration of 1e400 overflowed (exit 70: the whole chat lost), and a Signal
+    sender of {} reached the store. Each is now its message's warning; the rest comes
+    out, and every message's sender and text are strings."""
+    from transcribe.chats import load
+
+    discord = _copy_export(tmp_path, "discord")
+    [page] = discord.glob("*.json")
+
+    def crafted_discord(data):
+        data["messages"][0]["content"] = 5
+        data["messages"][2]["timestamp"] = "9999-12-31T23:59:59-12:00"
+    _edit_json(page, crafted_discord)
+
+    meta = _copy_export(tmp_path, "messenger")
+    [page1] = meta.rglob("message_1.json")
+
+    def crafted_meta(data):
+        data["messages"][0]["timestamp_ms"] = float("inf")
+        data["messages"][1]["call_duration"] = float("inf")
+    _edit_json(page1, crafted_meta)
+
+    signal = _copy_export(tmp_path, "signal")
+    lines = (signal / "Sam" / "data.json").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["sender"] = {"name": "Sam"}
+    (signal / "Sam" / "data.json").write_text("\n".join([json.dumps(first), *lines[1:]]),
+                                              encoding="utf-8")
+    for export, dropped in ((discord, 2), (meta, 2), (signal, 1)):
+        [chat] = load(export)
+        assert len(chat.problems) == dropped, (export, chat.problems)
+        assert chat.messages and all(isinstance(m.text, str) and
+                                     isinstance(m.sender, (str, type(None)))
+                                     for m in chat.messages)
+        _render_all([chat])

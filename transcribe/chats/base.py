@@ -38,6 +38,19 @@ class Message:
     attachment: Path | None = None  # the file in the export (voice and media)
     omitted: bool = False  # named by the chat, but not in the export
 
+    def __post_init__(self) -> None:
+        """A sender or text of another type (a number, a list in a crafted JSON) is its
+        message's problem (see UNREADABLE), not the renderer's or the store's."""
+        if not isinstance(self.text, str) or not isinstance(self.sender, (str, type(None))):
+            raise TypeError("a sender or text that is not a string")
+
+
+# What reading one message of an export can raise: a field missing or of another type,
+# a date no calendar holds ("9999-12-31T23:59:59-12:00" in local time, a year of 20
+# digits, a number of 1e400). An app's per-message code catches these and says so in
+# chat.problems; the other messages come out.
+UNREADABLE = (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError)
+
 
 @dataclass
 class Chat:

@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, head, phone_call, read_json
+from .base import (UNREADABLE, Chat, Message, attachment, has_voice_ext, head, phone_call,
+                   read_json)
 
 APP = "discord"
 
@@ -95,7 +96,7 @@ def _parse_json(path: Path) -> tuple[str, Chat]:
     for n, item in enumerate(data["messages"], start=1):
         try:
             chat.messages.extend(_messages(item, path.parent))
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
+        except UNREADABLE as e:
             why = f"no {e}" if isinstance(e, KeyError) else str(e)
             chat.problems.append(f"{path}: message {n}: {why}")
     return _field(data, "channel", "id") or str(path), chat

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, head, read_text
+from .base import UNREADABLE, Chat, Message, attachment, has_voice_ext, head, read_text
 
 APP = "signal"
 # chat.md since v2; signal-export v1 wrote index.md (the same lines, times without seconds)
@@ -110,7 +110,7 @@ def _parse_json(folder: Path, path: Path) -> Chat:
             continue
         try:
             chat.messages.extend(_json_messages(json.loads(line), folder))
-        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
+        except UNREADABLE as e:
             chat.problems.append(f"{path}:{n}: {e}")
     if not chat.messages and chat.problems:  # not sigexport's JSON at all: try the text
         md = _parse_md(folder, _chat_text(folder) or folder / CHAT_TEXTS[0])
