@@ -450,3 +450,58 @@ def test_a_field_of_another_type_or_out_of_range_is_that_messages_warning(tmp_pa
                                      isinstance(m.sender, (str, type(None)))
                                      for m in chat.messages)
         _render_all([chat])
+
+
+def _meta_two_pages(tmp_path: Path) -> Path:
+    thread = tmp_path / "messages" / "inbox" / "zoe_1"
+    thread.mkdir(parents=True)
+    for n, (ms, text) in enumerate(((1710265590000, "newer"), (1710265500000, "older")), 1):
+        (thread / f"message_{n}.json").write_text(json.dumps({
+            "participants": [{"name": "Zoe"}], "title": "Zoe",
+            "messages": [{"sender_name": "Zoe", "timestamp_ms": ms, "content": text}]}))
+    return thread
+
+
+def _telegram_two_pages(tmp_path: Path) -> Path:
+    export = _copy_export(tmp_path, "telegram-html")
+    for page in ("messages.html", "messages2.html"):  # its notes out: no model needed
+        text = (export / page).read_text(encoding="utf-8")
+        (export / page).write_text(text.replace("voice_messages/", "gone/").replace(
+            "round_video_messages/", "gone/"), encoding="utf-8")
+    return export
+
+
+@pytest.mark.parametrize("case", ["meta page 2", "telegram page 2", "signal chat.md",
+                                  "discord part 2"])
+def test_output_onto_another_page_of_the_export_is_refused(case, tmp_path, home):
+    """`--output thread/message_2.json` (and Telegram's messages2.html, a Discord
+    channel's "[part 2].json", Signal's chat.md beside the data.json read) overwrote a
+    page of the user's export with the conversation: only the first page was checked."""
+    if case == "meta page 2":
+        export = _meta_two_pages(tmp_path)
+        victim = export / "message_2.json"
+    elif case == "telegram page 2":
+        export = _telegram_two_pages(tmp_path)
+        victim = export / "messages2.html"
+    elif case == "signal chat.md":
+        export = _copy_export(tmp_path, "signal") / "Sam"
+        shutil.rmtree(export / "media")
+        victim = export / "chat.md"
+    else:
+        export = tmp_path / "discord"
+        export.mkdir()
+        [page] = (CHATS / "discord").glob("*.json")
+        data = json.loads(page.read_text(encoding="utf-8"))
+        for n in (1, 2):
+            part = dict(data, messages=[m for m in data["messages"] if not m["attachments"]])
+            (export / f"Direct Messages - Sam [1] [part {n}].json").write_text(
+                json.dumps(part), encoding="utf-8")
+        victim = export / "Direct Messages - Sam [1] [part 2].json"
+    before = victim.read_bytes()
+    out = _chat(home, str(export), "--output", str(victim))
+    assert out.returncode == 2, out.stderr
+    assert str(victim) in out.stderr and "Traceback" not in out.stderr
+    assert victim.read_bytes() == before
+    again = _chat(home, str(export), "--output", str(export / "mine.transcribed.md"))
+    assert again.returncode == 0, again.stderr
+    assert (export / "mine.transcribed.md").is_file()

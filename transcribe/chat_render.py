@@ -159,12 +159,27 @@ def _refuse_export_files(out: Path, export: Path, conv) -> None:
     own = [export, conv.source] + [m.attachment for m in conv.messages if m.attachment]
     try:
         target = out.resolve()
-        hit = any(p is not None and p.resolve() == target for p in own)
+        hit = any(p is not None and p.resolve() == target for p in own) or \
+            (target.is_file() and _in_export(target, export.resolve()))
     except OSError:
         return
     if hit:
         raise SettingsError(f"--output {out}: that is a file of the export itself; "
                             "choose another name (the export is never changed)")
+
+
+def _in_export(target: Path, export: Path) -> bool:
+    """Whether the existing file `target` is part of the export, not only the chat text
+    it was read from: a second page (message_2.json, messages2.html, "[part 2].json"),
+    Signal's chat.md beside the data.json read. In a folder export, every file but
+    an earlier output of ours ("*.transcribed.*"); beside a chat text given alone, a
+    chat text some app reads."""
+    if ".transcribed." in target.name:
+        return False
+    if export.is_dir():
+        return target.is_relative_to(export)
+    return target.parent == export.parent and any(app.recognise(target)
+                                                   for app in chats.APPS)
 
 
 def _write(out: Path, text: str, kept: bool) -> None:
