@@ -505,3 +505,25 @@ def test_output_onto_another_page_of_the_export_is_refused(case, tmp_path, home)
     again = _chat(home, str(export), "--output", str(export / "mine.transcribed.md"))
     assert again.returncode == 0, again.stderr
     assert (export / "mine.transcribed.md").is_file()
+
+
+@pytest.mark.parametrize("app", ["signal links", "imessage reactions"])
+def test_signal_links_and_imessage_reactions_parse_in_linear_time(app, tmp_path):
+    """A Signal message of "[](" repeated (60 kB took 11 s, each "[" scanning the rest of
+    the message for its ")"), an iMessage reaction line of "x(" repeated (each "("
+    scanning the rest of the line for a ")")."""
+    def make(n: int) -> Path:
+        folder = tmp_path / f"{app}{n}"
+        if app == "signal links":
+            (folder / "Sam").mkdir(parents=True)
+            (folder / "Sam" / "chat.md").write_text(
+                "[2024-03-12 18:40:05] Sam: hi\n\n[2024-03-12 18:41:00] Sam: "
+                + "[](" * n + "\n")
+        else:
+            folder.mkdir()
+            (folder / "+15555550123.txt").write_text(
+                "Mar 12, 2024  6:40:05 PM\n+15555550123\nhi\nReactions:\n"
+                + "x(" * n + "\n")
+        return folder
+
+    assert _linear(make, 2_000) < 25  # here: about 10 after the fix; 60-100 before

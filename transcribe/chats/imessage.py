@@ -53,7 +53,9 @@ _MONTHS = {m: n for n, m in enumerate(
 _READ = re.compile(r"^ \((?:Read|Delivered) .*\)$")
 _HTML_MARK = '<span class="timestamp">'
 _REPLIED = "This message responded to an earlier message."
-_REACTION = re.compile(r"^\S+(?:\(.*\))? by .+$")
+# "Loved by Sam", "Reacted 😀(...) by Sam": no "(" inside the brackets, so that a line of
+# "x(" repeated is read in linear time (".*" scanned the rest of it for each "(").
+_REACTION = re.compile(r"^\S+(?:\([^()]*\))? by .+$")
 _MISSING = ("Attachment missing!", "Attachment does not exist!")
 # What an attachment that was not copied is named by (its file name, or its path on the
 # Mac): the kinds of file people send in Messages.
