@@ -527,3 +527,24 @@ def test_signal_links_and_imessage_reactions_parse_in_linear_time(app, tmp_path)
         return folder
 
     assert _linear(make, 2_000) < 25  # here: about 10 after the fix; 60-100 before
+
+
+@pytest.mark.parametrize("shape", ["nested", "attachments"])
+def test_imessage_html_of_nested_tags_or_many_attachments_parses_in_linear_time(
+        shape, tmp_path):
+    """The page's parser walked its stack of open elements at every tag (50,000 nested
+    divs: over 20 s) and the message's attachments at every <img>."""
+    def make(n: int) -> Path:
+        folder = tmp_path / f"{shape}{n}"
+        folder.mkdir()
+        inner = {"nested": '<div class="x">' * n,
+                 "attachments": "".join(f'<img src="attachments/1/{i}.jpg">'
+                                        for i in range(n))}[shape]
+        (folder / "+15555550123.html").write_text(
+            '<div class="message"><div class="received"><span class="timestamp">'
+            'Mar 12, 2024  6:40:05 PM</span><span class="sender">Sam</span>'
+            f'<div class="message_part"><div class="attachment">{inner}</div></div>'
+            '</div></div>')
+        return folder
+
+    assert _linear(make, 2_000) < 25  # here: about 10 after the fix; 60-100 before
