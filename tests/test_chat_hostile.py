@@ -548,3 +548,38 @@ def test_imessage_html_of_nested_tags_or_many_attachments_parses_in_linear_time(
         return folder
 
     assert _linear(make, 2_000) < 25  # here: about 10 after the fix; 60-100 before
+
+
+def test_one_signal_chat_that_cannot_be_read_leaves_the_others(tmp_path):
+    """signal-export's output of two chats, one's data.json a link out of the export:
+    the whole export was refused (every chat lost); now that chat alone is, with the
+    reason, as Meta's threads and Telegram's chats are."""
+    from transcribe.chats import load
+
+    export = _copy_export(tmp_path, "signal")
+    shutil.copytree(export / "Sam", export / "Bob")
+    (tmp_path / "elsewhere.json").write_text('{"secret": 1}\n')
+    (export / "Bob" / "data.json").unlink()
+    (export / "Bob" / "data.json").symlink_to(tmp_path / "elsewhere.json")
+    bob, sam = load(export)
+    assert (bob.name, bob.messages) == ("Bob", [])
+    assert len(bob.problems) == 1 and "not a regular file inside the export" in bob.problems[0]
+    assert sam.name == "Sam" and len(sam.messages) == 8 and sam.problems == []
+
+
+@pytest.mark.parametrize("app", ["discord", "imessage-txt"])
+def test_one_discord_channel_or_imessage_conversation_unreadable_leaves_the_others(
+        app, tmp_path):
+    from transcribe.chats import load
+
+    export = _copy_export(tmp_path, app)
+    [page] = [p for p in export.iterdir() if p.is_file()]
+    (tmp_path / "elsewhere").write_text("Mar 12, 2024  6:40:05 PM\nEve\nsecret\n")
+    bad = export / f"A{page.name}"
+    bad.symlink_to(tmp_path / "elsewhere")
+    if app == "discord":  # a link is never recognised, so: a page that is not JSON
+        bad.unlink()
+        bad.write_text('{"guild": {"id": "0"}, "channel": {"id": "9"}, "messages": [' + "x")
+    bad_chat, good = sorted(load(export), key=lambda c: bool(c.messages))
+    assert bad_chat.messages == [] and len(bad_chat.problems) == 1, bad_chat
+    assert good.messages and good.problems == []

@@ -72,6 +72,20 @@ def holds(folder: Path, path: Path) -> bool:
         return False
 
 
+def one_by_one(paths: list[Path], parse_one, app: str) -> list[Chat]:
+    """The chats of an export of many, `parse_one(path)` each: one that cannot be read
+    as a whole (not JSON, a link out of the export) is an empty Chat saying why, and the
+    others come out (`load` refuses the export only when none has a message)."""
+    chats = []
+    for path in paths:
+        try:
+            chats.append(parse_one(path))
+        except InputError as e:
+            name = path.stem if path.suffix else path.name
+            chats.append(Chat(name=name, app=app, problems=[str(e)]))
+    return chats
+
+
 def has_voice_ext(name: str) -> bool:
     return name.lower().endswith(VOICE_EXT)
 

@@ -55,7 +55,10 @@ def parse(path: Path) -> list[Chat]:
         raise InputError(path, "no DiscordChatExporter JSON in it")
     chats: dict[str, Chat] = {}
     for f in sorted(files, key=_part_order):
-        key, chat = _parse_json(f)
+        try:
+            key, chat = _parse_json(f)
+        except InputError as e:  # that channel alone: the others come out
+            key, chat = str(f), Chat(name=f.stem, app=APP, problems=[str(e)])
         if key in chats:
             chats[key].messages.extend(chat.messages)
             chats[key].problems.extend(chat.problems)

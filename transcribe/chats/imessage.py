@@ -40,7 +40,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, head, read_text
+from .base import Chat, Message, attachment, has_voice_ext, head, one_by_one, read_text
 
 APP = "imessage"
 
@@ -79,8 +79,8 @@ def parse(path: Path) -> list[Chat]:
     if not files:
         raise InputError(path, "no imessage-exporter conversation (.txt or .html) in it")
     root = path.parent if path.is_file() else path
-    return [_parse_html(f, root) if f.suffix.lower() in (".html", ".htm")
-            else _parse_txt(f, root) for f in files]
+    return one_by_one(files, lambda f: _parse_html(f, root) if f.suffix.lower() in
+                      (".html", ".htm") else _parse_txt(f, root), APP)
 
 
 def _chat_files(folder: Path, first_only: bool = False) -> list[Path]:

@@ -31,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import UNREADABLE, Chat, Message, attachment, has_voice_ext, head, read_text
+from .base import (UNREADABLE, Chat, Message, attachment, has_voice_ext, head, one_by_one,
+                   read_text)
 
 APP = "signal"
 # chat.md since v2; signal-export v1 wrote index.md (the same lines, times without seconds)
@@ -71,7 +72,7 @@ def parse(path: Path) -> list[Chat]:
     folders = _chat_folders(path)
     if not folders:
         raise InputError(path, "no Signal chat in it (a folder with chat.md)")
-    return [_parse_chat(folder) for folder in folders]
+    return one_by_one(folders, _parse_chat, APP)
 
 
 def _chat_folders(folder: Path, first_only: bool = False) -> list[Path]:
