@@ -583,3 +583,13 @@ def test_one_discord_channel_or_imessage_conversation_unreadable_leaves_the_othe
     bad_chat, good = sorted(load(export), key=lambda c: bool(c.messages))
     assert bad_chat.messages == [] and len(bad_chat.problems) == 1, bad_chat
     assert good.messages and good.problems == []
+
+
+def test_a_chat_name_of_spaces_and_dots_gives_no_hidden_output():
+    """" .bashrc" (a title with a space before its dot) gave ".bashrc.transcribed.md": a
+    hidden file the user does not see, where the name promises no leading "."."""
+    from transcribe.chat_render import safe_name
+
+    for title in (" .bashrc", ". .x", " . ", "\u00a0.x"):
+        name = safe_name(title)
+        assert name and not name.startswith((".", " ", "\u00a0")), (title, name)

@@ -148,7 +148,8 @@ NAME_BYTES = 100
 def safe_name(name: str) -> str:
     """A chat's name as a file name: no "/", no control character, no leading ".", at
     most NAME_BYTES of UTF-8."""
-    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name).lstrip(".").strip()
+    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name)
+    safe = re.sub(r"^[\s.]+", "", safe)  # " .bashrc" too: no hidden file
     safe = safe.encode("utf-8", "surrogateescape")[:NAME_BYTES].decode("utf-8", "ignore")
     return safe.strip() or "chat"
 
