@@ -593,3 +593,28 @@ def test_a_chat_name_of_spaces_and_dots_gives_no_hidden_output():
     for title in (" .bashrc", ". .x", " . ", "\u00a0.x"):
         name = safe_name(title)
         assert name and not name.startswith((".", " ", "\u00a0")), (title, name)
+
+
+def test_a_zip_that_is_no_export_says_why_for_every_app(tmp_path):
+    """A Discord channel's JSON left out as a zip bomb, and a zip of a zip, were refused
+    with "no chat text (_chat.txt, WhatsApp Chat*.txt, result.json or messages.html)":
+    neither the reason nor the other apps' chat texts were named."""
+    from transcribe.chats import load
+    from transcribe.errors import InputError
+
+    bomb, nested = tmp_path / "bomb.zip", tmp_path / "nested.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("Direct Messages - Sam [1].json",
+                   '{"guild": {}, "channel": {"id": "1"}, "messages": [' + " " * (1 << 25)
+                   + "]}")
+    with zipfile.ZipFile(nested, "w") as z:
+        z.write(bomb, "facebook-zoe-2024-1.zip")
+    for archive, why in ((bomb, "zip bomb"), (nested, "facebook-zoe-2024-1.zip")):
+        with pytest.raises(InputError) as e:
+            load(archive, tmp_path / "work")
+        assert why in e.value.reason and "chat.md" in e.value.reason, e.value.reason
+    with pytest.raises(InputError) as e:
+        load(tmp_path / "work")  # a folder of no export: every app's chat text named
+    assert all(name in e.value.reason for name in ("_chat.txt", "result.json", "chat.md",
+                                                   "message_1.json", "DiscordChatExporter",
+                                                   "imessage-exporter")), e.value.reason
