@@ -618,3 +618,52 @@ def test_a_zip_that_is_no_export_says_why_for_every_app(tmp_path):
     assert all(name in e.value.reason for name in ("_chat.txt", "result.json", "chat.md",
                                                    "message_1.json", "DiscordChatExporter",
                                                    "imessage-exporter")), e.value.reason
+
+
+# Values a crafted (or an exporter's newer) JSON may hold where another type is expected.
+_ODD = [None, 0, -1, 1e308, float("inf"), float("nan"), 10 ** 30, True, "", "x", [], {},
+        [1], {"a": 1}, "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00",
+        "../../etc/passwd", "/etc/passwd", "<script>", "a\nb\x1b[2J\r"]
+
+
+def _mutate(value, rng):
+    """`value` with about one field in eight replaced by an odd value, at any depth."""
+    if isinstance(value, dict):
+        return {k: rng.choice(_ODD) if rng.random() < 0.12 else _mutate(v, rng)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [rng.choice(_ODD) if rng.random() < 0.1 else _mutate(v, rng) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("app", ["discord", "messenger", "signal", "telegram-account"])
+def test_json_field_fuzz_of_each_app_is_read_or_refused_never_a_crash(app, tmp_path):
+    """Seeded: each app's fixture JSON with fields swapped for odd values is read (the odd
+    messages warnings) or refused with an InputError, and every chat read renders in
+    md, txt and json. It found Discord's and Meta's exit 70s fixed above."""
+    import random
+
+    from transcribe.chats import load
+    from transcribe.errors import InputError
+
+    export = _copy_export(tmp_path, app)
+    pages = sorted(p for p in export.rglob("*.json"))
+    originals = {p: p.read_text(encoding="utf-8") for p in pages}
+    started = time.monotonic()
+    for seed in range(40):
+        rng = random.Random(seed)
+        for page, text in originals.items():
+            if page.name == "data.json":  # Signal: one JSON object a line
+                lines = [json.dumps(_mutate(json.loads(line), rng))
+                         for line in text.splitlines()]
+                page.write_text("\n".join(lines), encoding="utf-8")
+            else:
+                page.write_text(json.dumps(_mutate(json.loads(text), rng)), encoding="utf-8")
+        try:
+            chats = load(export)
+        except InputError:
+            continue
+        _render_all(chats)
+        assert all(isinstance(m.text, str) and isinstance(m.sender, (str, type(None)))
+                   for c in chats for m in c.messages), seed
+    assert time.monotonic() - started < 60  # here: under 2 s
