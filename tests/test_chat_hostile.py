@@ -471,15 +471,17 @@ def _telegram_two_pages(tmp_path: Path) -> Path:
     return export
 
 
-@pytest.mark.parametrize("case", ["meta page 2", "telegram page 2", "signal chat.md",
-                                  "discord part 2"])
+@pytest.mark.parametrize("case", ["meta page 2", "meta page 2 beside page 1",
+                                  "telegram page 2", "signal chat.md", "discord part 2"])
 def test_output_onto_another_page_of_the_export_is_refused(case, tmp_path, home):
     """`--output thread/message_2.json` (and Telegram's messages2.html, a Discord
     channel's "[part 2].json", Signal's chat.md beside the data.json read) overwrote a
     page of the user's export with the conversation: only the first page was checked."""
-    if case == "meta page 2":
+    if case.startswith("meta page 2"):
         export = _meta_two_pages(tmp_path)
         victim = export / "message_2.json"
+        if case.endswith("page 1"):  # the chat's first page given: its others are read
+            export = export / "message_1.json"
     elif case == "telegram page 2":
         export = _telegram_two_pages(tmp_path)
         victim = export / "messages2.html"
@@ -502,9 +504,10 @@ def test_output_onto_another_page_of_the_export_is_refused(case, tmp_path, home)
     assert out.returncode == 2, out.stderr
     assert str(victim) in out.stderr and "Traceback" not in out.stderr
     assert victim.read_bytes() == before
-    again = _chat(home, str(export), "--output", str(export / "mine.transcribed.md"))
+    folder = export if export.is_dir() else export.parent
+    again = _chat(home, str(export), "--output", str(folder / "mine.transcribed.md"))
     assert again.returncode == 0, again.stderr
-    assert (export / "mine.transcribed.md").is_file()
+    assert (folder / "mine.transcribed.md").is_file()
 
 
 @pytest.mark.parametrize("app", ["signal links", "imessage reactions"])
@@ -667,3 +670,23 @@ def test_json_field_fuzz_of_each_app_is_read_or_refused_never_a_crash(app, tmp_p
         assert all(isinstance(m.text, str) and isinstance(m.sender, (str, type(None)))
                    for c in chats for m in c.messages), seed
     assert time.monotonic() - started < 60  # here: under 2 s
+
+
+@pytest.mark.parametrize("given", ["zip", "chat text"])
+def test_output_onto_an_earlier_output_beside_a_zip_or_chat_text_is_allowed(given, tmp_path,
+                                                                          home):
+    """What is beside a zip is no part of it, and WhatsApp reads one chat text: the same
+    `--output notes.txt` again replaces the earlier one (it was refused as a page of the
+    export, WhatsApp taking any .txt for a chat)."""
+    export = tmp_path / "wa"
+    export.mkdir()
+    (export / TEXT).write_text("12/03/2024, 18:44 - Sam: hi\n")
+    archive = tmp_path / "wa.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(export / TEXT, TEXT)
+    source, folder = (archive, tmp_path) if given == "zip" else (export / TEXT, export)
+    earlier = folder / "notes.txt"
+    earlier.write_text("2024-03-12 18:44 Sam: the earlier output\n")
+    out = _chat(home, str(source), "--format", "txt", "--output", str(earlier))
+    assert out.returncode == 0, out.stderr
+    assert earlier.read_text() == "2024-03-12 18:44 Sam: hi\n"

@@ -174,13 +174,15 @@ def _in_export(target: Path, export: Path) -> bool:
     it was read from: a second page (message_2.json, messages2.html, "[part 2].json"),
     Signal's chat.md beside the data.json read. In a folder export, every file but
     an earlier output of ours ("*.transcribed.*"); beside a chat text given alone, a
-    chat text some app reads."""
+    page some app reads (not beside a zip, which holds all of its export, and not a
+    .txt taken by WhatsApp alone: it reads the one chat text given)."""
     if ".transcribed." in target.name:
         return False
     if export.is_dir():
         return target.is_relative_to(export)
-    return target.parent == export.parent and any(app.recognise(target)
-                                                   for app in chats.APPS)
+    if export.suffix.lower() == ".zip" or target.parent != export.parent:
+        return False
+    return any(app.recognise(target) for app in chats.APPS if app.APP != "whatsapp")
 
 
 def _write(out: Path, text: str, kept: bool) -> None:
