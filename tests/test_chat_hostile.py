@@ -690,3 +690,23 @@ def test_output_onto_an_earlier_output_beside_a_zip_or_chat_text_is_allowed(give
     out = _chat(home, str(source), "--format", "txt", "--output", str(earlier))
     assert out.returncode == 0, out.stderr
     assert earlier.read_text() == "2024-03-12 18:44 Sam: hi\n"
+
+
+def test_a_discord_sticker_is_a_media_line_not_an_empty_message(tmp_path):
+    """DiscordChatExporter keeps a sticker in "stickers" (name, sourceUrl), not in
+    "attachments": a sticker sent alone came out as an empty message."""
+    from transcribe.chats import load
+
+    export = tmp_path / "discord"
+    export.mkdir()
+    (export / "Direct Messages - Sam [1].json").write_text(json.dumps({
+        "guild": {"id": "0", "name": "Direct Messages"}, "channel": {"id": "1", "name": "Sam"},
+        "messages": [{"id": "2", "type": "Default", "timestamp": "2024-03-12T18:40:05+00:00",
+                      "content": "", "author": {"name": "sam", "nickname": "Sam"},
+                      "attachments": [], "stickers": [
+                          {"id": "3", "name": "Wave", "format": "Png",
+                           "sourceUrl": "https://media.discordapp.net/stickers/3.png"}]}]}))
+    [chat] = load(export)
+    [message] = chat.messages
+    assert (message.kind, message.omitted) == ("media", True)
+    assert "Wave" in message.text

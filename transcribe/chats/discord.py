@@ -141,12 +141,19 @@ def _messages(item: dict, folder: Path) -> list[Message]:
     if kind in _SYSTEM:
         return [Message(time, sender, "system", content)]
     files = item.get("attachments") or []
-    messages = [Message(time, sender, "text", content)] if content or not files else []
+    stickers = item.get("stickers") or []
+    messages = [Message(time, sender, "text", content)] \
+        if content or not (files or stickers) else []
     for file in files:
         name = str(file.get("fileName") or "")
         path, omitted = _attachment(str(file.get("url") or ""), folder)
         kind = "voice" if _is_voice(name) else "media"
         messages.append(Message(time, sender, kind, name, attachment=path, omitted=omitted))
+    for sticker in stickers:  # {"name", "sourceUrl"}: downloaded with --media
+        path, omitted = _attachment(str(sticker.get("sourceUrl") or ""), folder)
+        label = f"sticker {sticker.get('name') or ''}".strip()
+        messages.append(Message(time, sender, "media", label, attachment=path,
+                                omitted=omitted))
     return messages
 
 
