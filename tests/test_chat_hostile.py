@@ -710,3 +710,22 @@ def test_a_discord_sticker_is_a_media_line_not_an_empty_message(tmp_path):
     [message] = chat.messages
     assert (message.kind, message.omitted) == ("media", True)
     assert "Wave" in message.text
+
+
+def test_a_signal_sticker_in_data_json_is_its_emoji_as_in_chat_md(tmp_path):
+    """sigexport's data.json keeps a sticker in "sticker" ({"emoji": ...}); chat.md writes
+    its emoji; read from data.json, a sticker sent alone was an empty message."""
+    from transcribe.chats import load
+
+    chat = tmp_path / "signal" / "Sam"
+    chat.mkdir(parents=True)
+    (chat / "chat.md").write_text("[2024-03-12 18:40:05] Sam: \n(( 👋 ))\n")
+    (chat / "data.json").write_text(json.dumps({
+        "date": "2024-03-12T18:40:05", "sender": "Sam", "body": "", "quote": "",
+        "sticker": {"id": "1", "packId": "p", "packKey": "k", "emoji": "👋",
+                    "extension": None}, "reactions": [], "attachments": [],
+        "deleted": False, "call": False, "missed": False}) + "\n")
+    [from_json] = load(tmp_path / "signal")
+    (chat / "data.json").unlink()
+    [from_md] = load(tmp_path / "signal")
+    assert [m.text for m in from_json.messages] == [m.text for m in from_md.messages] == ["👋"]

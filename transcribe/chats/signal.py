@@ -127,6 +127,9 @@ def _json_messages(item: dict, folder: Path) -> list[Message]:
     time = _time(datetime.fromisoformat(item["date"]))
     sender = item.get("sender") or None
     body = _body(item.get("body") or "")
+    sticker = item.get("sticker")
+    if isinstance(sticker, dict):  # chat.md writes its emoji (sigexport's Sticker.label)
+        body = "\n".join(filter(None, (body, sticker.get("emoji") or "sticker")))
     if item.get("deleted"):
         body = "(This message was deleted)"
     if item.get("call"):
