@@ -148,7 +148,8 @@ NAME_BYTES = 100
 def safe_name(name: str) -> str:
     """A chat's name as a file name: no "/", no control character, no leading ".", at
     most NAME_BYTES of UTF-8."""
-    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name).lstrip(".").strip()
+    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name)
+    safe = re.sub(r"^[\s.]+", "", safe)  # " .bashrc" too: no hidden file
     safe = safe.encode("utf-8", "surrogateescape")[:NAME_BYTES].decode("utf-8", "ignore")
     return safe.strip() or "chat"
 
@@ -159,12 +160,29 @@ def _refuse_export_files(out: Path, export: Path, conv) -> None:
     own = [export, conv.source] + [m.attachment for m in conv.messages if m.attachment]
     try:
         target = out.resolve()
-        hit = any(p is not None and p.resolve() == target for p in own)
+        hit = any(p is not None and p.resolve() == target for p in own) or \
+            (target.is_file() and _in_export(target, export.resolve()))
     except OSError:
         return
     if hit:
         raise SettingsError(f"--output {out}: that is a file of the export itself; "
                             "choose another name (the export is never changed)")
+
+
+def _in_export(target: Path, export: Path) -> bool:
+    """Whether the existing file `target` is part of the export, not only the chat text
+    it was read from: a second page (message_2.json, messages2.html, "[part 2].json"),
+    Signal's chat.md beside the data.json read. In a folder export, every file but
+    an earlier output of ours ("*.transcribed.*"); beside a chat text given alone, a
+    page some app reads (not beside a zip, which holds all of its export, and not a
+    .txt taken by WhatsApp alone: it reads the one chat text given)."""
+    if ".transcribed." in target.name:
+        return False
+    if export.is_dir():
+        return target.is_relative_to(export)
+    if export.suffix.lower() == ".zip" or target.parent != export.parent:
+        return False
+    return any(app.recognise(target) for app in chats.APPS if app.APP != "whatsapp")
 
 
 def _write(out: Path, text: str, kept: bool) -> None:

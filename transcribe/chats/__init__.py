@@ -81,8 +81,10 @@ def _some_message(chats: list[Chat], export: Path) -> None:
     raise InputError(export, f"no message could be read: {problems[0]}{more}")
 
 
-_NOT_AN_EXPORT = ("no chat text (_chat.txt, WhatsApp Chat*.txt, result.json or "
-                  "messages.html)")
+_NOT_AN_EXPORT = ("no chat export in it: none of WhatsApp's _chat.txt, Telegram's result.json "
+                  "or messages.html, Signal's chat.md (signal-export), Instagram's or "
+                  "Messenger's message_1.json, a DiscordChatExporter .json, an "
+                  "imessage-exporter .txt or .html")
 
 
 def _find(path: Path) -> tuple[ModuleType, Path] | None:
@@ -117,8 +119,9 @@ def _load_zip(export: Path, workdir: Path) -> list[Chat]:
     try:
         chats = _load_found(target)
     except InputError as e:  # name the zip, not the folder it was unpacked into
+        why = f"{e.reason} ({skipped[0]})" if skipped else e.reason
         raise InputError(_in_zip(e.path, target, export),
-                         _in_zip(e.reason, target, export)) from None
+                         _in_zip(why, target, export)) from None
     if chats:
         chats[0].problems[:0] = skipped
     for chat in chats:
@@ -223,6 +226,9 @@ def _chosen(export: Path, infos: list[zipfile.ZipInfo], skipped: list[str]
                            "out (the first is read)")
             continue
         seen.add(info.filename)
+        if info.filename.lower().endswith(".zip"):
+            skipped.append(f"{export}/{info.filename}: a zip inside the zip, not opened "
+                           "(unpack it, and give its own export)")
         if _read(info) and info.file_size > max(_RATIO_FLOOR,
                                                  _RATIO * max(info.compress_size, 1)):
             skipped.append(f"{export}/{info.filename}: left out: it would unpack to "

@@ -38,6 +38,19 @@ class Message:
     attachment: Path | None = None  # the file in the export (voice and media)
     omitted: bool = False  # named by the chat, but not in the export
 
+    def __post_init__(self) -> None:
+        """A sender or text of another type (a number, a list in a crafted JSON) is its
+        message's problem (see UNREADABLE), not the renderer's or the store's."""
+        if not isinstance(self.text, str) or not isinstance(self.sender, (str, type(None))):
+            raise TypeError("a sender or text that is not a string")
+
+
+# What reading one message of an export can raise: a field missing or of another type,
+# a date no calendar holds ("9999-12-31T23:59:59-12:00" in local time, a year of 20
+# digits, a number of 1e400). An app's per-message code catches these and says so in
+# chat.problems; the other messages come out.
+UNREADABLE = (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError)
+
 
 @dataclass
 class Chat:
@@ -57,6 +70,20 @@ def holds(folder: Path, path: Path) -> bool:
         return path.resolve().is_relative_to(folder.resolve()) and path.is_file()
     except (OSError, ValueError):  # a name too long, a NUL in it
         return False
+
+
+def one_by_one(paths: list[Path], parse_one, app: str) -> list[Chat]:
+    """The chats of an export of many, `parse_one(path)` each: one that cannot be read
+    as a whole (not JSON, a link out of the export) is an empty Chat saying why, and the
+    others come out (`load` refuses the export only when none has a message)."""
+    chats = []
+    for path in paths:
+        try:
+            chats.append(parse_one(path))
+        except InputError as e:
+            name = path.stem if path.suffix else path.name
+            chats.append(Chat(name=name, app=app, problems=[str(e)]))
+    return chats
 
 
 def has_voice_ext(name: str) -> bool:

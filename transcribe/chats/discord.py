@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, head, phone_call, read_json
+from .base import (UNREADABLE, Chat, Message, attachment, has_voice_ext, head, phone_call,
+                   read_json)
 
 APP = "discord"
 
@@ -54,7 +55,10 @@ def parse(path: Path) -> list[Chat]:
         raise InputError(path, "no DiscordChatExporter JSON in it")
     chats: dict[str, Chat] = {}
     for f in sorted(files, key=_part_order):
-        key, chat = _parse_json(f)
+        try:
+            key, chat = _parse_json(f)
+        except InputError as e:  # that channel alone: the others come out
+            key, chat = str(f), Chat(name=f.stem, app=APP, problems=[str(e)])
         if key in chats:
             chats[key].messages.extend(chat.messages)
             chats[key].problems.extend(chat.problems)
@@ -95,7 +99,7 @@ def _parse_json(path: Path) -> tuple[str, Chat]:
     for n, item in enumerate(data["messages"], start=1):
         try:
             chat.messages.extend(_messages(item, path.parent))
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
+        except UNREADABLE as e:
             why = f"no {e}" if isinstance(e, KeyError) else str(e)
             chat.problems.append(f"{path}: message {n}: {why}")
     return _field(data, "channel", "id") or str(path), chat
@@ -137,12 +141,19 @@ def _messages(item: dict, folder: Path) -> list[Message]:
     if kind in _SYSTEM:
         return [Message(time, sender, "system", content)]
     files = item.get("attachments") or []
-    messages = [Message(time, sender, "text", content)] if content or not files else []
+    stickers = item.get("stickers") or []
+    messages = [Message(time, sender, "text", content)] \
+        if content or not (files or stickers) else []
     for file in files:
         name = str(file.get("fileName") or "")
         path, omitted = _attachment(str(file.get("url") or ""), folder)
         kind = "voice" if _is_voice(name) else "media"
         messages.append(Message(time, sender, kind, name, attachment=path, omitted=omitted))
+    for sticker in stickers:  # {"name", "sourceUrl"}: downloaded with --media
+        path, omitted = _attachment(str(sticker.get("sourceUrl") or ""), folder)
+        label = f"sticker {sticker.get('name') or ''}".strip()
+        messages.append(Message(time, sender, "media", label, attachment=path,
+                                omitted=omitted))
     return messages
 
 

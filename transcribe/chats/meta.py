@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, holds, local_time, phone_call, read_json
+from .base import UNREADABLE, Chat, Message, holds, local_time, phone_call, read_json
 
 APP = "messenger"
 INSTAGRAM = "instagram"
@@ -123,7 +123,7 @@ def _parse_thread(thread: Path, root: Path) -> Chat:
     for page, n, item in reversed(items):  # newest first, in each page and across them
         try:
             chat.messages.extend(_messages(item, thread, root))
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
+        except UNREADABLE as e:
             why = f"no {e}" if isinstance(e, KeyError) else str(e)
             chat.problems.append(f"{page}: message {n}: {why}")
     return chat

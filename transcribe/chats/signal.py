@@ -31,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Chat, Message, attachment, has_voice_ext, head, read_text
+from .base import (UNREADABLE, Chat, Message, attachment, has_voice_ext, head, one_by_one,
+                   read_text)
 
 APP = "signal"
 # chat.md since v2; signal-export v1 wrote index.md (the same lines, times without seconds)
@@ -39,7 +40,10 @@ CHAT_TEXTS = ("chat.md", "index.md")
 CHAT_JSON = "data.json"
 
 _START = re.compile(r"^\[(\d{4}-\d{2}-\d{2}),? (\d{2}:\d{2}(?::\d{2})?)\] (.*?): ?(.*)$")
-_LINK = re.compile(r"!?\[([^\]]*)\]\((?:\./)?([^)]*)\) *")
+# A link's label and path are a file's name (at most 255 bytes) and media/ before it:
+# bounded, and on one line, so that a message of "[](" repeated is read in linear time
+# (unbounded, each "[" scanned the rest of the message for its ")": 60 kB took 11 s).
+_LINK = re.compile(r"!?\[([^\]\n]{0,512})\]\((?:\./)?([^)\n]{0,512})\) *")
 _NOT_EXPORTED = re.compile(r"\((media|attachment) not exported\) *")
 _REACTIONS = re.compile(r"^\(- .* -\)$")
 _STICKER = re.compile(r"^\(\( (.*) \)\)$")
@@ -68,7 +72,7 @@ def parse(path: Path) -> list[Chat]:
     folders = _chat_folders(path)
     if not folders:
         raise InputError(path, "no Signal chat in it (a folder with chat.md)")
-    return [_parse_chat(folder) for folder in folders]
+    return one_by_one(folders, _parse_chat, APP)
 
 
 def _chat_folders(folder: Path, first_only: bool = False) -> list[Path]:
@@ -110,7 +114,7 @@ def _parse_json(folder: Path, path: Path) -> Chat:
             continue
         try:
             chat.messages.extend(_json_messages(json.loads(line), folder))
-        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
+        except UNREADABLE as e:
             chat.problems.append(f"{path}:{n}: {e}")
     if not chat.messages and chat.problems:  # not sigexport's JSON at all: try the text
         md = _parse_md(folder, _chat_text(folder) or folder / CHAT_TEXTS[0])
@@ -123,6 +127,9 @@ def _json_messages(item: dict, folder: Path) -> list[Message]:
     time = _time(datetime.fromisoformat(item["date"]))
     sender = item.get("sender") or None
     body = _body(item.get("body") or "")
+    sticker = item.get("sticker")
+    if isinstance(sticker, dict):  # chat.md writes its emoji (sigexport's Sticker.label)
+        body = "\n".join(filter(None, (body, sticker.get("emoji") or "sticker")))
     if item.get("deleted"):
         body = "(This message was deleted)"
     if item.get("call"):

@@ -46,8 +46,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import InputError
-from .base import (Chat, Message, head, holds, local_time, phone_call, read_json, read_text,
-                   tags_only)
+from .base import (UNREADABLE, Chat, Message, head, holds, local_time, phone_call, read_json,
+                   read_text, tags_only)
 
 APP = "telegram"
 _JSON_HEAD = re.compile(r'"date(?:_unixtime)?"\s*:')
@@ -127,15 +127,11 @@ def _chat(data: dict, path: Path, name: str, where: str) -> Chat:
     chat = Chat(name=name, app=APP, source=path)
     for n, item in enumerate(data.get("messages", []), start=1):
         try:
-            chat.messages.append(_telegram_message(item, path.parent))
-        except _UNREADABLE as e:
+            chat.messages.append(_read_message(item, path.parent))
+        except UNREADABLE as e:
             chat.problems.append(f"{where}message {n}{_id(item)}: {_why(e)}")
     return chat
 
-
-# What a message of a wrong shape raises: a missing key, a wrong type, a number too big
-# ("duration_seconds": 1e400 is inf), a date out of range.
-_UNREADABLE = (KeyError, ValueError, TypeError, AttributeError, OverflowError)
 
 
 def _id(item) -> str:
@@ -147,13 +143,6 @@ def _why(e: Exception) -> str:
     if isinstance(e, KeyError):
         return f"no {e.args[0]!r}"
     return str(e) or type(e).__name__
-
-
-def _telegram_message(item: dict, folder: Path) -> Message:
-    message = _read_message(item, folder)
-    if not isinstance(message.text, str) or not isinstance(message.sender, (str, type(None))):
-        raise TypeError("a sender or text that is not a string")
-    return message
 
 
 def _read_message(item: dict, folder: Path) -> Message:
