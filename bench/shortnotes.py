@@ -101,6 +101,8 @@ def short_notes(whisper, real: list[tuple[Path, str, str]], work: Path
     under SHORT_S seconds, written as WAV files into `work`."""
     from transcribe.audio import decode
 
+    from .run import _write
+
     work.mkdir(parents=True, exist_ok=True)
     out = []
     for path, reference, language in real:
@@ -152,17 +154,6 @@ def _quietest(samples: np.ndarray, at: float) -> float:
         return at
     quietest = int(np.argmin((frames ** 2).mean(axis=1)))
     return (first + quietest * hop + hop // 2) / SAMPLE_RATE
-
-
-def _write(path: Path, samples: np.ndarray) -> Path:
-    import wave
-
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def _duration(path: Path) -> float:
