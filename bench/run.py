@@ -4,13 +4,14 @@
     python -m bench --quick         # fewer repeats and a 12-note backlog
     python -m bench --only warm,accuracy
     python -m bench --memory        # only long notes' memory and speed (bench/memory.py)
+    python -m bench --bigstore      # only search and the inbox at 50,000 notes (bench/bigstore.py)
 
 The cold-CLI section compares with whisper-ctranslate2 when it is on PATH or
 named by WHISPER_CTRANSLATE2 (it pins its own faster-whisper, so a venv of its
 own is best: `python -m venv /tmp/wct && /tmp/wct/bin/pip install whisper-ctranslate2`).
 
 Sections: warm per-note latency, cold CLI, backlog throughput, accuracy (WER),
-short notes (WER and run-to-run changes on notes under 3 s, `shortnotes.py`), peak memory, long notes (1 to 180 minutes). Contenders are interleaved and medians reported. The table goes
+short notes (WER and run-to-run changes on notes under 3 s, `shortnotes.py`), peak memory, long notes (1 to 180 minutes), a big store (50,000 notes). Contenders are interleaved and medians reported. The table goes
 to stdout and the numbers to bench/results/<time>.json.
 """
 
@@ -50,12 +51,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only",
-                        default="warm,cold,backlog,accuracy,shortnotes,memory,long")
+                        default="warm,cold,backlog,accuracy,shortnotes,memory,long,bigstore")
     parser.add_argument("--memory", action="store_true",
                         help="only the long-note section (bench/memory.py)")
     parser.add_argument("--minutes", default="1,10,60,180", help="long-note lengths")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--backlog", type=int)
+    parser.add_argument("--bigstore", action="store_true",
+                        help="only search and the inbox in a big store (bench/bigstore.py)")
+    parser.add_argument("--notes", type=int, help="notes in the big store (default: 50000)")
     parser.add_argument("--watcher", action="store_true",
                         help="only the watcher's idle CPU and latency (bench/watcher.py)")
     args = parser.parse_args()
@@ -66,7 +70,8 @@ def main() -> None:
         return
     repeats = args.repeats or (2 if args.quick else 5)
     backlog = args.backlog or (12 if args.quick else 50)
-    sections = {"long"} if args.memory else set(args.only.split(","))
+    sections = {"long"} if args.memory else {"bigstore"} if args.bigstore else \
+        set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="transcribe-bench-"))
     os.environ.setdefault("TRANSCRIBE_HOME", str(work / "home"))
     results: dict = {"time": datetime.now().isoformat(timespec="seconds"),
@@ -97,6 +102,11 @@ def main() -> None:
             from .memory import run as long_notes
 
             results["long"] = long_notes(work, [int(m) for m in args.minutes.split(",")])
+        if "bigstore" in sections:
+            from . import bigstore
+
+            results["bigstore"] = bigstore.run(transcriber, work, args.notes or bigstore.NOTES,
+                                               repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "bench" / "results"

@@ -884,11 +884,19 @@ def devices_command(argv: list[str]) -> int:
 def search_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="transcribe search",
-        description='Search every kept transcript. Words match with or without accents; '
-                    '"quoted phrases", AND, OR, NOT and prefix* work.')
+        description='Search every kept transcript, best matches first, a page at a time. '
+                    'Words match with or without accents; "quoted phrases", AND, OR, NOT and '
+                    'prefix* work. How many notes match, and how to see the next page, goes '
+                    'to stderr.')
     parser.add_argument("words", nargs="+")
-    parser.add_argument("--json", action="store_true", help="one JSON object per match")
-    parser.add_argument("-n", "--limit", type=int, default=20)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per match, each with the total of matches and "
+                             "this page's offset and limit")
+    parser.add_argument("-n", "--limit", type=_not_negative, default=20,
+                        help="matches per page (default: 20; 0: only say how many match)")
+    parser.add_argument("--offset", type=_not_negative, default=0,
+                        help="skip this many of the best matches: the next page starts at "
+                             "the last one's offset + limit")
     parser.add_argument("--chat", metavar="NAME",
                         help="only voice notes of this chat (`transcribe chat`), any case")
     parser.add_argument("--from", dest="sender", metavar="NAME",
@@ -899,28 +907,53 @@ def search_command(argv: list[str]) -> int:
     from .settings import Settings
     from .store import HIGHLIGHT, Store, readable
 
+    query = " ".join(args.words)
     store = Store.open_default(Settings.load().paths.data_dir)
     try:
-        hits = store.search(" ".join(args.words), limit=args.limit, chat=args.chat,
-                            sender=args.sender)
+        total = store.count_matches(query, chat=args.chat, sender=args.sender)
+        hits = store.search(query, limit=args.limit, offset=args.offset, chat=args.chat,
+                            sender=args.sender) if total else []
     finally:
         store.close()
     tty = sys.stdout.isatty() and not args.json
     start, end = ("\x1b[1;33m", "\x1b[0m") if tty else ("**", "**")
+    page = {"total": total, "offset": args.offset, "limit": args.limit}
     for hit in hits:
         snippet = hit.snippet.replace(HIGHLIGHT[0], start).replace(HIGHLIGHT[1], end)
         if args.json:
             utf8 = readable(hit.job.path) == hit.job.path  # else \u-escape the bytes
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
                               "app": hit.job.app, "chat": hit.job.chat,
-                              "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id},
-                             ensure_ascii=not utf8))
+                              "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id,
+                              **page}, ensure_ascii=not utf8))
         else:
             print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'}){_chat_of(hit.job)}"
                   f"\n    {snippet}")
-    if not hits:
-        print("no matches", file=sys.stderr)
+    sys.stdout.flush()  # the matches, then what they were of
+    print(_matches_shown(total, args.offset, len(hits), args.limit), file=sys.stderr)
     return EXIT_OK
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
+    return value
+
+
+def _matches_shown(total: int, offset: int, shown: int, limit: int) -> str:
+    """ "matches 21-40 of 1,204; the next 20: --offset 40", "3 matches", "no matches"."""
+    if not total:
+        return "no matches"
+    count = f"{total:,} match{'es' if total != 1 else ''}"
+    if not shown:
+        return f"{count}; none past --offset {offset}" if offset else count
+    if shown == total:
+        return count
+    said = f"matches {offset + 1:,}-{offset + shown:,} of {total:,}"
+    if offset + shown < total:
+        said += f"; the next {min(limit, total - offset - shown):,}: --offset {offset + shown}"
+    return said
 
 
 def _chat_of(job) -> str:
@@ -943,15 +976,27 @@ def tui_command(argv: list[str]) -> int:
 def chat_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="transcribe chat",
-        description="A WhatsApp or Telegram export with every voice note transcribed in place.",
+        description="A chat export with every voice note transcribed in place: WhatsApp "
+                    "(.zip, .txt or folder), Telegram (a chat's or the whole account's "
+                    "export folder, result.json or messages.html).",
         conflict_handler="resolve")
     add_transcribe_options(parser)
-    parser.add_argument("export", type=Path, help="WhatsApp .zip, .txt or folder; Telegram "
-                                                  "export folder or result.json")
-    parser.add_argument("--output", help="where the conversation goes (default: "
-                                         "CHAT.transcribed.md beside the export; - for stdout)")
-    parser.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
-                        default="md", help="md (default), txt, or json: one object per message")
+    parser.add_argument("export", type=Path, help="the export: a .zip, a folder or its chat "
+                                                  "text")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", help="the conversation's file (one chat), or - for stdout "
+                                      "(default: CHAT.transcribed.md beside the export)")
+    out.add_argument("-o", "--output-dir", type=Path,
+                     help="write the conversations into this folder instead (created), "
+                          "named after their chats")
+    out.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
+                     default="md", help="md (default), txt, or json: one object per message")
+    out.add_argument("--json", dest="chat_format", action="store_const", const="json",
+                     help="same as --format json")
+    parser.add_argument("--word-timestamps", action="store_true", default=None,
+                        help=argparse.SUPPRESS)  # a transcript's option: not a chat's
+    parser.add_argument("--name", help="only this chat of an export holding several (a "
+                                       "whole Telegram account's), any case")
     parser.add_argument("--since", help="only messages from this date on (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)

@@ -128,6 +128,14 @@ SCHEMA += "".join(_TRANSCRIPT_TABLE.format(table=table)
 # before version 2 kept only the last one made, whatever its task, in `transcripts`;
 # opening one moves its translations over.
 SCHEMA_VERSION = 2
+# The inbox's order, newest sent first (`Store.inbox`): with these its first page is read
+# in 1 ms at 50,000 notes; without them every note was joined and sorted (100 ms, 2 busy
+# cores; `python -m bench --bigstore`). Made after `_migrate`, which adds `chat`.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_inbox ON jobs(COALESCE(sent_at, ''), created_at);
+CREATE INDEX IF NOT EXISTS jobs_chat_inbox ON jobs(chat, COALESCE(sent_at, ''), created_at)
+    WHERE chat IS NOT NULL;
+"""
 TABLES = {"transcribe": "transcripts", "translate": "translations"}
 
 
@@ -156,6 +164,7 @@ class Hit:
     job: "Job"
     snippet: str  # with the matches between HIGHLIGHT marks
     rank: float
+    summary: dict | None = None  # as `Store.inbox` gives it: language, duration, engine...
 
 
 HIGHLIGHT = ("\x02", "\x03")
@@ -226,6 +235,7 @@ class Store:
         with self._lock:
             self._db.executescript(SCHEMA)
             self._migrate()
+            self._db.executescript(INDEXES)
 
     def _migrate(self) -> None:
         """Bring a store made by an older version up to this one, in place."""
@@ -243,10 +253,13 @@ class Store:
             db.execute("DELETE FROM transcripts WHERE json_extract(data, '$.task') = 'translate'")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def set_chat(self, job_id: int, chat: str, sender: str | None) -> None:
-        """Which chat a voice note came from, and who sent it."""
+    def set_chat(self, job_id: int, chat: str, sender: str | None, *,
+                 sent_at: str | None = None, app: str | None = None) -> None:
+        """Which chat a voice note came from, and who sent it; given, when it was sent and
+        from which app (a note kept before its chat was imported has the file's time)."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET chat=?, sender=? WHERE id=?", (chat, sender, job_id))
+            db.execute("UPDATE jobs SET chat=?, sender=?, sent_at=coalesce(?, sent_at), "
+                       "app=coalesce(?, app) WHERE id=?", (chat, sender, sent_at, app, job_id))
 
     @classmethod
     def open_default(cls, data_dir: Path) -> "Store":
@@ -535,56 +548,97 @@ class Store:
             counts[row["state"]] = row["n"]
         return counts
 
-    def search(self, query: str, limit: int = 50, *, chat: str | None = None,
+    def search(self, query: str, limit: int = 50, *, offset: int = 0, chat: str | None = None,
                sender: str | None = None) -> list[Hit]:
-        """Full-text search over every transcript, best matches first, diacritics folded;
-        only the voice notes of one chat, or of one sender, when named (any case)."""
+        """One page of a full-text search over every transcript: the notes ranked
+        `offset` to `offset + limit`, best matches first, diacritics folded; only the
+        voice notes of one chat, or of one sender, when named (any case). A note whose
+        transcript and translation both match is one match, at its better rank; ties
+        go by job id, so consecutive pages never share or skip a note
+        (`count_matches` says how many there are)."""
         fts = fts_query(query)
         if not fts:
             return []
-        start, end = HIGHLIGHT
-        where = "".join(f" AND casefold(j.{column}) = casefold(:{column})"
-                        for column, value in (("chat", chat), ("sender", sender))
-                        if value is not None)
-        matches = " UNION ALL ".join(
-            f"SELECT rowid AS job_id, snippet({t}_fts, 0, :start, :end, '…', 12) AS snippet, "
-            f"bm25({t}_fts) AS rank FROM {t}_fts WHERE {t}_fts MATCH :fts"
-            for t in TABLES.values())
+        where, args = _note_filter(chat, sender)
+        filtered = f"JOIN jobs j ON j.id = best.job_id WHERE 1{where}" if where else ""
+        # Only the page's notes are joined to their jobs and transcripts, and only theirs
+        # get a snippet: at 50,000 notes a common word matches most of them.
+        rows = self._matching(
+            query,
+            f"WITH {_matches(fts_rank=True)}, "
+            "best AS (SELECT job_id, tbl, MIN(rank) AS rank FROM matches GROUP BY job_id), "
+            f"page AS (SELECT best.* FROM best {filtered} "
+            "ORDER BY best.rank, best.job_id LIMIT :limit OFFSET :offset) "
+            f"SELECT j.*, page.tbl, page.rank, {_EITHER} FROM page JOIN jobs j ON j.id = "
+            f"page.job_id {_TRANSCRIPTS_JOIN} ORDER BY page.rank, page.job_id",
+            {**args, "fts": fts, "limit": max(0, limit), "offset": max(0, offset)})
+        snippets = self._snippets(fts, rows)
+        # (a transcript replaced between the two reads has no snippet: "", until the
+        # next search)
+        return [Hit(_job(r), snippets.get((r["tbl"], r["id"]), ""), r["rank"], _summary(r))
+                for r in rows]
+
+    def count_matches(self, query: str, *, chat: str | None = None,
+                      sender: str | None = None) -> int:
+        """How many notes `search` finds for `query` (each note once), over all its pages."""
+        fts = fts_query(query)
+        if not fts:
+            return 0
+        where, args = _note_filter(chat, sender)
+        filtered = f"JOIN jobs j ON j.id = m.job_id WHERE 1{where}" if where else ""
+        row = self._matching(query, f"WITH {_matches(fts_rank=False)} SELECT COUNT(*) AS n "
+                             f"FROM (SELECT DISTINCT job_id FROM matches) m {filtered}",
+                             {**args, "fts": fts})
+        return row[0]["n"]
+
+    def _matching(self, query: str, sql: str, args: dict) -> list[sqlite3.Row]:
         try:
-            rows = self._db.execute(
-                f"SELECT j.*, m.snippet, m.rank FROM ({matches}) m JOIN jobs j ON j.id = m.job_id "
-                f"WHERE 1{where} ORDER BY m.rank LIMIT :limit",
-                {"start": start, "end": end, "fts": fts, "limit": 2 * limit, "chat": chat,
-                 "sender": sender}).fetchall()
+            return self._db.execute(sql, args).fetchall()
         except sqlite3.OperationalError as e:
             raise SearchError(f"cannot search for {query!r}: {e}; put words in double quotes "
                               "to search for them as they are") from None
-        hits: dict[int, Hit] = {}  # a note whose transcript and translation both match: once
-        for r in rows:
-            hits.setdefault(r["id"], Hit(_job(r), r["snippet"], r["rank"]))
-        return list(hits.values())[:limit]
 
-    def inbox(self, limit: int = 500, *, chat: str | None = None
+    def _snippets(self, fts: str, rows: list[sqlite3.Row]) -> dict[tuple[str, int], str]:
+        """The snippet of each (table, job id) matched, its matches between HIGHLIGHT marks."""
+        start, end = HIGHLIGHT
+        snippets = {}
+        for table in {r["tbl"] for r in rows}:
+            ids = ",".join(str(int(r["id"])) for r in rows if r["tbl"] == table)
+            for r in self._db.execute(
+                    f"SELECT rowid, snippet({table}_fts, 0, :start, :end, '…', 12) AS snippet "
+                    f"FROM {table}_fts WHERE {table}_fts MATCH :fts AND rowid IN ({ids})",
+                    {"start": start, "end": end, "fts": fts}):
+                snippets[table, r["rowid"]] = r["snippet"]
+        return snippets
+
+    def inbox(self, limit: int = 500, *, offset: int = 0, chat: str | None = None
               ) -> list[tuple[Job, str | None, dict | None]]:
-        """Every job (of one chat, when named), newest sent first, with its transcript's
-        text and summary (the transcript in the note's language, or its translation when
-        there is only that)."""
-        either = ", ".join(f"COALESCE(t.{c}, tr.{c}) AS {c}" for c in
-                           ("text", "language", "duration", "engine", "model", "no_speech"))
+        """A page of every job (of one chat, when named), newest sent first, with its
+        transcript's text and summary (the transcript in the note's language, or its
+        translation when there is only that). The order is total (ties go by the newest
+        added), so pages follow each other; `jobs_inbox` keeps a page as quick at 50,000
+        notes as at one."""
         rows = self._db.execute(
-            f"SELECT j.*, {either} FROM jobs j LEFT JOIN transcripts t ON t.job_id = j.id "
-            "LEFT JOIN translations tr ON tr.job_id = j.id "
+            f"SELECT j.*, {_EITHER} FROM jobs j {_TRANSCRIPTS_JOIN} "
             f"{'WHERE j.chat = :chat ' if chat is not None else ''}"
-            "ORDER BY COALESCE(j.sent_at, '') DESC, j.created_at DESC LIMIT :limit",
-            {"limit": limit, "chat": chat}).fetchall()
-        result = []
-        for r in rows:
-            summary = None
-            if r["engine"] is not None:
-                summary = {k: r[k] for k in ("language", "duration", "engine", "model",
-                                             "no_speech")}
-            result.append((_job(r), r["text"], summary))
-        return result
+            f"ORDER BY {_INBOX_ORDER} LIMIT :limit OFFSET :offset",
+            {"limit": max(0, limit), "offset": max(0, offset), "chat": chat}).fetchall()
+        return [(_job(r), r["text"], _summary(r)) for r in rows]
+
+    def inbox_position(self, job_id: int, *, chat: str | None = None) -> int | None:
+        """Where a job is in `inbox`'s order (0 for the first), or None when it is not
+        there (no such job, or not of `chat`)."""
+        row = self._db.execute(
+            "SELECT COALESCE(sent_at, '') AS sent, created_at, id, chat FROM jobs WHERE id=?",
+            (job_id,)).fetchone()
+        if row is None or (chat is not None and row["chat"] != chat):
+            return None
+        before = self._db.execute(
+            "SELECT COUNT(*) FROM jobs j WHERE (COALESCE(j.sent_at, ''), j.created_at, j.id) "
+            f"> (:sent, :created, :id){' AND j.chat = :chat' if chat is not None else ''}",
+            {"sent": row["sent"], "created": row["created_at"], "id": row["id"],
+             "chat": chat}).fetchone()
+        return before[0]
 
     def chats(self) -> list[str]:
         """The chats voice notes came from (`transcribe chat`), the latest first."""
@@ -624,6 +678,40 @@ def fts_query(text: str) -> str:
             quoted = '"' + token.rstrip("*").replace('"', '""') + '"'
             parts.append(quoted + ("*" if token.endswith("*") else ""))
     return " ".join(parts)
+
+
+# What a list of notes shows of each note's transcript: the one in the note's language,
+# or its translation when there is only that (`_TRANSCRIPTS_JOIN` names them t and tr).
+_SUMMARY = ("language", "duration", "engine", "model", "no_speech")
+_EITHER = ", ".join(f"COALESCE(t.{c}, tr.{c}) AS {c}" for c in ("text", *_SUMMARY))
+_TRANSCRIPTS_JOIN = ("LEFT JOIN transcripts t ON t.job_id = j.id "
+                     "LEFT JOIN translations tr ON tr.job_id = j.id")
+_INBOX_ORDER = "COALESCE(j.sent_at, '') DESC, j.created_at DESC, j.id DESC"
+
+
+def _summary(row: sqlite3.Row) -> dict | None:
+    """A note's transcript summary from a row with `_EITHER`'s columns; None without one."""
+    if row["engine"] is None:
+        return None
+    return {k: row[k] for k in _SUMMARY}
+
+
+def _matches(fts_rank: bool) -> str:
+    """A `matches` table of every note whose transcript or translation matches :fts:
+    its job id, the table that matched and (with `fts_rank`) FTS5's bm25 rank."""
+    return "matches AS (" + " UNION ALL ".join(
+        f"SELECT rowid AS job_id, '{t}' AS tbl"
+        + (f", bm25({t}_fts) AS rank" if fts_rank else "")
+        + f" FROM {t}_fts WHERE {t}_fts MATCH :fts" for t in TABLES.values()) + ")"
+
+
+def _note_filter(chat: str | None, sender: str | None) -> tuple[str, dict]:
+    """SQL (over jobs j) keeping the voice notes of one chat, or of one sender, named in
+    any case; and its arguments."""
+    named = {column: value for column, value in (("chat", chat), ("sender", sender))
+             if value is not None}
+    return "".join(f" AND casefold(j.{column}) = casefold(:{column})"
+                   for column in named), named
 
 
 def _owes(db: sqlite3.Connection, path: str, job_id: int) -> bool:

@@ -123,18 +123,38 @@ def sweep_temp_files(folder: Path) -> list[Path]:
 
 def _free_name(target_dir: Path, source: Path, fmt: str, owner: str,
                manifest: dict[str, str], text: str) -> str:
-    """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed.
-
-    A file the manifest does not know but that holds exactly this transcript is
-    ours (written by a version that kept no entry first) and is taken back."""
+    """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed."""
     digest = hashlib.sha256(os.fsencode(owner)).hexdigest()[:8]
-    for name in (f"{source.stem}.{fmt}", f"{source.name}.{fmt}", f"{source.stem}-{digest}.{fmt}"):
+    return _first_free(target_dir, [f"{source.stem}.{fmt}", f"{source.name}.{fmt}",
+                                    f"{source.stem}-{digest}.{fmt}"], owner, manifest, text)
+
+
+def _first_free(target_dir: Path, names: list[str], owner: str, manifest: dict[str, str],
+                text: str) -> str:
+    """The first of `names` that is `owner`'s or nobody's; the last one when none is.
+
+    A file the manifest does not know but that holds exactly this text is ours
+    (written by a version that kept no entry first) and is taken back."""
+    for name in names:
         if manifest.get(name) == owner:
             return name
         if name not in manifest and (not (target_dir / name).exists()
                                      or _holds(target_dir / name, text)):
             return name
-    return f"{source.stem}-{digest}.{fmt}"
+    return names[-1]
+
+
+def write_named(target_dir: Path, names: list[str], owner: str, text: str) -> Path:
+    """Write `text` under the first of `names` that is not another owner's (the folder's
+    manifest says whose each file is), and return its path: a chat's conversation never
+    replaces another export's. The last name must be `owner`'s own (hashed from it)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with _locked_manifest(target_dir) as manifest:
+        name = _first_free(target_dir, names, owner, manifest, text)
+        manifest[name] = owner
+        manifest.save()  # the intent first: see the module's docstring
+        write_atomic(target_dir / name, text)
+    return target_dir / name
 
 
 def _holds(path: Path, text: str) -> bool:
