@@ -11,7 +11,7 @@ named by WHISPER_CTRANSLATE2 (it pins its own faster-whisper, so a venv of its
 own is best: `python -m venv /tmp/wct && /tmp/wct/bin/pip install whisper-ctranslate2`).
 
 Sections: warm per-note latency, cold CLI, backlog throughput, accuracy (WER),
-peak memory, long notes (1 to 180 minutes), a big store (50,000 notes). Contenders are interleaved and medians reported. The table goes
+short notes (WER and run-to-run changes on notes under 3 s, `shortnotes.py`), peak memory, long notes (1 to 180 minutes), a big store (50,000 notes). Contenders are interleaved and medians reported. The table goes
 to stdout and the numbers to bench/results/<time>.json.
 """
 
@@ -50,7 +50,8 @@ JFK = "And so my fellow Americans, ask not what your country can do for you, ask
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="warm,cold,backlog,accuracy,memory,long,bigstore")
+    parser.add_argument("--only",
+                        default="warm,cold,backlog,accuracy,shortnotes,memory,long,bigstore")
     parser.add_argument("--memory", action="store_true",
                         help="only the long-note section (bench/memory.py)")
     parser.add_argument("--minutes", default="1,10,60,180", help="long-note lengths")
@@ -96,6 +97,11 @@ def main() -> None:
             results["warm"] = warm(transcriber, model_dir, notes, repeats)
         if "accuracy" in sections:
             results["accuracy"] = accuracy(settings, model_dir, notes, work)
+        if "shortnotes" in sections:
+            from .shortnotes import run as short_notes
+
+            results["shortnotes"] = short_notes(settings, model_dir, work / "short",
+                                                max(2, repeats - 2))
         if "cold" in sections:
             results["cold"] = cold(model_dir, notes, max(3, repeats))
         if "backlog" in sections:

@@ -46,9 +46,16 @@ LOW_CONFIDENCE_LOGPROB = -1.0
 # Text decoded for speech the model passed over is kept only above this mean
 # log-probability (Whisper's own line for a failed decode).
 UNHEARD_LOGPROB_MIN = -1.0
-# A stretch shorter than this, decoded on its own, is padded to a whole window, as
-# stock pads every window: "ask not" (1.7 s) came back as "is not" (mean
-# log-probability -1.03, not kept) unpadded, as "ASK NOT!" (-0.79) padded.
+# A piece (a whole short note too) or a stretch shorter than this is encoded padded
+# to a whole window, as stock pads every window (`_encoded`). With only
+# `pieces.MARGIN_S` after it, "Yes." (espeak-ng, 0.9 s) came back at temperature 0
+# as "D.S. D.S. D.S. ..." (eight times), and then as whatever a sampled temperature
+# drew ("D.S.", "ds.", "Yes."), run after run; padded, "Yes." at temperature 0.
+# On 37 real notes of 1-3 s cut from the FLEURS dev set (`bench/shortnotes.py`, AMD
+# EPYC, 2 cores): 45.6 % WER with the margin, 40.0 % padded, stock 45.3 % ("Hoy en
+# día las personas, hoy en día las personas, ..." with the margin). "ask not"
+# (1.7 s) came back as "is not" (mean log-probability -1.03, not kept) unpadded,
+# as "ASK NOT!" (-0.79) padded.
 PADDED_BELOW_S = 5.0
 # Speech is taken as said by a segment when its words, placed, cover this much of
 # it. DTW stretches a segment's first word back over a sentence passed over (cut
@@ -231,13 +238,14 @@ class LocalEngine:
         language = decoding.language
         segments: list[Segment] = []
         for index, piece in enumerate(pieces):
-            code = encoded.pop(index) if index in encoded else decoder.encode(piece)
+            code = encoded.pop(index) if index in encoded else _encoded(decoder, piece)
             if first and index == 0 and candidates:
                 decoded, tokens, language, probability = self._likeliest_language(
                     decoder, piece, code, file, [(language, decoding.probability), *candidates])
                 decoding.language, decoding.probability = language, probability
             else:
-                decoded, tokens = decoder.decode(piece, code, language, decoding.previous)
+                decoded, tokens = _decoded(decoder, piece, code, language, decoding.previous,
+                                           file)
             if looks_looped(decoded) or says_a_sentence_twice(decoded):
                 log.info("%s: the text at %.1f-%.1f s loops; decoding it again padded to a "
                          "whole window", file, block.offset + piece.start,
@@ -289,8 +297,7 @@ class LocalEngine:
             latest = all(seg.end <= gap.start for seg in decoded)
             local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
             slight = gap.speech_s < CLEAR_SPEECH_S
-            short = local.duration < PADDED_BELOW_S
-            code = decoder.encode(local, padded=short)
+            code = _encoded(decoder, local)
             more, more_tokens = decoder.decode(local, code, language, fallback=False)
             doubt = _doubt(more, decoded, slight)
             own = _another_language(decoder, code, language) if doubt else None
@@ -354,7 +361,7 @@ class LocalEngine:
         totals: dict[str, float] = {}
         heard = 0.0
         for index, piece in enumerate(pieces):
-            encoded[index] = decoder.encode(piece)
+            encoded[index] = _encoded(decoder, piece)
             scores = _allowed(decoder.language_scores(encoded[index]), self.settings.languages)
             for code, p in scores.items():
                 totals[code] = totals.get(code, 0.0) + p * piece.speech_s
@@ -568,6 +575,39 @@ def _another_language(decoder, encoded, language: str) -> str | None:
         return None
     heard, p = _allowed_best(decoder.language_scores(encoded), settings.languages)
     return heard if heard != language and p >= LANGUAGE_UNSURE_BELOW else None
+
+
+def _encoded(decoder, piece):
+    """The encoder output `piece` is decoded from: over the piece and
+    `pieces.MARGIN_S` after it, or, shorter than PADDED_BELOW_S, padded to the
+    whole window as stock pads it."""
+    return decoder.encode(piece, padded=piece.duration < PADDED_BELOW_S)
+
+
+def _decoded(decoder, piece, code, language: str, previous: list[int], file: str
+             ) -> tuple[list[Segment], list[int]]:
+    """The piece's text the stock way when `code` is padded to the whole window
+    (`_encoded`). Else its text at temperature 0 over the piece and
+    `pieces.MARGIN_S`, when that passes Whisper's checks (`_passes`) or says
+    nothing, and the stock way when it fails: encoded padded, with Whisper's
+    fallback to sampled temperatures.
+
+    Over the margin only, the model fails where it would not, padded, and the
+    fallback then keeps whatever a sampled temperature draws, a different text
+    run after run ("Yes." came back "D.S. D.S. D.S. ..." at temperature 0, then
+    "D.S.", "ds." or "Yes."; a 2.9 s cut of a FLEURS sentence, "20th century
+    research has shown that" twice and more). A text that passes is kept as it
+    is: padded, a 2.9 s French cut looped where its text over the margin did
+    not."""
+    if piece.duration < PADDED_BELOW_S:
+        return decoder.decode(piece, code, language, previous)
+    decoded, tokens = decoder.decode(piece, code, language, previous, fallback=False)
+    if not decoded or _passes(decoded):
+        return decoded, tokens
+    log.info("%s: the text at %.1f-%.1f s fails Whisper's checks at temperature 0; decoding "
+             "it padded as stock pads it", file, decoder.offset + piece.start,
+             decoder.offset + piece.end)
+    return decoder.decode(piece, decoder.encode(piece, padded=True), language, previous)
 
 
 def _passes(decoded: list[Segment]) -> bool:
