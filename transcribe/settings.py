@@ -246,7 +246,7 @@ def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
 
     Values of None remove the key. Comments in the file are not kept (tomli-w
     writes TOML, it does not edit it). The file is written atomically and is
-    private to the user when it holds an API key.
+    private to the user (it may hold an API key).
     """
     import tomli_w
 
@@ -267,9 +267,7 @@ def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
             data.pop(key, None)
         else:
             data[key] = value
-    write_atomic(path, tomli_w.dumps(data))
-    if (data.get("cloud") or {}).get("api_key"):
-        path.chmod(0o600)
+    write_atomic(path, tomli_w.dumps(data), mode=0o600)  # it may hold an API key
     return path
 
 
