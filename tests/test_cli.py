@@ -398,3 +398,54 @@ def test_several_formats_in_one_run_with_an_output_dir(tmp_path, home):
     printed = run_cli("-f", "txt,srt", str(SAMPLES / NOTE), env=env)
     assert printed.returncode == 2 and "several formats need --output-dir" in printed.stderr
     assert printed.stdout == ""
+
+
+def interrupt_once_transcribed(args: list[str], stdout, *, seconds: float = 1.0):
+    """Run `transcribe -vv ARGS` (stdout to `stdout`), send a real SIGINT as soon as it
+    logs that some of the note is transcribed; return (exit code, stderr)."""
+    import signal
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "transcribe", "-vv", *args],
+                            stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            match = re.search(r"([\d.]+) of [\d.]+ s transcribed", line)
+            if match and float(match.group(1)) >= seconds:
+                done.set()
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(600)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(120)
+    return proc.returncode, "".join(lines)
+
+
+def test_ctrl_c_with_output_piped_keeps_what_was_transcribed(tmp_path, home):
+    """`transcribe long.opus > out.txt`, Ctrl-C: the segments already done are in out.txt."""
+    from longnote import build
+
+    clips = [SAMPLES / NOTE, SAMPLES / TELEGRAM]
+    note = tmp_path / "long.ogg"
+    build(note, 240, clips)
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        code, err = interrupt_once_transcribed([str(note), "--no-store"], stdout, seconds=20)
+    assert code == 130, err
+    text = out.read_text()
+    first = REFERENCES[NOTE]["text"]
+    assert wer(first, " ".join(text.split()[:len(first.split())])) <= 0.25, text
+    assert "interrupted" in err and str(note) in err
+    json_out = tmp_path / "out.json"
+    with json_out.open("w") as stdout:
+        code, err = interrupt_once_transcribed([str(note), "--no-store", "--json"], stdout)
+    assert code == 130, err
+    [partial] = json_lines(json_out.read_text())
+    assert partial["truncated"] is True and partial["segments"], partial

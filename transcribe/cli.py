@@ -228,7 +228,11 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
     try:
         for n, path in enumerate(paths):
             live = _LiveText(_header(path, n == 0) if many else "", args)
-            transcript = _transcribe_one(transcriber, path, args, diag, tally, live)
+            try:
+                transcript = _transcribe_one(transcriber, path, args, diag, tally, live)
+            except KeyboardInterrupt:
+                _emit_interrupted(live, path, args, settings, diag, many=many, first=n == 0)
+                raise
             if transcript is None:
                 continue
             if transcript.notes:  # one line per file, however many things it has to say
@@ -327,6 +331,25 @@ class _Keeper:
             self.store.close()
 
 
+def _emit_interrupted(live: _LiveText, path: Path, args: argparse.Namespace, settings,
+                      diag: Diagnostics, *, many: bool, first: bool) -> None:
+    """Ctrl-C mid-note: the segments already final are written where the transcript
+    would have gone (a pipe, a file, --output-dir), as a terminal already shows them;
+    marked truncated. Not kept in the store: the note is not done."""
+    from .transcript import Transcript, join_segments
+
+    if live.started or not live.segments:
+        return
+    end = live.segments[-1].end
+    transcript = Transcript(
+        file=str(path), text=join_segments(live.segments), language=None, duration=end,
+        segments=list(live.segments), engine="local", model=settings.model, truncated=True,
+        notes=[f"interrupted: the text of the first {end:.0f} s only"])
+    diag.warning(f"{path}: {transcript.notes[0]}")
+    _emit(transcript, path, args, settings.word_timestamps, header=many, first=first,
+          diag=diag)
+
+
 def _check_output_dir(out_dir: Path) -> None:
     """Fail before a long note is transcribed, not after, when --output-dir cannot
     take a file (read-only, not a folder, permission denied)."""
@@ -414,6 +437,12 @@ class _LiveText:
         self.on = (args.format == "txt" and args.output_dir is None and sys.stdout.isatty())
         self.header = header
         self.started = False
+        self.segments: list = []  # every final one so far: what a Ctrl-C still writes
+
+    def add(self, segments, long: bool) -> None:
+        self.segments.extend(segments)
+        if long:
+            self.show(segments)
 
     def show(self, segments) -> None:
         lines = [seg.text.strip() for seg in segments if seg.text.strip()] if self.on else []
@@ -440,8 +469,9 @@ class _progress:
 
     def update(self, done: float, total: float, segments=()) -> None:
         self._bar(done, total)
-        if total >= PROGRESS_MIN_S:
-            self.live.show(segments)
+        self.live.add(segments, total >= PROGRESS_MIN_S)
+        if segments:
+            log.debug("%s: %.1f of %.1f s transcribed", self.path, done, total)
 
     def _bar(self, done: float, total: float) -> None:
         if not self.diag.tty or self.diag.quiet or total < PROGRESS_MIN_S:
