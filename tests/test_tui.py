@@ -608,3 +608,56 @@ def test_the_inbox_says_what_a_waiting_note_waits_for():
     assert row("pending", waiting) == waiting
     assert row("failed", "not audio") == "not audio"
     assert row("pending", None) == ""
+
+
+async def wait_for(pilot, condition, seconds: float = 300):
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return True
+        await pilot.pause(0.1)
+    return condition()
+
+
+async def test_quitting_mid_note_puts_it_back_in_the_queue_and_the_next_tui_resumes_it(
+        app_home, tmp_path):
+    """q while a long note is transcribing: no closed-database traceback, the job is back
+    in the queue at once (not `running` for good), and the next TUI takes it up again."""
+    from longnote import build
+
+    from transcribe.store import Store
+
+    note = tmp_path / "long.ogg"
+    build(note, 150, [SAMPLES / "PTT-20240312-WA0007.opus",
+                      SAMPLES / "audio_2024-03-12_18-45-02.ogg"])
+
+    def job():
+        store = Store.open_default(app_home / "data")
+        try:
+            return next(j for j in store.jobs() if j.path == str(note))
+        except StopIteration:
+            return None
+        finally:
+            store.close()
+
+    def under_way():
+        current = job()
+        return current is not None and current.state == "running" and (current.progress or 0) > 0
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.transcribe_paths([note])
+        assert await wait_for(pilot, under_way), job()
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code in (0, None)
+    stopped = job()
+    assert stopped.state == "pending" and stopped.attempts == 0, stopped
+    time.sleep(3)
+    assert job() == stopped, "nothing works on it once the TUI is gone"
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        assert await wait_for(pilot, under_way), job()
+        await pilot.press("q")
+        await pilot.pause()
+    assert job().state == "pending"
