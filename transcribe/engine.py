@@ -164,7 +164,8 @@ class LocalEngine:
             if any(compression_ratio(s.text) > COMPRESSION_RATIO_MAX for s in segments):
                 notes.append("the text still repeats itself after the loops were cut out")
             notes = [f"low confidence: {note}" for note in notes]
-            log.warning("%s: %s", file, "; ".join(notes))
+            log.warning("%s: the model looped; the repeats were cut out", file)
+            log.debug("%s: %s", file, "; ".join(notes))  # they quote the text: -vv only
         transcript = self._transcript(file, audio, segments, language, probability,
                                       no_speech=not join_segments(segments))
         if notes:
@@ -246,9 +247,9 @@ class LocalEngine:
                     decoded, tokens = again, again_tokens
             if _silent_padded(decoder, piece, decoded, language, decoding.previous):
                 log.info("%s: the text at %.1f-%.1f s is dropped: the model was unsure of "
-                         "it, and hears silence in the window padded as stock pads it: %r",
-                         file, block.offset + piece.start, block.offset + piece.end,
-                         join_segments(decoded)[:80])
+                         "it, and hears silence in the window padded as stock pads it",
+                         file, block.offset + piece.start, block.offset + piece.end)
+                log.debug("%s: dropped: %r", file, join_segments(decoded)[:80])  # words: -vv only
                 decoded = []
             else:
                 decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
@@ -298,10 +299,11 @@ class LocalEngine:
                     log.info("%s: the speech at %.1f-%.1f s is in %s, not %s", file,
                              gap.start, gap.end, own, language)
                     more, more_tokens, doubt = again, again_tokens, None
-            log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own: %r%s",
+            log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own%s",
                      file, "short or faint " if slight else "", gap.start, gap.end,
-                     " ".join(seg.text for seg in more)[:80],
                      f"; not kept: {doubt}" if doubt else "")
+            log.debug("%s: decoded on its own: %r", file,  # what was said: -vv only
+                      " ".join(seg.text for seg in more)[:80])
             if doubt:
                 continue
             decoded = sorted(decoded + more, key=lambda seg: seg.start)
