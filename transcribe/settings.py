@@ -214,10 +214,11 @@ COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int
 
 
 def check_formats(formats: list[str], what: str = "format") -> list[str]:
-    """The output formats named in `formats` (blanks dropped); SettingsError for an unknown one."""
+    """The output formats named in `formats` (blanks dropped, any case: SRT is srt);
+    SettingsError for an unknown one."""
     from .writers import FORMATS
 
-    named = [f.strip() for f in formats if f.strip()]
+    named = [f.strip().lower() for f in formats if f.strip()]
     bad = [f for f in named if f not in FORMATS]
     if bad or not named:
         given = f"{', '.join(map(repr, bad))} is not" if bad else "no format is"
