@@ -512,3 +512,29 @@ def test_offline_a_hub_model_names_the_installed_models_not_their_packages(home)
     result = run_cli("-m", "small", "--no-store", str(SAMPLES / OTHER))
     assert result.returncode == 3
     assert "--model base" in result.stderr and "pip install" not in result.stderr, result.stderr
+
+
+def test_search_shows_one_readable_date_form_and_iso_in_json(tmp_path, home):
+    """Sent times come as a file's mtime with its offset, a WhatsApp name's date and a
+    Telegram name's local time: people get one form, local; JSON keeps ISO 8601."""
+    from transcribe.store import Store
+    from transcribe.transcript import Segment, Transcript
+
+    data = private_home(tmp_path / "home", home)
+    store = Store.open_default(data / "data")
+    forms = {"a.ogg": "2026-12-07T02:16:22+00:00", "PTT-20240312-WA0007.opus": "2024-03-12",
+             "audio_2024-03-12_18-45-02.ogg": "2024-03-12T18:45:02"}
+    for n, (name, sent_at) in enumerate(forms.items()):
+        text = f"parcel number {n}"
+        transcript = Transcript(file=name, text=text, language="en", duration=2.0,
+                                segments=[Segment(0.0, 2.0, text)], engine="local", model="base")
+        store.record(str(tmp_path / name), f"{n:064d}", 10, transcript, sent_at=sent_at)
+    store.close()
+    env = {"TRANSCRIBE_HOME": str(data), "TZ": "Europe/Berlin"}
+    shown = run_cli("search", "parcel", env=env)
+    assert shown.returncode == 0, shown.stderr
+    dates = sorted(re.findall(r"\(([^)]*)\)", shown.stdout))
+    assert dates == ["2024-03-12", "2024-03-12 18:45", "2026-12-07 03:16"], shown.stdout
+    as_json = {Path(h["file"]).name: h["sent_at"]
+               for h in json_lines(run_cli("search", "--json", "parcel", env=env).stdout)}
+    assert as_json == forms

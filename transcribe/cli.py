@@ -983,6 +983,7 @@ def search_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import json
 
+    from .messaging import sent_for_people
     from .settings import Settings
     from .store import HIGHLIGHT, Store, readable
 
@@ -1003,7 +1004,8 @@ def search_command(argv: list[str]) -> int:
                               "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id},
                              ensure_ascii=not utf8))
         else:
-            print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'}){_chat_of(hit.job)}"
+            print(f"{readable(hit.job.path)}  ({sent_for_people(hit.job.sent_at) or '?'})"
+                  f"{_chat_of(hit.job)}"
                   f"\n    {snippet}")
     if not hits:
         print("no matches", file=sys.stderr)

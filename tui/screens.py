@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
+from transcribe.messaging import sent_for_people
 from transcribe.settings import Settings, check_formats, save_settings
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
@@ -67,7 +68,7 @@ class TranscriptScreen(Screen):
         meta = [f"[b]{_escape(Path(self.job.path).name)}[/b]",
                 f"[dim]{_escape(_home_relative(self.job.path))}[/dim]"]
         if self.job.sent_at:
-            meta.append(f"sent {self.job.sent_at}" + (f" via {self.job.app}"
+            meta.append(f"sent {sent_for_people(self.job.sent_at)}" + (f" via {self.job.app}"
                                                       if self.job.app else ""))
         segments = self.query_one("#segments", Vertical)
         segments.remove_children()
