@@ -476,7 +476,7 @@ def test_the_log_names_decisions_never_what_was_said(tmp_path, home):
     real = SAMPLES / "real"
     clips = sorted(p for p in real.iterdir() if p.suffix in (".ogg", ".mp3", ".m4a"))
     build(tmp_path / "mix.ogg", 75, clips + [SAMPLES / NOTE, SAMPLES / "yes.wav"], pause_s=0.7)
-    result = run_cli("-v", "--json", "--no-store", str(tmp_path / "mix.ogg"))
+    result = run_cli("-v", "--json", "--no-store", str(tmp_path / "mix.ogg"), timeout=900)
     assert result.returncode == 0, result.stderr
     [transcript] = json_lines(result.stdout)
     log = result.stderr.replace(str(tmp_path / "mix.ogg"), "FILE")

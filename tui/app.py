@@ -218,7 +218,7 @@ class TranscribeApp(App):
 
         job = self.store.job(int(event.row_key.value))
         if job is not None:
-            self.push_screen(TranscriptScreen(job))
+            self.push_screen(TranscriptScreen(job, self.query_text))
 
     # -- search --------------------------------------------------------------------------
 
@@ -396,14 +396,18 @@ class TranscribeApp(App):
         return added
 
     @work(thread=True, group="transcribe", exclusive=False)
-    def retranscribe(self, job_id: int, model: str | None, engine: str) -> None:
+    def retranscribe(self, job_id: int, model: str | None, engine: str,
+                     language: str | None = None) -> None:
         with self._working():
-            self._retranscribe(job_id, model, engine)
+            self._retranscribe(job_id, model, engine, language)
 
-    def _retranscribe(self, job_id: int, model: str | None, engine: str) -> None:
+    def _retranscribe(self, job_id: int, model: str | None, engine: str,
+                      language: str | None) -> None:
         from transcribe import jobs
 
         overrides = {"model": model} if model and model != self.settings.model else {}
+        if language != self.settings.language:
+            overrides["language"] = language or "auto"
         transcriber = self.transcriber(**overrides)
         try:
             transcript = jobs.run(self.store, transcriber, job_id, engine=engine, requeue=True,
@@ -428,7 +432,8 @@ def _summary_cells(summary: dict | None) -> tuple[str, str, str]:
     """The Len, Lang and Engine cells."""
     if not summary:
         return "", "", ""
-    return (_length(summary["duration"]), summary.get("language") or "",
+    language = "" if summary.get("no_speech") else summary.get("language") or ""
+    return (_length(summary["duration"]), language,
             "☁cloud" if summary["engine"] == "cloud" else "local")
 
 
@@ -437,8 +442,10 @@ def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, t
     first_line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if summary and summary["no_speech"]:
         first_line = "(no speech)"
-    elif job.state in ("failed", "pending") and job.error:
-        first_line = job.error  # why it failed, or what it waits for
+    elif job.state == "failed" and job.error:
+        first_line = f"{Path(job.path).name}: {job.error}"  # which file, and why
+    elif job.state == "pending" and job.error:
+        first_line = job.error  # what it waits for
     return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
                     *_summary_cells(summary), status, first_line[:200])
 
