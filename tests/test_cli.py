@@ -398,3 +398,143 @@ def test_several_formats_in_one_run_with_an_output_dir(tmp_path, home):
     printed = run_cli("-f", "txt,srt", str(SAMPLES / NOTE), env=env)
     assert printed.returncode == 2 and "several formats need --output-dir" in printed.stderr
     assert printed.stdout == ""
+
+
+def interrupt_once_transcribed(args: list[str], stdout, *, seconds: float = 1.0):
+    """Run `transcribe -vv ARGS` (stdout to `stdout`), send a real SIGINT as soon as it
+    logs that some of the note is transcribed; return (exit code, stderr)."""
+    import signal
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "transcribe", "-vv", *args],
+                            stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            match = re.search(r"([\d.]+) of [\d.]+ s transcribed", line)
+            if match and float(match.group(1)) >= seconds:
+                done.set()
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(600)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(120)
+    return proc.returncode, "".join(lines)
+
+
+def test_ctrl_c_with_output_piped_keeps_what_was_transcribed(tmp_path, home):
+    """`transcribe long.opus > out.txt`, Ctrl-C: the segments already done are in out.txt."""
+    from longnote import build
+
+    clips = [SAMPLES / NOTE, SAMPLES / TELEGRAM]
+    note = tmp_path / "long.ogg"
+    build(note, 240, clips)
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        code, err = interrupt_once_transcribed([str(note), "--no-store"], stdout, seconds=20)
+    assert code == 130, err
+    text = out.read_text()
+    first = REFERENCES[NOTE]["text"]
+    assert wer(first, " ".join(text.split()[:len(first.split())])) <= 0.25, text
+    assert "interrupted" in err and str(note) in err
+    json_out = tmp_path / "out.json"
+    with json_out.open("w") as stdout:
+        code, err = interrupt_once_transcribed([str(note), "--no-store", "--json"], stdout)
+    assert code == 130, err
+    [partial] = json_lines(json_out.read_text())
+    assert partial["truncated"] is True and partial["segments"], partial
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_transcript_files_follow_the_umask(tmp_path, home, umask, mode):
+    """-o files are readable as any file the user makes (they were 0600 whatever the umask)."""
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "transcribe", str(SAMPLES / OTHER), "-o",
+                             str(out), "-f", "txt,json", "--no-store"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parent.parent,
+                            preexec_fn=lambda: os.umask(umask))
+    assert result.returncode == 0, result.stderr
+    written = sorted(p for p in out.iterdir() if not p.name.startswith("."))
+    assert [p.suffix for p in written] == [".json", ".txt"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == mode for p in written), \
+        {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written}
+
+
+def test_the_log_names_decisions_never_what_was_said(tmp_path, home):
+    """At -v (the watcher's journal logs as much) the log says which stretch was decoded
+    on its own and why it was not kept, but not its words; no word of the transcript
+    either. (Clips laid end to end: FLEURS clips then the sample notes; at 55-65 s the
+    model is unsure of a stretch and decodes it on its own.)"""
+    from longnote import build
+
+    real = SAMPLES / "real"
+    clips = sorted(p for p in real.iterdir() if p.suffix in (".ogg", ".mp3", ".m4a"))
+    build(tmp_path / "mix.ogg", 75, clips + [SAMPLES / NOTE, SAMPLES / "yes.wav"], pause_s=0.7)
+    result = run_cli("-v", "--json", "--no-store", str(tmp_path / "mix.ogg"), timeout=900)
+    assert result.returncode == 0, result.stderr
+    [transcript] = json_lines(result.stdout)
+    log = result.stderr.replace(str(tmp_path / "mix.ogg"), "FILE")
+    assert "decoded on its own" in log, "the note no longer makes the engine decide anything"
+    quoted = re.findall(r"""[:(] *['"\u201c][^'"\u201d]{2,}['"\u201d]""", log)
+    assert not quoted, quoted
+    ours = " ".join(p.read_text() for p in (SAMPLES.parent / "transcribe").glob("*.py"))
+    words = {w for w in re.findall(r"[^\W\d_]{5,}", transcript["text"]) if w not in ours}
+    said = [w for w in words if re.search(rf"\b{w}\b", log)]
+    assert words and not said, said
+
+
+def test_a_new_users_first_commands_say_what_to_do(tmp_path, home):
+    """Bare `transcribe`, a folder, `-f SRT`, `cat note | transcribe -`."""
+    bare = run_cli()
+    assert bare.returncode == 2
+    assert all(word in bare.stderr for word in ("transcribe tui", "transcribe watch", "--help"))
+    folder = run_cli(str(SAMPLES / "chats"), "--no-store")
+    assert folder.returncode == 1
+    assert f"transcribe watch {SAMPLES / 'chats'}" in folder.stderr, folder.stderr
+    upper = run_cli("-f", "SRT", "--no-store", str(SAMPLES / OTHER))
+    assert upper.returncode == 0, upper.stderr
+    assert "-->" in upper.stdout
+    piped = subprocess.run([sys.executable, "-m", "transcribe", "-", "--json"],
+                           stdin=(SAMPLES / NOTE).open("rb"), capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert piped.returncode == 0, piped.stderr
+    [t] = json_lines(piped.stdout)
+    assert t["file"] == "-" and wer(REFERENCES[NOTE]["text"], t["text"]) <= 0.15
+
+
+def test_offline_a_hub_model_names_the_installed_models_not_their_packages(home):
+    result = run_cli("-m", "small", "--no-store", str(SAMPLES / OTHER))
+    assert result.returncode == 3
+    assert "--model base" in result.stderr and "pip install" not in result.stderr, result.stderr
+
+
+def test_search_shows_one_readable_date_form_and_iso_in_json(tmp_path, home):
+    """Sent times come as a file's mtime with its offset, a WhatsApp name's date and a
+    Telegram name's local time: people get one form, local; JSON keeps ISO 8601."""
+    from transcribe.store import Store
+    from transcribe.transcript import Segment, Transcript
+
+    data = private_home(tmp_path / "home", home)
+    store = Store.open_default(data / "data")
+    forms = {"a.ogg": "2026-12-07T02:16:22+00:00", "PTT-20240312-WA0007.opus": "2024-03-12",
+             "audio_2024-03-12_18-45-02.ogg": "2024-03-12T18:45:02"}
+    for n, (name, sent_at) in enumerate(forms.items()):
+        text = f"parcel number {n}"
+        transcript = Transcript(file=name, text=text, language="en", duration=2.0,
+                                segments=[Segment(0.0, 2.0, text)], engine="local", model="base")
+        store.record(str(tmp_path / name), f"{n:064d}", 10, transcript, sent_at=sent_at)
+    store.close()
+    env = {"TRANSCRIBE_HOME": str(data), "TZ": "Europe/Berlin"}
+    shown = run_cli("search", "parcel", env=env)
+    assert shown.returncode == 0, shown.stderr
+    dates = sorted(re.findall(r"\(([^)]*)\)", shown.stdout))
+    assert dates == ["2024-03-12", "2024-03-12 18:45", "2026-12-07 03:16"], shown.stdout
+    as_json = {Path(h["file"]).name: h["sent_at"]
+               for h in json_lines(run_cli("search", "--json", "parcel", env=env).stdout)}
+    assert as_json == forms

@@ -6,6 +6,7 @@ import ctypes.util
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -166,6 +167,30 @@ def test_ctrl_c_keeps_what_was_recorded(tmp_path, home):
     audio = decode(saved)   # raises if the Ogg stream was left without its end
     assert audio.duration > len(speech) / 16000
     assert not saved.with_name(f".{saved.name}.part").exists()
+
+
+@needs_portaudio
+def test_save_onto_a_device_or_a_symlink_never_replaces_it(tmp_path, home):
+    """--save onto a character device (1,3, made in a temp folder) writes into it; onto
+    a symlink, the link stays and its target gets the recording."""
+    env = microphone(tmp_path, decode(SAMPLES / NOTE).samples, 48000)
+    null = tmp_path / "fakenull"
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    result = run_cli("record", "--samplerate", "48000", "--seconds", "1", "--save", str(null),
+                     "--no-transcribe", env=env)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
+    (tmp_path / "kept").mkdir()
+    link = tmp_path / "memo.ogg"
+    link.symlink_to(tmp_path / "kept" / "memo.ogg")
+    result = run_cli("record", "--samplerate", "48000", "--seconds", "2", "--save", str(link),
+                     "--no-transcribe", env=env)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink()
+    assert abs(decode(tmp_path / "kept" / "memo.ogg").duration - 2.0) < 0.1
 
 
 @needs_portaudio

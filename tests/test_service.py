@@ -68,10 +68,25 @@ def test_install_service_writes_a_unit_that_runs_this_transcribe(tmp_path, how):
     assert command[command.index("watch") + 1] == str(inbox)
 
 
-def test_a_unit_for_a_missing_folder_is_refused_with_exit_2(tmp_path):
+def test_a_unit_for_a_missing_folder_makes_it_and_says_so(tmp_path):
+    """The README's own `watch --install-service ~/VoiceNotes` on a fresh home."""
     user = tmp_path / "user"
     user.mkdir()
-    result = run_cli("watch", "--install-service", str(tmp_path / "nowhere"),
+    env = {"HOME": str(user), "TRANSCRIBE_HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(user / ".config")}
+    result = run_cli("watch", "--install-service", "~/VoiceNotes".replace("~", str(user)),
+                     env=env)
+    assert result.returncode == 0, result.stderr
+    assert (user / "VoiceNotes").is_dir()
+    assert f"created {user / 'VoiceNotes'}" in result.stderr
+    assert (user / UNIT).exists()
+
+
+def test_a_unit_for_a_file_instead_of_a_folder_is_refused_with_exit_2(tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    (tmp_path / "afile").write_text("x")
+    result = run_cli("watch", "--install-service", str(tmp_path / "afile"),
                      env={"HOME": str(user), "TRANSCRIBE_HOME": str(tmp_path / "home")})
     assert result.returncode == 2 and "not a folder" in result.stderr
     assert not (user / UNIT).exists()

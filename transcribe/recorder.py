@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -193,13 +194,22 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
 
 
 class OpusWriter(OpusEncoder):
-    """An `OpusEncoder` writing to a hidden temporary name, renamed on close, so the
-    recordings folder never shows half a file."""
+    """An `OpusEncoder` writing to a hidden temporary file, put in place on close (by
+    `writers.write_atomic`, as every output is), so the recordings folder never shows
+    half a file and a --save onto a device or a symlink never replaces it."""
 
     def __init__(self, path: Path, input_rate: int) -> None:
+        from .writers import output_target
+
         self.path = path
-        self._tmp = path.with_name(f".{path.name}.part")
-        self._tmp.open("wb").close()  # PyAV opens lazily: fail here, before recording
+        target, in_place = output_target(path)
+        if in_place:  # /dev/null, a FIFO: no temporary file beside it
+            fd, tmp = tempfile.mkstemp(prefix="transcribe-recording-", suffix=".part")
+            os.close(fd)
+            self._tmp = Path(tmp)
+        else:
+            self._tmp = target.with_name(f".{target.name}.part")
+            self._tmp.open("wb").close()  # PyAV opens lazily: fail here, before recording
         super().__init__(str(self._tmp), input_rate)
 
     @property
@@ -207,8 +217,13 @@ class OpusWriter(OpusEncoder):
         return self.samples_in / self.input_rate
 
     def close(self) -> None:
+        from .writers import write_atomic
+
         super().close()
-        os.replace(self._tmp, self.path)
+        try:
+            write_atomic(self.path, self._tmp.read_bytes())
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
 
 def _pick_device(device: int | str | None) -> int | str | None:

@@ -79,8 +79,7 @@ def install(watch_args: Sequence[str]) -> Path:
     from .writers import write_atomic
 
     path = unit_path()
-    write_atomic(path, unit_text(watch_args))
-    path.chmod(0o644)
+    write_atomic(path, unit_text(watch_args), mode=0o644)
     return path
 
 

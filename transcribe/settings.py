@@ -208,10 +208,11 @@ COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int
 
 
 def check_formats(formats: list[str], what: str = "format") -> list[str]:
-    """The output formats named in `formats` (blanks dropped); SettingsError for an unknown one."""
+    """The output formats named in `formats` (blanks dropped, any case: SRT is srt);
+    SettingsError for an unknown one."""
     from .writers import FORMATS
 
-    named = [f.strip() for f in formats if f.strip()]
+    named = [f.strip().lower() for f in formats if f.strip()]
     bad = [f for f in named if f not in FORMATS]
     if bad or not named:
         given = f"{', '.join(map(repr, bad))} is not" if bad else "no format is"
@@ -266,7 +267,7 @@ def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
 
     Values of None remove the key. Comments in the file are not kept (tomli-w
     writes TOML, it does not edit it). The file is written atomically and is
-    private to the user when it holds an API key.
+    private to the user (it may hold an API key).
     """
     import tomli_w
 
@@ -288,9 +289,7 @@ def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
         else:
             data[key] = value
     _settings_from(paths, data)  # a value no command could start with is never saved
-    write_atomic(path, tomli_w.dumps(data))
-    if (data.get("cloud") or {}).get("api_key"):
-        path.chmod(0o600)
+    write_atomic(path, tomli_w.dumps(data), mode=0o600)  # it may hold an API key
     return path
 
 

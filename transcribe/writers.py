@@ -16,11 +16,13 @@ the lock (flock on its descriptor): no lock file is left beside the transcripts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,17 +78,37 @@ def _vtt(transcript: Transcript) -> str:
     return "\n".join(blocks)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
+    """Write `data` to `path` so that readers see the old file or the new, never a part.
+
+    The one way every output is written (transcripts, exports, chats, recordings,
+    settings). Only a regular file is ever replaced: a device, a FIFO or a
+    terminal (`/dev/null`, `/dev/stdout`) is written to in place; a symlink is
+    followed, and its target replaced only if that is a regular file (or new).
+    A new file's mode follows the umask (0644 under the usual 022), an existing
+    file keeps its own; `mode` sets it (0600 for a file holding a secret)."""
+    path = Path(path)
+    payload = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    target, in_place = output_target(path)
+    if in_place:
+        _write_in_place(path, payload)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = _regular_stat(target)
+    if mode is None:
+        mode = old.st_mode & 0o7777 if old else 0o666 & ~current_umask()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.",
                                suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
             f.flush()
+            os.fchmod(f.fileno(), mode)
+            if old is not None and old.st_uid != os.geteuid():  # root writing a user's file
+                with contextlib.suppress(OSError):
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -102,6 +124,73 @@ class Output:
     formats: list[str]
     source: Path
     words: bool = False
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux), else set and restored."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    umask = os.umask(0o22)
+    os.umask(umask)
+    return umask
+
+
+def output_target(path: Path) -> tuple[Path, bool]:
+    """Where to write `path`, and whether in place: (the path or its symlink's final
+    target, False) for a regular or new file; (path, True) for anything else that
+    exists (device, FIFO, socket, a descriptor under /proc or /dev/fd). A folder is
+    an error, as is a symlink loop."""
+    target = path
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if not target.is_symlink():
+            break
+        if _is_descriptor(target):
+            return path, True  # /dev/stdout, /proc/self/fd/1: the stream, not the file's name
+        link = Path(os.readlink(target))
+        if str(link).startswith(("pipe:", "socket:", "anon_inode:")):
+            return path, True  # /proc/self/fd/1 of a pipe: only the descriptor reaches it
+        target = link if link.is_absolute() else target.parent / link
+    else:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target, False
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    return (target, False) if stat.S_ISREG(st.st_mode) else (path, True)
+
+
+def _is_descriptor(path: Path) -> bool:
+    parts = Path(os.path.normpath(path)).parts
+    return (parts[:2] == ("/", "proc") and "fd" in parts) or parts[:3] == ("/", "dev", "fd")
+
+
+def _regular_stat(path: Path) -> os.stat_result | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _write_in_place(path: Path, payload: bytes) -> None:
+    """Write into what is there (a device, a FIFO, a stream), never replacing it. A
+    regular file reached through a descriptor (`/dev/stdout` redirected to a file) is
+    appended to, as the shell's own writes would be."""
+    flags = os.O_WRONLY | os.O_NOCTTY
+    if stat.S_ISREG(os.stat(path).st_mode):
+        flags |= os.O_APPEND
+    fd = os.open(path, flags)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def write_outputs(transcript: Transcript, out_dir: Path, formats: list[str], *,
@@ -211,6 +300,8 @@ def write_named(target_dir: Path, names: list[str], owner: str, text: str) -> Pa
 
 
 def _holds(path: Path, text: str) -> bool:
+    if _regular_stat(path) is None:  # a device or a FIFO is nobody's transcript (and may block)
+        return False
     try:
         return path.read_bytes() == text.encode("utf-8", "surrogateescape")
     except (OSError, UnicodeEncodeError):

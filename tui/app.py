@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from datetime import date, datetime
 from pathlib import Path
@@ -31,6 +33,9 @@ COLUMNS = (("when", "When", 12), ("from", "From", 11), ("length", "Len", 5),
            ("lang", "Lang", 4), ("engine", "Engine", 6), ("status", "Status", 8),
            ("text", "Text", None))
 FROM_WIDTH = next(width for key, _, width in COLUMNS if key == "from")
+# Quitting waits this long for the note under way to stop at its next progress report
+# (every piece, at most 30 s of audio: 2-6 s of base int8 on 2 cores).
+STOP_WAIT_S = 30.0
 
 EMPTY = """\
 [b]No voice notes yet.[/b]
@@ -104,6 +109,9 @@ class TranscribeApp(App):
         self._more = False  # whether the store has rows past those shown
         self._refresh_timer: Timer | None = None
         self._seen_version: tuple | None = None  # the store's, and the day, at the last read
+        self._stop = threading.Event()  # quitting: the work under way goes back to the queue
+        self._busy = 0  # workers using the store
+        self._idle = threading.Condition()
 
     # -- layout --------------------------------------------------------------------------
 
@@ -126,10 +134,37 @@ class TranscribeApp(App):
         table.focus()
         if self._open_job is not None:
             self.open_job(self._open_job)
+        self._resume_queue()
+
+    async def action_quit(self) -> None:
+        """Stop the note under way (it goes back to the queue, for the next TUI or
+        watcher), then quit."""
+        self._stop.set()
+        if self._busy:
+            self.notify("stopping: the note being transcribed goes back to the queue")
+            await asyncio.to_thread(self._wait_idle)
+        self.exit()
 
     def on_unmount(self) -> None:
+        self._stop.set()
+        self._wait_idle()
         self._notes.close()
         self.store.close()
+
+    def _wait_idle(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout=STOP_WAIT_S)
+
+    @contextlib.contextmanager
+    def _working(self):
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
 
     # -- the inbox -----------------------------------------------------------------------
 
@@ -271,7 +306,7 @@ class TranscribeApp(App):
         job = self.store.job(job_id)
         if job is not None:
             self.show_job(job_id)
-            self.push_screen(TranscriptScreen(job))
+            self.push_screen(TranscriptScreen(job, self.query_text))
 
     def _clicked(self, job_id: int | None) -> None:
         """A desktop notification of ours was clicked (in the notifier's thread)."""
@@ -377,9 +412,43 @@ class TranscribeApp(App):
             self._transcribe_in_background(list(paths))
 
     @work(thread=True, group="transcribe", exclusive=False)
-    def _transcribe_in_background(self, paths: list[Path]) -> None:
+    def _resume_queue(self) -> None:
+        """The notes a TUI queued and did not finish (it quit, or died) are done now.
+        A watched folder's notes are the watcher's: it writes their transcript files."""
+        with self._working():
+            self.store.recover()
+            waiting = [job.id for job in self.store.jobs(("pending",)) if job.root is None]
+            if waiting:
+                self._run_jobs(sorted(waiting))
+
+    def _run_jobs(self, job_ids: list[int]) -> None:
         from transcribe import jobs
 
+        for index, job_id in enumerate(job_ids):
+            if self._stop.is_set():
+                return
+            try:
+                transcript = jobs.run(self.store, self.transcriber(), job_id, stop=self._stop)
+            except jobs.Stopped:
+                return
+            except TranscribeError as e:
+                self.notify(str(e), severity="error", timeout=8)
+                continue
+            job = self.store.job(job_id)
+            if transcript is None:
+                self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
+            if transcript is not None or job.error:  # (None, no error: the watcher took it)
+                self._notes.add(note_of(job, transcript, job.error, self.settings.notify),
+                                more=index < len(job_ids) - 1)
+        if not self._stop.is_set():
+            self.call_from_thread(self.refresh_inbox)
+
+    @work(thread=True, group="transcribe", exclusive=False)
+    def _transcribe_in_background(self, paths: list[Path]) -> None:
+        with self._working():
+            self._add_and_run(paths)
+
+    def _add_and_run(self, paths: list[Path]) -> None:
         queued = []
         shown = None  # the first note added (or found already there) gets selected
         for path in paths:
@@ -392,22 +461,12 @@ class TranscribeApp(App):
                 if created:
                     queued.append(job.id)
                 shown = shown if shown is not None else job.id
+        if self._stop.is_set():
+            return
         self.call_from_thread(self.refresh_inbox)
         if shown is not None:
             self.call_from_thread(self.show_job, shown)
-        for index, job_id in enumerate(queued):
-            try:
-                transcript = jobs.run(self.store, self.transcriber(), job_id)
-            except TranscribeError as e:
-                self.notify(str(e), severity="error", timeout=8)
-                continue
-            job = self.store.job(job_id)
-            if transcript is None:
-                self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
-            if transcript is not None or job.error:  # (None, no error: the watcher took it)
-                self._notes.add(note_of(job, transcript, job.error, self.settings.notify),
-                                more=index < len(queued) - 1)
-        self.call_from_thread(self.refresh_inbox)
+        self._run_jobs(queued)
 
     def _enqueue(self, path: Path) -> list[tuple[Job, bool]]:
         """A job for each voice note of `path`: a note, a folder of notes, or a chat export
@@ -435,13 +494,24 @@ class TranscribeApp(App):
         return added
 
     @work(thread=True, group="transcribe", exclusive=False)
-    def retranscribe(self, job_id: int, model: str | None, engine: str) -> None:
+    def retranscribe(self, job_id: int, model: str | None, engine: str,
+                     language: str | None = None) -> None:
+        with self._working():
+            self._retranscribe(job_id, model, engine, language)
+
+    def _retranscribe(self, job_id: int, model: str | None, engine: str,
+                      language: str | None) -> None:
         from transcribe import jobs
 
         overrides = {"model": model} if model and model != self.settings.model else {}
+        if language != self.settings.language:
+            overrides["language"] = language or "auto"
         transcriber = self.transcriber(**overrides)
         try:
-            transcript = jobs.run(self.store, transcriber, job_id, engine=engine, requeue=True)
+            transcript = jobs.run(self.store, transcriber, job_id, engine=engine, requeue=True,
+                                  stop=self._stop)
+        except jobs.Stopped:
+            return
         except TranscribeError as e:
             self.notify(str(e), severity="error", timeout=8)
             return
@@ -460,7 +530,8 @@ def _summary_cells(summary: dict | None) -> tuple[str, str, str]:
     """The Len, Lang and Engine cells."""
     if not summary:
         return "", "", ""
-    return (clock(summary["duration"]), summary.get("language") or "",
+    language = "" if summary.get("no_speech") else summary.get("language") or ""
+    return (clock(summary["duration"]), language,
             "☁cloud" if summary["engine"] == "cloud" else "local")
 
 
@@ -469,8 +540,10 @@ def _inbox_row(job: Job, text: str | None, summary: dict | None) -> tuple[int, t
     first_line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     if summary and summary["no_speech"]:
         first_line = "(no speech)"
-    elif job.state in ("failed", "pending") and job.error:
-        first_line = job.error  # why it failed, or what it waits for
+    elif job.state == "failed" and job.error:
+        first_line = f"{Path(job.path).name}: {job.error}"  # which file, and why
+    elif job.state == "pending" and job.error:
+        first_line = job.error  # what it waits for
     return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
                     *_summary_cells(summary), status, first_line[:200])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,21 +32,29 @@ class SegmentLine(Static, can_focus=True):
                 Binding("left", "screen.jump(-1)", show=False),
                 Binding("right", "screen.jump(1)", show=False)]
 
-    def __init__(self, segment: Segment, task: str, index: int) -> None:
+    def __init__(self, segment: Segment, task: str, index: int,
+                 marked: re.Pattern | None = None) -> None:
         super().__init__(classes="segment")
         self.segment, self.note_task, self.index = segment, task, index
+        self.marked = marked  # the inbox search's words, marked in the text
 
     def show(self, model_text: bool) -> None:
         seg = self.segment
         stamp = f"[dim]{clock(seg.start)} → {clock(seg.end)}[/dim]"
         if seg.model_text is None:
-            text = (f"[yellow]{escape(seg.text)}[/yellow]" if seg.avg_logprob < UNSURE_LOGPROB
-                    else escape(seg.text))
+            said = self._said(seg.text)
+            text = f"[yellow]{said}[/yellow]" if seg.avg_logprob < UNSURE_LOGPROB else said
         elif model_text:
             text = f"[dim]model:[/dim] [i]{escape(seg.model_text) or '(nothing)'}[/i]"
         else:
-            text = f"{escape(seg.text)} [dim]✎ fixed[/dim]"
+            text = f"{self._said(seg.text)} [dim]✎ fixed[/dim]"
         self.update(f"{stamp}  {text}")
+
+    def _said(self, text: str) -> str:
+        said = escape(text)
+        if self.marked is not None:
+            said = self.marked.sub(lambda m: f"[b reverse]{m.group(0)}[/b reverse]", said)
+        return said
 
 
 class FixScreen(ModalScreen[str | None]):

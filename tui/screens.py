@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
+from transcribe.messaging import sent_for_people
 from transcribe.settings import Settings, check_formats, save_settings, url_host
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
@@ -40,9 +41,10 @@ class TranscriptScreen(Screen):
         Binding("space", "pause", "Pause", show=False),
     ]
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, query: str = "") -> None:
         super().__init__()
         self.job = job
+        self.marked = _search_terms(query)  # the inbox's search: its words are marked here
         self._seen_version: tuple[int, int] | None = None
         self.selected = 0  # the segment selected (`SegmentLine.index`)
         self.model_text = False  # corrected segments show the model's text
@@ -68,8 +70,8 @@ class TranscriptScreen(Screen):
             return
         self._seen_version = version
         job = self.app.store.job(self.job.id)
-        if job is not None and (job.state, job.updated_at) != (self.job.state,
-                                                                 self.job.updated_at):
+        if job is not None and (job.state, job.updated_at, job.progress) != (
+                self.job.state, self.job.updated_at, self.job.progress):
             self.job = job
             self.show()
 
@@ -78,13 +80,12 @@ class TranscriptScreen(Screen):
         meta = [f"[b]{_escape(Path(self.job.path).name)}[/b]",
                 f"[dim]{_escape(_home_relative(self.job.path))}[/dim]"]
         if self.job.sent_at:
-            meta.append(f"sent {self.job.sent_at}" + (f" via {self.job.app}"
+            meta.append(f"sent {sent_for_people(self.job.sent_at)}" + (f" via {self.job.app}"
                                                       if self.job.app else ""))
         segments = self.query_one("#segments", Vertical)
         segments.remove_children()
         if not kept:
-            state = self.job.state if self.job.state != "failed" else f"failed: {self.job.error}"
-            meta.append(f"[i]{state}[/i]")
+            meta.append(f"[i]{_escape(_state_line(self.job))}[/i]")
             self.query_one("#meta", Static).update("\n".join(meta))
             return
         transcript = kept[0]
@@ -120,7 +121,7 @@ class TranscriptScreen(Screen):
         """Mount the transcript's segment lines, numbered from `shown`; return how many
         lines there are now."""
         for seg in transcript.segments:
-            line = SegmentLine(seg, transcript.task, shown)
+            line = SegmentLine(seg, transcript.task, shown, self.marked)
             segments.mount(line)
             line.show(self.model_text)
             shown += 1
@@ -211,47 +212,72 @@ class TranscriptScreen(Screen):
         if transcript is None or not transcript.text:
             self.notify("nothing to copy", severity="warning")
             return
-        self.app.copy_to_clipboard(transcript.text)
-        self.notify("copied the text to the clipboard")
+        self.app.copy_to_clipboard(transcript.text)  # OSC 52: works over ssh, if allowed
+        tool = copy_with_system_tool(transcript.text)
+        if tool:
+            self.notify(f"copied the text to the clipboard ({tool})")
+        else:
+            self.notify("sent the text to the terminal's clipboard (OSC 52); if pasting "
+                        "gives nothing, the terminal ignores it: export it with e instead",
+                        timeout=8)
 
     def action_export(self) -> None:
-        self.app.push_screen(ExportScreen(), self._export)
+        self.app.push_screen(ExportScreen(Path(self.job.path).stem), self._export)
 
-    def _export(self, fmt: str | None) -> None:
+    def _export(self, choice: tuple[str, Path] | None) -> None:
         transcript = self.app.store.transcript(self.job.id)
-        if fmt is None or transcript is None:
+        if choice is None or transcript is None:
             return
-        target = (self.app.settings.paths.data_dir / "exports"
-                  / f"{Path(self.job.path).stem}.{fmt}")
-        write_atomic(target, render(transcript, fmt, words=True))
-        self.notify(f"saved {target}")
+        fmt, folder = choice
+        target = folder / f"{Path(self.job.path).stem}.{fmt}"
+        try:
+            write_atomic(target, render(transcript, fmt, words=True))
+        except OSError as e:
+            self.notify(f"cannot write {target}: {e.strerror or e}", severity="error", timeout=8)
+            return
+        self.notify(f"saved {target}", timeout=8)
 
     def action_retranscribe(self) -> None:
         self.app.push_screen(RetranscribeScreen(self.app.settings), self._retranscribe)
 
-    def _retranscribe(self, choice: tuple[str, str] | None) -> None:
+    def _retranscribe(self, choice: tuple[str, str, str | None] | None) -> None:
         if choice is not None:
-            model, engine = choice
-            self.app.retranscribe(self.job.id, model, engine)
+            model, engine, language = choice
+            self.app.retranscribe(self.job.id, model, engine, language)
             self.notify("re-transcribing…")
 
 
-class ExportScreen(ModalScreen[str | None]):
+class ExportScreen(ModalScreen[tuple[str, Path] | None]):
+    """A format and the folder to save in (the home folder unless changed)."""
+
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
+    def __init__(self, stem: str, folder: Path | None = None) -> None:
+        super().__init__()
+        self.stem, self.folder = stem, folder or Path.home()
+
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label("Export as")
+        with Vertical(classes="dialog", id="export"):
+            yield Label(f"Export {_escape(self.stem)} into this folder, as")
+            yield Input(str(self.folder), id="folder")
             with Horizontal(classes="buttons"):
                 for fmt in FORMATS:
                     yield Button(fmt, id=f"fmt-{fmt}")
+            yield Static("", id="problem")
 
     @on(Button.Pressed)
     def chosen(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id.removeprefix("fmt-"))
+        folder = Path(self.query_one("#folder", Input).value.strip() or "~").expanduser()
+        if folder.exists() and not folder.is_dir():
+            self.query_one("#problem", Static).update(f"[red]{_escape(str(folder))}: not a "
+                                                      "folder[/red]")
+            return
+        self.dismiss((event.button.id.removeprefix("fmt-"), folder.resolve()))
 
 
-class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
+class RetranscribeScreen(ModalScreen[tuple[str, str, str | None] | None]):
+    """Model, language (empty: detected) and engine for one note again."""
+
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
 
     def __init__(self, settings: Settings) -> None:
@@ -267,6 +293,9 @@ class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
             yield Label("Re-transcribe with")
             yield Select([(n, n) for n in names], value=self.settings.model, id="model",
                          allow_blank=False)
+            yield Input(self.settings.language or "", id="language",
+                        placeholder="language: a code or a name (empty: detect)")
+            yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Local model", id="local", variant="primary")
                 cloud = Button(f"Cloud ({self.settings.cloud.host})", id="cloud")
@@ -277,7 +306,12 @@ class RetranscribeScreen(ModalScreen[tuple[str, str] | None]):
 
     @on(Button.Pressed)
     def chosen(self, event: Button.Pressed) -> None:
-        self.dismiss((self.query_one("#model", Select).value, event.button.id))
+        try:
+            language = language_code(self.query_one("#language", Input).value.strip() or None)
+        except TranscribeError as e:
+            self.query_one("#problem", Static).update(f"[red]{_escape(str(e))}[/red]")
+            return
+        self.dismiss((self.query_one("#model", Select).value, event.button.id, language))
 
 
 class VoiceNoteTree(DirectoryTree):
@@ -626,3 +660,51 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+CLIPBOARD_TOOLS = (("WAYLAND_DISPLAY", ["wl-copy"]),
+                   ("DISPLAY", ["xclip", "-selection", "clipboard"]),
+                   ("DISPLAY", ["xsel", "--clipboard", "--input"]),
+                   (None, ["pbcopy"]))
+
+
+def copy_with_system_tool(text: str) -> str | None:
+    """Put `text` on the desktop's clipboard with the first tool there is (wl-copy,
+    xclip, xsel, pbcopy); the tool's name, or None when none could."""
+    import os
+    import shutil
+    import subprocess
+
+    for needs, command in CLIPBOARD_TOOLS:
+        if needs and not os.environ.get(needs) or not shutil.which(command[0]):
+            continue
+        try:
+            subprocess.run(command, input=text.encode(), check=True, timeout=5,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return command[0]
+    return None
+
+
+def _state_line(job: Job) -> str:
+    """A note without a transcript yet: how far it is, or why it failed."""
+    if job.state == "running":
+        return f"transcribing: {job.progress or 0:.0%} done"
+    if job.state == "failed":
+        return f"failed: {job.error}"
+    if job.state == "pending":
+        return "queued" + (f": {job.error}" if job.error else "")
+    return job.state
+
+
+def _search_terms(query: str):
+    """A pattern for the words of a search (any case, as a word's start, as the store's
+    prefix search finds them); None without words."""
+    import re
+
+    words = [w for w in re.findall(r"\w+", query) if len(w) > 1
+             and w.upper() not in ("AND", "OR", "NOT", "NEAR")]
+    if not words:
+        return None
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\w*", re.IGNORECASE)
