@@ -598,7 +598,7 @@ def test_the_inbox_says_what_a_waiting_note_waits_for():
 
     waiting = "waiting for the model: no model.bin in /mnt/drive/whisper-base"
     assert row("pending", waiting) == waiting
-    assert row("failed", "not audio") == "not audio"
+    assert row("failed", "not audio") == "a.ogg: not audio"  # a failed row names its file
     assert row("pending", None) == ""
 
 
