@@ -220,7 +220,7 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
     if args.output_dir is not None:
         _check_output_dir(args.output_dir)
     transcriber = Transcriber(settings)
-    if args.engine != "cloud" and not transcriber.use_service():
+    if args.engine != "cloud" and not transcriber.use_service(on_decline=diag.info):
         transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     tally = _Tally()

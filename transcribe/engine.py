@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -84,6 +85,9 @@ _models_lock = threading.Lock()
 # One WhisperModel serves every thread of the process; its calls are serialised
 # (two cores gain nothing from overlap).
 _decode_lock = threading.Lock()
+# The length in seconds of the note each thread's engine has in hand; the hand-off
+# server answers "busy" rather than queue a short note behind a long one.
+_in_hand: dict[int, float] = {}
 
 
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -152,7 +156,8 @@ class LocalEngine:
                    on_progress: ProgressCallback | None = None) -> Transcript:
         """The note's transcript; `audio` is read once, block by block (`blocks.py`)."""
         settings = self.settings
-        found = self._decode_blocks(audio, file, on_progress)
+        with _holding(audio):
+            found = self._decode_blocks(audio, file, on_progress)
         if found is None:
             log.info("%s: no speech found by the VAD", file)
             self.load()  # a missing model is still an error, not a silent success
@@ -458,6 +463,23 @@ class _Decoding:
     language: str | None = None
     probability: float | None = None
     previous: list[int] = field(default_factory=list)  # the last piece's tokens: the prompt
+
+
+def longest_note_in_hand() -> float:
+    """The length of the longest note another thread of this process is transcribing
+    (a note whose length is unknown counts as endless); 0 when there is none."""
+    me = threading.get_ident()
+    return max((s for thread, s in list(_in_hand.items()) if thread != me), default=0.0)
+
+
+@contextmanager
+def _holding(audio: Audio | AudioStream):
+    thread = threading.get_ident()
+    _in_hand[thread] = audio.expected if audio.expected is not None else float("inf")
+    try:
+        yield
+    finally:
+        _in_hand.pop(thread, None)
 
 
 def _clocked(on_progress: ProgressCallback | None, audio
