@@ -71,6 +71,7 @@ SEND_TIMEOUT_S = 30.0
 # A cold CLI costs 3-5 s more than a hand-off on 2 cores, waiting 600 s cost minutes
 # (a SIGSTOPped watcher held every `transcribe yes.wav` for ten minutes).
 ACCEPT_TIMEOUT_S = 5.0
+NOT_TAKEN = f"the running service did not take the note within {ACCEPT_TIMEOUT_S:.0f} s"
 # The service says where it is at least every HEARTBEAT_S, even between progress
 # points; SILENCE_S without a line, and it is taken for stopped.
 HEARTBEAT_S = 1.0
@@ -144,8 +145,11 @@ def transcribe_via_service(settings: Settings, samples, file: str,
             sock.connect(str(path))
             sock.settimeout(ACCEPT_TIMEOUT_S)  # the whole of the sending, and the acceptance
             started = time.monotonic()
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            sock.sendall(samples.astype("<f4", copy=False).tobytes())
+            try:
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                sock.sendall(samples.astype("<f4", copy=False).tobytes())
+            except TimeoutError:  # a stopped service reads nothing: its buffer fills
+                raise Declined(NOT_TAKEN) from None
             transcript = _Answer(sock, started).read(on_progress)
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise Declined(f"the running service did not answer ({e.__class__.__name__})") from None
@@ -167,8 +171,7 @@ class _Answer:
 
     def read(self, on_progress) -> Transcript:
         accepted = self._line(ACCEPT_TIMEOUT_S - (time.monotonic() - self.started),
-                              f"the running service did not take the note within "
-                              f"{ACCEPT_TIMEOUT_S:.0f} s")
+                              NOT_TAKEN)
         self._refused(accepted)
         if not accepted.get("accepted"):
             raise ValueError("no acceptance")
