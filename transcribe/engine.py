@@ -79,6 +79,14 @@ ProgressCallback = Callable[[float, float, list[Segment]], None]
 # Set before CTranslate2 is first loaded; a value the user set is kept.
 for _name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
     os.environ.setdefault(_name, "0")
+# CTranslate2 runs on GNU OpenMP, whose idle threads spin before they sleep, and
+# each thread that calls the model has a pool of its own: the CLI and the watcher
+# load the model on one thread and decode on another. A cold `transcribe` of a
+# 10 s note (2 cores, shared, load 11-16) took 8.8-34 s and 3.5-14.9 s of CPU so,
+# and 2.9-3.1 s and 0.9-1.0 s of CPU with waiting threads asleep (warm decoding
+# on one thread moved by 3 % of CPU, within its noise). Set before CTranslate2
+# is first loaded; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
