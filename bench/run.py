@@ -346,7 +346,7 @@ def busy_machine(transcriber, model_dir: str, notes: dict, repeats: int) -> dict
     """Warm ours against stock faster-whisper (its defaults, `vad_filter=True`) on the
     dev set, each note once, quiet and then while a spinner per core runs; and the
     cold CLI against whisper-ctranslate2 (else the minimal script) on the 10 s note,
-    while they run. Medians; ratio = ours / theirs."""
+    the same two ways. Medians; ratio = ours / theirs."""
     from faster_whisper import WhisperModel
 
     stock = WhisperModel(model_dir, device="cpu", compute_type="int8")
@@ -379,17 +379,19 @@ def busy_machine(transcriber, model_dir: str, notes: dict, repeats: int) -> dict
     commands[peer] = ([wct, "--model_directory", model_dir, "--compute_type", "int8",
                        "--output_dir", tempfile.mkdtemp(), note] if wct else
                       [sys.executable, "-c", _minimal_script(model_dir), note])
-    with _spinners(True):
-        times = {name: [] for name in commands}
-        for _ in range(repeats):
-            for name, cmd in commands.items():
-                times[name].append(_timed(cmd))
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    ratio = medians["ours"] / medians[peer]
-    result["cold_busy"] = {"ours": round(medians["ours"], 3), peer: round(medians[peer], 3),
-                           "peer": peer, "ratio": round(ratio, 3)}
-    print(f"  cold CLI, 10 s note, busy (median of {repeats})  ours {medians['ours']:6.2f} s"
-          f"  {peer} {medians[peer]:6.2f} s  {ratio:4.2f}x")
+    for condition in ("quiet", "busy"):
+        with _spinners(condition == "busy"):
+            times = {name: [] for name in commands}
+            for _ in range(repeats):
+                for name, cmd in commands.items():
+                    times[name].append(_timed(cmd))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        ratio = medians["ours"] / medians[peer]
+        result[f"cold_{condition}"] = {"ours": round(medians["ours"], 3),
+                                       peer: round(medians[peer], 3), "peer": peer,
+                                       "ratio": round(ratio, 3)}
+        print(f"  cold CLI, 10 s note, {condition:<5} (median of {repeats})  ours "
+              f"{medians['ours']:6.2f} s  {peer} {medians[peer]:6.2f} s  {ratio:4.2f}x")
     return result
 
 
