@@ -10,8 +10,10 @@ The cold-CLI section compares with whisper-ctranslate2 when it is on PATH or
 named by WHISPER_CTRANSLATE2 (it pins its own faster-whisper, so a venv of its
 own is best: `python -m venv /tmp/wct && /tmp/wct/bin/pip install whisper-ctranslate2`).
 
-Sections: warm per-note latency, cold CLI, backlog throughput, accuracy (WER),
-short notes (WER and run-to-run changes on notes under 3 s, `shortnotes.py`), peak memory, long notes (1 to 180 minutes), a big store (50,000 notes). Contenders are interleaved and medians reported. The table goes
+Sections: warm per-note latency, cold CLI, the busy machine (warm and cold again while
+spinners keep every core busy), backlog throughput, accuracy (WER), short notes (WER and
+run-to-run changes on notes under 3 s, `shortnotes.py`), peak memory, long notes (1 to 180
+minutes), a big store (50,000 notes). Contenders are interleaved and medians reported. The table goes
 to stdout and the numbers to bench/results/<time>.json.
 """
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import wave
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -51,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only",
-                        default="warm,cold,backlog,accuracy,shortnotes,memory,long,bigstore")
+                        default="warm,cold,busy,backlog,accuracy,shortnotes,memory,long,bigstore")
     parser.add_argument("--memory", action="store_true",
                         help="only the long-note section (bench/memory.py)")
     parser.add_argument("--minutes", default="1,10,60,180", help="long-note lengths")
@@ -104,6 +107,8 @@ def main() -> None:
                                                 max(2, repeats - 2))
         if "cold" in sections:
             results["cold"] = cold(model_dir, notes, max(3, repeats))
+        if "busy" in sections:
+            results["busy"] = busy_machine(transcriber, model_dir, notes, max(3, repeats))
         if "backlog" in sections:
             results["backlog"] = backlog_throughput(settings, model_dir, work, backlog)
         if "memory" in sections:
@@ -323,9 +328,7 @@ def _normalised(text: str, language: str) -> str:
 def cold(model_dir: str, notes: dict, repeats: int) -> dict:
     """A new process per note: our CLI, whisper-ctranslate2, a minimal script; and --help."""
     note = str(notes["10s"][0])
-    minimal = ("import sys; from faster_whisper import WhisperModel; "
-               f"m = WhisperModel({model_dir!r}, device='cpu', compute_type='int8'); "
-               "print(' '.join(s.text for s in m.transcribe(sys.argv[1])[0]))")
+    minimal = _minimal_script(model_dir)
     commands = {
         "transcribe note": [sys.executable, "-m", "transcribe", "--no-store", note],
         "minimal faster-whisper script": [sys.executable, "-c", minimal, note],
@@ -364,6 +367,85 @@ def cold(model_dir: str, notes: dict, repeats: int) -> dict:
     print(f"  {'transcribe --help':<32} {statistics.median(help_times):6.3f} s")
     return {"seconds": medians, "help_s": statistics.median(help_times),
             "baseline": "whisper-ctranslate2" if wct else "minimal script"}
+
+
+def busy_machine(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
+    """Warm ours against stock faster-whisper (its defaults, `vad_filter=True`) on the
+    dev set, each note once, quiet and then while a spinner per core runs; and the
+    cold CLI against whisper-ctranslate2 (else the minimal script) on the 10 s note,
+    the same two ways. Medians; ratio = ours / theirs."""
+    from faster_whisper import WhisperModel
+
+    stock = WhisperModel(model_dir, device="cpu", compute_type="int8")
+
+    def stock_run(path):
+        return " ".join(s.text for s in stock.transcribe(str(path), vad_filter=True)[0])
+
+    contenders = {"ours": lambda p: transcriber.transcribe(p).text, "stock": stock_run}
+    real = [path for path, _, _ in _real_notes()] or [path for path, _ in notes.values()]
+    for run in contenders.values():
+        run(real[0])
+    result: dict = {"notes": len(real)}
+    print(f"\nbusy machine: {os.cpu_count()} spinner(s) keep every core busy")
+    for condition in ("quiet", "busy"):
+        with _spinners(condition == "busy"):
+            times = {name: [] for name in contenders}
+            for path in real:
+                for name, run in contenders.items():
+                    times[name].append(_seconds(run, path))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        ratio = medians["ours"] / medians["stock"]
+        result[f"warm_{condition}"] = {**{k: round(v, 3) for k, v in medians.items()},
+                                       "ratio": round(ratio, 3)}
+        print(f"  warm, dev set ({len(real)} notes), {condition:<5}  ours {medians['ours']:6.2f} s"
+              f"  stock {medians['stock']:6.2f} s  {ratio:4.2f}x")
+    note = str(notes["10s"][0])
+    commands = {"ours": [sys.executable, "-m", "transcribe", "--no-store", note]}
+    wct = os.environ.get("WHISPER_CTRANSLATE2") or shutil.which("whisper-ctranslate2")
+    peer = "whisper-ctranslate2" if wct else "minimal script"
+    commands[peer] = ([wct, "--model_directory", model_dir, "--compute_type", "int8",
+                       "--output_dir", tempfile.mkdtemp(), note] if wct else
+                      [sys.executable, "-c", _minimal_script(model_dir), note])
+    for condition in ("quiet", "busy"):
+        with _spinners(condition == "busy"):
+            times = {name: [] for name in commands}
+            for _ in range(repeats):
+                for name, cmd in commands.items():
+                    times[name].append(_timed(cmd))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        ratio = medians["ours"] / medians[peer]
+        result[f"cold_{condition}"] = {"ours": round(medians["ours"], 3),
+                                       peer: round(medians[peer], 3), "peer": peer,
+                                       "ratio": round(ratio, 3)}
+        print(f"  cold CLI, 10 s note, {condition:<5} (median of {repeats})  ours "
+              f"{medians['ours']:6.2f} s  {peer} {medians[peer]:6.2f} s  {ratio:4.2f}x")
+    return result
+
+
+def _seconds(run, path) -> float:
+    started = time.perf_counter()
+    run(path)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def _spinners(on: bool):
+    """One process per core spinning in Python, as busy as a process can be, if `on`."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range((os.cpu_count() or 1) if on else 0)]
+    try:
+        time.sleep(1.0 if on else 0.0)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _minimal_script(model_dir: str) -> str:
+    return ("import sys; from faster_whisper import WhisperModel; "
+            f"m = WhisperModel({model_dir!r}, device='cpu', compute_type='int8'); "
+            "print(' '.join(s.text for s in m.transcribe(sys.argv[1])[0]))")
 
 
 def _timed(cmd: list[str]) -> float:

@@ -240,7 +240,7 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             return transcribe_paths([args.stdin_file if p == Path("-") else p for p in paths],
                                     args, diag)
     transcriber = Transcriber(settings)
-    if args.engine != "cloud" and not transcriber.use_service():
+    if args.engine != "cloud" and not transcriber.use_service(on_decline=diag.info):
         transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     tally = _Tally()
@@ -715,8 +715,13 @@ def watch_command(argv: list[str]) -> int:
                              "missed (default 300)")
     parser.add_argument("-m", "--model", help="model name or directory")
     parser.add_argument("-l", "--language", help="language code (default: detect)")
+    parser.add_argument("--languages", metavar="CODES",
+                        help="detect only among these, such as pt,en (default: any)")
     parser.add_argument("--task", choices=("transcribe", "translate"),
                         help="translate: English text from speech in any language")
+    parser.add_argument("--beam-size", type=int, help="beam search width (default: 5)")
+    parser.add_argument("--threads", dest="cpu_threads", type=int,
+                        help="CPU threads (default: the cores this process may use)")
     parser.add_argument("--initial-prompt", help="text that sets style and spelling")
     parser.add_argument("--hotwords", help="words or names to favour")
     parser.add_argument("--cloud", dest="cloud_allow", action="store_true", default=None,
@@ -738,7 +743,10 @@ def watch_command(argv: list[str]) -> int:
     from .watcher import WatchOptions, serve
 
     settings = (Settings.load().with_overrides(model=args.model, language=args.language,
-                                               task=args.task, hotwords=args.hotwords,
+                                               languages=args.languages, task=args.task,
+                                               beam_size=args.beam_size,
+                                               cpu_threads=args.cpu_threads,
+                                               hotwords=args.hotwords,
                                                initial_prompt=args.initial_prompt)
                 .with_cloud(allow=args.cloud_allow)
                 .with_watch(settle_s=args.settle_s, grace_s=args.grace_s, poll_s=args.poll_s,
@@ -790,7 +798,9 @@ def _service(args: argparse.Namespace, options) -> int:
                         ("--grace", args.grace_s), ("--poll", args.poll_s),
                         ("--poll-remote", args.remote_poll_s),
                         ("--rescan", args.rescan_s if args.rescan_s != 300.0 else None),
-                        ("-m", args.model), ("-l", args.language), ("--task", args.task),
+                        ("-m", args.model), ("-l", args.language),
+                        ("--languages", args.languages), ("--task", args.task),
+                        ("--beam-size", args.beam_size), ("--threads", args.cpu_threads),
                         ("--initial-prompt", args.initial_prompt),
                         ("--hotwords", args.hotwords)):
         if value is not None:

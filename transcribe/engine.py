@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -85,12 +86,23 @@ ProgressCallback = Callable[[float, float, list[Segment]], None]
 # Set before CTranslate2 is first loaded; a value the user set is kept.
 for _name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
     os.environ.setdefault(_name, "0")
+# CTranslate2 runs on GNU OpenMP, whose idle threads spin before they sleep, and
+# each thread that calls the model has a pool of its own: the CLI and the watcher
+# load the model on one thread and decode on another. A cold `transcribe` of a
+# 10 s note (2 cores, shared, load 11-16) took 8.8-34 s and 3.5-14.9 s of CPU so,
+# and 2.9-3.1 s and 0.9-1.0 s of CPU with waiting threads asleep (warm decoding
+# on one thread moved by 3 % of CPU, within its noise). Set before CTranslate2
+# is first loaded; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 # One WhisperModel serves every thread of the process; its calls are serialised
 # (two cores gain nothing from overlap).
 _decode_lock = threading.Lock()
+# The length in seconds of the note each thread's engine has in hand; the hand-off
+# server answers "busy" rather than queue a short note behind a long one.
+_in_hand: dict[int, float] = {}
 
 
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -161,7 +173,8 @@ class LocalEngine:
                    on_progress: ProgressCallback | None = None) -> Transcript:
         """The note's transcript; `audio` is read once, block by block (`blocks.py`)."""
         settings = self.settings
-        found = self._decode_blocks(audio, file, on_progress)
+        with _holding(audio):
+            found = self._decode_blocks(audio, file, on_progress)
         if found is None:
             log.info("%s: no speech found by the VAD", file)
             self.load()  # a missing model is still an error, not a silent success
@@ -466,6 +479,23 @@ class _Decoding:
     language: str | None = None
     probability: float | None = None
     previous: list[int] = field(default_factory=list)  # the last piece's tokens: the prompt
+
+
+def longest_note_in_hand() -> float:
+    """The length of the longest note another thread of this process is transcribing
+    (a note whose length is unknown counts as endless); 0 when there is none."""
+    me = threading.get_ident()
+    return max((s for thread, s in list(_in_hand.items()) if thread != me), default=0.0)
+
+
+@contextmanager
+def _holding(audio: Audio | AudioStream):
+    thread = threading.get_ident()
+    _in_hand[thread] = audio.expected if audio.expected is not None else float("inf")
+    try:
+        yield
+    finally:
+        _in_hand.pop(thread, None)
 
 
 def _clocked(on_progress: ProgressCallback | None, audio

@@ -35,13 +35,17 @@ class Transcriber:
         self.settings = settings or Settings.load()
         self.local = LocalEngine(self.settings, download=download)
         self.handoff: HandoffEngine | None = None
+        self._on_decline: Callable[[str], None] | None = None
         self.policy = CloudPolicy(self.settings, transport=transport)
 
-    def use_service(self) -> bool:
+    def use_service(self, on_decline: Callable[[str], None] | None = None) -> bool:
         """Hand notes to a running `transcribe watch` when there is one (`handoff.py`),
-        whose model is loaded already. The CLI asks, before it would load its own."""
+        whose model is loaded already. The CLI asks, before it would load its own.
+        `on_decline` is told in one line when the service fails it and the note is
+        transcribed here instead."""
         engine = HandoffEngine(self.settings)
         self.handoff = engine if engine.available() else None
+        self._on_decline = on_decline
         return self.handoff is not None
 
     def transcribe(self, path: str | Path, on_progress: ProgressCallback | None = None,
@@ -115,6 +119,8 @@ class Transcriber:
                 return self.handoff.transcribe(audio, str(path), on_progress)
             except Declined as e:
                 log.info("%s: %s; transcribing here", path, e)
+                if e.notice and self._on_decline is not None:
+                    self._on_decline(f"{path}: {e}; transcribing here")
                 self.handoff = None  # the rest of this run is transcribed here
         return self.local.transcribe(audio, str(path), on_progress)
 
