@@ -111,6 +111,14 @@ def rows(app: TranscribeApp) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+async def open_whatsapp_note(app: TranscribeApp, pilot) -> None:
+    """Open the note that came in from WhatsApp (the PTT sample) from the inbox."""
+    index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
+    app.query_one("#inbox", DataTable).move_cursor(row=index)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 async def test_inbox_lists_every_note_newest_first(app_home):
     app = TranscribeApp(Settings.load())
     async with app.run_test(size=(120, 30)) as pilot:
@@ -150,11 +158,7 @@ async def test_search_highlights_and_survives_a_malformed_query(app_home):
 async def test_a_note_opens_with_timestamps_copy_and_export(app_home):
     app = TranscribeApp(Settings.load())
     async with app.run_test(size=(120, 30)) as pilot:
-        table = app.query_one("#inbox", DataTable)
-        index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
-        table.move_cursor(row=index)
-        await pilot.press("enter")
-        await pilot.pause()
+        await open_whatsapp_note(app, pilot)
         meta = str(app.screen.query_one("#meta", Static).render())
         assert "PTT-20240312-WA0007.opus" in meta and "local · base" in meta
         segments = [str(s.render()) for s in app.screen.query(".segment")]
@@ -741,10 +745,7 @@ async def test_re_transcribing_offers_a_language(snap_home):
 
     app = TranscribeApp(Settings.load())
     async with app.run_test(size=(120, 30)) as pilot:
-        index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
-        app.query_one("#inbox", DataTable).move_cursor(row=index)
-        await pilot.press("enter")
-        await pilot.pause()
+        await open_whatsapp_note(app, pilot)
         job_id = app.screen.job.id
         await pilot.press("t")
         await pilot.pause()
@@ -768,10 +769,7 @@ async def test_re_transcribing_offers_a_language(snap_home):
 async def test_a_fixed_word_is_kept_shown_beside_the_models_and_found_by_search(app_home):
     app = TranscribeApp(Settings.load())
     async with app.run_test(size=(120, 30)) as pilot:
-        index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
-        app.query_one("#inbox", DataTable).move_cursor(row=index)
-        await pilot.press("enter")
-        await pilot.pause()
+        await open_whatsapp_note(app, pilot)
         first = str(app.screen.query(".segment").first().render())
         assert "Sam" in first
         await pilot.press("enter")  # fix the selected (first) segment
