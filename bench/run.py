@@ -4,13 +4,16 @@
     python -m bench --quick         # fewer repeats and a 12-note backlog
     python -m bench --only warm,accuracy
     python -m bench --memory        # only long notes' memory and speed (bench/memory.py)
+    python -m bench --bigstore      # only search and the inbox at 50,000 notes (bench/bigstore.py)
 
 The cold-CLI section compares with whisper-ctranslate2 when it is on PATH or
 named by WHISPER_CTRANSLATE2 (it pins its own faster-whisper, so a venv of its
 own is best: `python -m venv /tmp/wct && /tmp/wct/bin/pip install whisper-ctranslate2`).
 
-Sections: warm per-note latency, cold CLI, backlog throughput, accuracy (WER),
-peak memory, long notes (1 to 180 minutes). Contenders are interleaved and medians reported. The table goes
+Sections: warm per-note latency, cold CLI, the busy machine (warm and cold again while
+spinners keep every core busy), backlog throughput, accuracy (WER), short notes (WER and
+run-to-run changes on notes under 3 s, `shortnotes.py`), peak memory, long notes (1 to 180
+minutes), a big store (50,000 notes). Contenders are interleaved and medians reported. The table goes
 to stdout and the numbers to bench/results/<time>.json.
 """
 
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 import wave
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -49,15 +53,29 @@ JFK = "And so my fellow Americans, ask not what your country can do for you, ask
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="warm,cold,backlog,accuracy,memory,long")
+    parser.add_argument("--only",
+                        default="warm,cold,busy,backlog,accuracy,shortnotes,memory,long,bigstore")
     parser.add_argument("--memory", action="store_true",
                         help="only the long-note section (bench/memory.py)")
     parser.add_argument("--minutes", default="1,10,60,180", help="long-note lengths")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--backlog", type=int)
+    parser.add_argument("--bigstore", action="store_true",
+                        help="only search and the inbox in a big store (bench/bigstore.py)")
+    parser.add_argument("--notes", type=int, help="notes in the big store (default: 50000)")
+    parser.add_argument("--live", action="store_true",
+                        help="only the live text while recording: the capture queue's "
+                             "high-water mark, pause-to-text lag (bench/live.py)")
+    parser.add_argument("--live-minutes", type=float, default=2.0,
+                        help="the live bench's recording length")
     parser.add_argument("--watcher", action="store_true",
                         help="only the watcher's idle CPU and latency (bench/watcher.py)")
     args = parser.parse_args()
+    if args.live:
+        from . import live
+
+        live.main(args.live_minutes)
+        return
     if args.watcher:
         from . import watcher
 
@@ -65,7 +83,8 @@ def main() -> None:
         return
     repeats = args.repeats or (2 if args.quick else 5)
     backlog = args.backlog or (12 if args.quick else 50)
-    sections = {"long"} if args.memory else set(args.only.split(","))
+    sections = {"long"} if args.memory else {"bigstore"} if args.bigstore else \
+        set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="transcribe-bench-"))
     os.environ.setdefault("TRANSCRIBE_HOME", str(work / "home"))
     results: dict = {"time": datetime.now().isoformat(timespec="seconds"),
@@ -81,8 +100,15 @@ def main() -> None:
             results["warm"] = warm(transcriber, model_dir, notes, repeats)
         if "accuracy" in sections:
             results["accuracy"] = accuracy(settings, model_dir, notes, work)
+        if "shortnotes" in sections:
+            from .shortnotes import run as short_notes
+
+            results["shortnotes"] = short_notes(settings, model_dir, work / "short",
+                                                max(2, repeats - 2))
         if "cold" in sections:
             results["cold"] = cold(model_dir, notes, max(3, repeats))
+        if "busy" in sections:
+            results["busy"] = busy_machine(transcriber, model_dir, notes, max(3, repeats))
         if "backlog" in sections:
             results["backlog"] = backlog_throughput(settings, model_dir, work, backlog)
         if "memory" in sections:
@@ -91,6 +117,11 @@ def main() -> None:
             from .memory import run as long_notes
 
             results["long"] = long_notes(work, [int(m) for m in args.minutes.split(",")])
+        if "bigstore" in sections:
+            from . import bigstore
+
+            results["bigstore"] = bigstore.run(transcriber, work, args.notes or bigstore.NOTES,
+                                               repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "bench" / "results"
@@ -297,9 +328,7 @@ def _normalised(text: str, language: str) -> str:
 def cold(model_dir: str, notes: dict, repeats: int) -> dict:
     """A new process per note: our CLI, whisper-ctranslate2, a minimal script; and --help."""
     note = str(notes["10s"][0])
-    minimal = ("import sys; from faster_whisper import WhisperModel; "
-               f"m = WhisperModel({model_dir!r}, device='cpu', compute_type='int8'); "
-               "print(' '.join(s.text for s in m.transcribe(sys.argv[1])[0]))")
+    minimal = _minimal_script(model_dir)
     commands = {
         "transcribe note": [sys.executable, "-m", "transcribe", "--no-store", note],
         "minimal faster-whisper script": [sys.executable, "-c", minimal, note],
@@ -338,6 +367,85 @@ def cold(model_dir: str, notes: dict, repeats: int) -> dict:
     print(f"  {'transcribe --help':<32} {statistics.median(help_times):6.3f} s")
     return {"seconds": medians, "help_s": statistics.median(help_times),
             "baseline": "whisper-ctranslate2" if wct else "minimal script"}
+
+
+def busy_machine(transcriber, model_dir: str, notes: dict, repeats: int) -> dict:
+    """Warm ours against stock faster-whisper (its defaults, `vad_filter=True`) on the
+    dev set, each note once, quiet and then while a spinner per core runs; and the
+    cold CLI against whisper-ctranslate2 (else the minimal script) on the 10 s note,
+    the same two ways. Medians; ratio = ours / theirs."""
+    from faster_whisper import WhisperModel
+
+    stock = WhisperModel(model_dir, device="cpu", compute_type="int8")
+
+    def stock_run(path):
+        return " ".join(s.text for s in stock.transcribe(str(path), vad_filter=True)[0])
+
+    contenders = {"ours": lambda p: transcriber.transcribe(p).text, "stock": stock_run}
+    real = [path for path, _, _ in _real_notes()] or [path for path, _ in notes.values()]
+    for run in contenders.values():
+        run(real[0])
+    result: dict = {"notes": len(real)}
+    print(f"\nbusy machine: {os.cpu_count()} spinner(s) keep every core busy")
+    for condition in ("quiet", "busy"):
+        with _spinners(condition == "busy"):
+            times = {name: [] for name in contenders}
+            for path in real:
+                for name, run in contenders.items():
+                    times[name].append(_seconds(run, path))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        ratio = medians["ours"] / medians["stock"]
+        result[f"warm_{condition}"] = {**{k: round(v, 3) for k, v in medians.items()},
+                                       "ratio": round(ratio, 3)}
+        print(f"  warm, dev set ({len(real)} notes), {condition:<5}  ours {medians['ours']:6.2f} s"
+              f"  stock {medians['stock']:6.2f} s  {ratio:4.2f}x")
+    note = str(notes["10s"][0])
+    commands = {"ours": [sys.executable, "-m", "transcribe", "--no-store", note]}
+    wct = os.environ.get("WHISPER_CTRANSLATE2") or shutil.which("whisper-ctranslate2")
+    peer = "whisper-ctranslate2" if wct else "minimal script"
+    commands[peer] = ([wct, "--model_directory", model_dir, "--compute_type", "int8",
+                       "--output_dir", tempfile.mkdtemp(), note] if wct else
+                      [sys.executable, "-c", _minimal_script(model_dir), note])
+    for condition in ("quiet", "busy"):
+        with _spinners(condition == "busy"):
+            times = {name: [] for name in commands}
+            for _ in range(repeats):
+                for name, cmd in commands.items():
+                    times[name].append(_timed(cmd))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        ratio = medians["ours"] / medians[peer]
+        result[f"cold_{condition}"] = {"ours": round(medians["ours"], 3),
+                                       peer: round(medians[peer], 3), "peer": peer,
+                                       "ratio": round(ratio, 3)}
+        print(f"  cold CLI, 10 s note, {condition:<5} (median of {repeats})  ours "
+              f"{medians['ours']:6.2f} s  {peer} {medians[peer]:6.2f} s  {ratio:4.2f}x")
+    return result
+
+
+def _seconds(run, path) -> float:
+    started = time.perf_counter()
+    run(path)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def _spinners(on: bool):
+    """One process per core spinning in Python, as busy as a process can be, if `on`."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range((os.cpu_count() or 1) if on else 0)]
+    try:
+        time.sleep(1.0 if on else 0.0)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _minimal_script(model_dir: str) -> str:
+    return ("import sys; from faster_whisper import WhisperModel; "
+            f"m = WhisperModel({model_dir!r}, device='cpu', compute_type='int8'); "
+            "print(' '.join(s.text for s in m.transcribe(sys.argv[1])[0]))")
 
 
 def _timed(cmd: list[str]) -> float:

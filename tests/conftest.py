@@ -14,6 +14,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 for name in list(os.environ):
     if name.startswith("TRANSCRIBE_"):
         del os.environ[name]
+# Nor a desktop: no notification of a test's note reaches the developer's screen
+# (test_notify.py brings a session bus of its own).
+os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_audio"

@@ -75,6 +75,11 @@ CHAT_NAMES = {"whatsapp-android-24h": "Sam", "whatsapp-android-12h": "María",
               "whatsapp-ios": "whatsapp-ios", "telegram-json": "Sam", "telegram-html": "Sam"}
 
 
+def _paths(home: Path) -> list[Path]:
+    with sqlite3.connect(home / "data" / "transcribe.db") as con:
+        return [Path(p) for p, in con.execute("SELECT path FROM jobs")]
+
+
 def _senders(home: Path) -> list:
     with sqlite3.connect(home / "data" / "transcribe.db") as con:
         return sorted(tuple(r) for r in con.execute("SELECT chat, sender, sent_at FROM jobs"))
@@ -104,6 +109,9 @@ def test_chat_export(name, zipped, tmp_path, home):
     jobs = _jobs(mine)
     assert _senders(mine) == sorted((CHAT_NAMES[name], s, t) for s, t, k, n in expected
                                     if k == "voice" and n != "omitted")
+    if zipped:  # kept where the store says, not in a temporary folder deleted since
+        for path in _paths(mine):
+            assert path.is_file() and path.is_relative_to(mine / "data" / "chats"), path
     assert jobs == sum(1 for *_, n in expected if n and n != "omitted")
 
     again = run_cli("chat", str(export), "-v", "--format", "md", env=env)
@@ -385,7 +393,8 @@ def test_a_note_kept_before_the_import_gets_its_chat_and_sender(tmp_path, home):
     out = run_cli("chat", str(CHATS / "whatsapp-android-24h"), "-v", "--output", "-", env=env)
     assert out.returncode == 0 and "0 transcribed now" in out.stderr, out.stderr
     with sqlite3.connect(tmp_path / "home" / "data" / "transcribe.db") as con:
-        assert con.execute("SELECT chat, sender FROM jobs").fetchall() == [("Sam", "Alice")]
+        assert con.execute("SELECT chat, sender, sent_at FROM jobs").fetchall() == [
+            ("Sam", "Alice", "2024-03-13T18:45:00")], "the chat's time, not the file's"
 
 
 MISSING = {  # a chat text naming a voice note its export lacks, and media the app left out
@@ -500,7 +509,7 @@ def test_whatsapp_line_formats_of_other_locales(case, tmp_path, home):
 def test_what_the_tuis_add_takes_for_a_chat_export(tmp_path):
     """A folder or zip with a chat's text at its top is an export; a folder that only holds
     one somewhere inside (~/Downloads), or voice notes with some other .txt, is not."""
-    from transcribe.chat import is_export
+    from transcribe.chats import is_export
 
     downloads = tmp_path / "Downloads"
     export = downloads / "WhatsApp Chat with Sam"

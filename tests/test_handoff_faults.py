@@ -101,7 +101,7 @@ def test_a_slow_peer_holds_up_nobody_and_is_dropped(space):
             # Another peer is answered while the slow one is still connected.
             other = connect(sock_path)
             other.sendall(b'{"protocol": 0}\n')
-            assert answer(other) == [{"refused": "protocol 0 is not 1"}]
+            assert answer(other) == [{"refused": f"protocol 0 is not {PROTOCOL}"}]
             other.close()
             slow.setblocking(False)
             try:

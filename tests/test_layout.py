@@ -8,8 +8,9 @@ import sys
 import pytest
 from conftest import ROOT
 
-CORE_MODULES = sorted(f"transcribe.{p.stem}" for p in (ROOT / "transcribe").glob("*.py")
-                      if p.stem not in ("__init__", "__main__"))
+CORE_MODULES = sorted(
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for p in (ROOT / "transcribe").rglob("*.py") if p.stem != "__main__")
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)

@@ -104,3 +104,48 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def test_a_folder_naming_a_hub_model_asks_nothing_of_the_hub(tmp_path, home):
+    """A `.transcribe.toml` may name installed models only: `small` or an `org/repo` the
+    hub would serve fail their notes in one line, with no DNS and no connection."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    for folder, model, note in (("named", "small", NOTE),
+                                ("repo", "someone/whisper-large", "voicemail-8k.wav")):
+        (inbox / folder).mkdir(parents=True)
+        (inbox / folder / ".transcribe.toml").write_text(f'model = "{model}"\n')
+        shutil.copy(SAMPLES / note, inbox / folder / note)
+    trace = tmp_path / "strace.txt"
+    env = traced_env(private_home(tmp_path / "home", home))
+    env.pop("HF_HUB_OFFLINE")  # the user's machine: the hub is only a download away
+    db = tmp_path / "home" / "data" / "transcribe.db"
+    log = tmp_path / "watch.log"
+    with log.open("w") as err:
+        tracer = subprocess.Popen([STRACE, "-f", "-e", "trace=network", "-o", str(trace),
+                                   sys.executable, "-m", "transcribe", "watch", str(inbox),
+                                   "-o", str(out), "--settle", "0.2", "--poll", "0.2"],
+                                  stderr=err, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while _failed(db) < 2:
+            assert tracer.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+    finally:
+        for pid in _children(tracer.pid):
+            os.kill(pid, signal.SIGTERM)
+        tracer.wait(60)
+    assert leaks(trace.read_text()) == []
+    said = log.read_text()
+    assert "'small' is not on this machine" in said, said
+    assert "transcribe models pull someone/whisper-large" in said, said
+
+
+def _failed(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM jobs WHERE state='failed'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

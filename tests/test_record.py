@@ -45,6 +45,22 @@ def portaudio_present() -> bool:
     return True
 
 
+def without_portaudio() -> list[str]:
+    """A command prefix that runs a program as if libportaudio2 were not installed (its
+    library bound over by /dev/null in a mount namespace of its own); [] where it is
+    not installed. Skips the test where hiding it is not possible (not root)."""
+    library = ctypes.util.find_library("portaudio")
+    if library is None:
+        return []
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("hiding PortAudio needs root and unshare")
+    real = next(Path(d, library).resolve() for d in
+                ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
+                if Path(d, library).exists())
+    script = f'mount --bind /dev/null {real} && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", script, "sh"]
+
+
 needs_portaudio = pytest.mark.skipif(not portaudio_present(),
                                      reason="libportaudio2 is not installed (.ci/run installs it)")
 

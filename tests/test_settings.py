@@ -109,3 +109,22 @@ def test_record_refuses_a_wrong_setting_before_recording(tmp_path):
                      env={"TRANSCRIBE_HOME": str(fresh)})
     assert result.returncode == 2 and "klingon" in result.stderr
     assert not (fresh / "data").exists(), "it went to the microphone before the setting"
+
+
+@pytest.mark.parametrize("url", ["[", "http://[", "http://host:99999/v1", "ftp://host/v1"])
+def test_a_provider_url_that_is_no_address_is_refused_and_never_saved(tmp_path, url):
+    """What a hand typing into the TUI's URL field leaves half-way: refused in one line,
+    the saved settings left as they were, the host shown without a crash."""
+    from transcribe.settings import Paths, Settings, save_settings, url_host
+    from transcribe.errors import SettingsError
+
+    paths = Paths.from_env({"TRANSCRIBE_HOME": str(tmp_path)})
+    save_settings(paths, {"cloud": {"allow": True, "base_url": "http://127.0.0.1:8000/v1"}})
+    before = paths.config_file.read_text()
+    with pytest.raises(SettingsError, match="not a provider's address"):
+        save_settings(paths, {"cloud": {"base_url": url}})
+    assert paths.config_file.read_text() == before
+    assert Settings.load({"TRANSCRIBE_HOME": str(tmp_path)}).cloud.host == "127.0.0.1"
+    with pytest.raises(SettingsError, match="not a provider's address"):
+        Settings.load({"TRANSCRIBE_HOME": str(tmp_path), "TRANSCRIBE_CLOUD_BASE_URL": url})
+    assert url_host(url) == url or url_host(url) == "host"

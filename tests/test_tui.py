@@ -332,20 +332,9 @@ def test_recording_from_the_tui_lands_in_the_inbox(tmp_path, home):
 
 
 def test_without_portaudio_the_record_screen_says_how_to_fix_it(tmp_path, home):
-    import ctypes.util
+    from test_record import without_portaudio
 
-    library = ctypes.util.find_library("portaudio")
-    prefix: list[str] = []
-    env = {"TRANSCRIBE_HOME": str(tmp_path)}
-    if library is not None:
-        if os.geteuid() != 0 or not shutil.which("unshare"):
-            pytest.skip("hiding PortAudio needs root and unshare")
-        real = next(Path(d, library).resolve() for d in
-                    ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
-                    if Path(d, library).exists())
-        script = f'mount --bind /dev/null {real} && exec "$@"'
-        prefix = ["unshare", "-m", "sh", "-c", script, "sh"]
-    seen = drive_record(env, prefix)
+    seen = drive_record({"TRANSCRIBE_HOME": str(tmp_path)}, without_portaudio())
     assert not seen["started"] and not seen["start_shown"], "no Start without a microphone"
     assert "Recording is not available" in seen["status"]
     assert "libportaudio2" in seen["status"]
@@ -610,7 +599,7 @@ def test_the_inbox_says_what_a_waiting_note_waits_for():
 
     waiting = "waiting for the model: no model.bin in /mnt/drive/whisper-base"
     assert row("pending", waiting) == waiting
-    assert row("failed", "not audio") == "not audio"
+    assert row("failed", "not audio") == "a.ogg: not audio"  # a failed row names its file
     assert row("pending", None) == ""
 
 
@@ -775,3 +764,32 @@ async def test_re_transcribing_offers_a_language(snap_home):
     store = Store.open_default(snap_home / "data")
     assert store.job(job_id).state == "done"
     store.close()
+
+
+async def test_a_fixed_word_is_kept_shown_beside_the_models_and_found_by_search(app_home):
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        index = next(i for i, r in enumerate(rows(app)) if r[1] == "WhatsApp")
+        app.query_one("#inbox", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await pilot.pause()
+        first = str(app.screen.query(".segment").first().render())
+        assert "Sam" in first
+        await pilot.press("enter")  # fix the selected (first) segment
+        await pilot.pause()
+        fix = app.screen.query_one("#fix-text", Input)
+        assert fix.value in first, "the dialog starts from the segment's text"
+        fix.value = fix.value.replace("Sam", "Samwise Quirkwell", 1)
+        await pilot.press("enter")
+        await pilot.pause()
+        first = str(app.screen.query(".segment").first().render())
+        assert "Samwise Quirkwell" in first and "fixed" in first
+        await pilot.press("m")  # the model's own text, on request
+        await pilot.pause()
+        model = str(app.screen.query(".segment").first().render())
+        assert "model:" in model and "Quirkwell" not in model and "Sam" in model
+        await pilot.press("escape", "slash", *"quirkwell")
+        await pilot.pause()
+        [row] = rows(app)
+        assert row[1] == "WhatsApp" and "Quirkwell" in row[6]
+        assert "1 match" in str(app.query_one("#message", Static).render())

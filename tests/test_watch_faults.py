@@ -355,3 +355,79 @@ def test_a_folder_setting_no_note_can_use_fails_its_notes_once_with_the_reason(s
     assert row["attempts"] == 1 and "beam_size" in row["error"]
     log = (data.parent / "watch.log").read_text()
     assert log.count("failed ") == 1, log
+
+
+def test_a_temp_looking_name_and_a_manifest_that_is_no_table_stop_nothing(space):
+    """`.x.txt.<20 digits>.abc.tmp` (no pid is that large: nobody's write, left alone) and
+    a manifest holding `123` in the output folder, at every start."""
+    inbox, out, data = space
+    (out / "inbox").mkdir(parents=True)
+    stranger = out / "inbox" / ".x.txt.99999999999999999999.abc.tmp"
+    stranger.write_text("not ours\n")
+    (out / "inbox" / ".transcribe-outputs.json").write_text("123")
+    shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+    for start in range(2):
+        with watcher(inbox, out, data) as proc:
+            [row] = wait_for(lambda rows: rows and rows[0]["state"] == "done", data, proc=proc)
+            deadline = time.monotonic() + 60
+            while not (out / "inbox" / "voicemail-8k.txt").exists():
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    (data.parent / "watch.log").read_text()
+                time.sleep(0.2)
+        assert proc.returncode in (0, -signal.SIGTERM), (data.parent / "watch.log").read_text()
+        (out / "inbox" / ".transcribe-outputs.json").write_text("123")
+    assert stranger.read_text() == "not ours\n"
+    assert (out / "inbox" / "voicemail-8k.txt").read_text().strip() == row["text"]
+    assert "Traceback" not in (data.parent / "watch.log").read_text()
+
+
+def test_a_watched_folder_deleted_and_made_again_is_watched_again_at_once(space):
+    """Its notifications went with the old folder; the rescan (300 s) is far off."""
+    inbox, out, data = space
+    with watcher(inbox, out, data) as proc:
+        shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+        wait_for(lambda rows: [r["state"] for r in rows] == ["done"], data, proc=proc)
+        shutil.rmtree(inbox)
+        time.sleep(3)
+        inbox.mkdir()
+        time.sleep(3)
+        shutil.copy(SAMPLES / OTHER, inbox / OTHER)  # dropped after the folder came back
+        rows = by_name(wait_for(settled(2), data, timeout=120, proc=proc))
+    assert rows[OTHER]["state"] == "done"
+    said = (data.parent / "watch.log").read_text()
+    assert "the watched folder is gone" in said and "made again; watching it anew" in said
+
+
+def test_many_copies_save_their_folders_manifest_once_not_once_a_file(space):
+    """40 copies of one note: one transcription, 40 transcript files, and the output
+    folder's manifest saved (written whole, fsynced, renamed into place) a few times, not
+    40 (20,000 copies took 16 minutes of outputs saving it per file). Counted by strace."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    inbox, out, data = space
+    for i in range(40):
+        shutil.copy(SAMPLES / NOTE, inbox / f"copy-{i:02d}.wav")
+    trace = data.parent / "strace.txt"
+    log = (data.parent / "watch.log").open("a")
+    proc = subprocess.Popen([strace, "-f", "-e", "trace=rename,renameat,renameat2", "-o",
+                             str(trace), sys.executable, "-m", "transcribe", "watch",
+                             str(inbox), "-o", str(out), "--settle", "0.5", "--poll", "0.2"],
+                            env=dict(os.environ, TRANSCRIBE_HOME=str(data)), stderr=log,
+                            cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list((out / "inbox").glob("copy-*.txt"))) < 40:
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (data.parent / "watch.log").read_text()
+            time.sleep(0.5)
+    finally:
+        for pid in [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                    .read_text().split()] if proc.poll() is None else []:
+            os.kill(pid, signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+    saves = [line for line in trace.read_text().splitlines()
+             if ".transcribe-outputs.json\"" in line and "= 0" in line]
+    assert [r["state"] for r in jobs(data)] == ["done"]
+    assert 1 <= len(saves) <= 4, saves

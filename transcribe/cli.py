@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -239,7 +240,7 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             return transcribe_paths([args.stdin_file if p == Path("-") else p for p in paths],
                                     args, diag)
     transcriber = Transcriber(settings)
-    if args.engine != "cloud" and not transcriber.use_service():
+    if args.engine != "cloud" and not transcriber.use_service(on_decline=diag.info):
         transcriber.local.preload()
     keeper = _Keeper(settings, diag)
     tally = _Tally()
@@ -264,7 +265,9 @@ def transcribe_paths(paths: list[Path], args: argparse.Namespace, diag: Diagnost
             if path == getattr(args, "stdin_file", None):
                 transcript.file = "-"  # not kept: no file to go back to
             else:
-                keeper.keep(path, transcript)  # first: a disk too full for the output loses nothing
+                # first: a disk too full for the output loses nothing; a note someone fixed
+                # (`transcribe tui`) comes back with the fixes laid over the new text
+                transcript = keeper.keep(path, transcript)
             if not live.started or transcript.engine != "local":  # the cloud's text is new
                 _emit(transcript, path, args, settings.word_timestamps, header=many,
                       first=n == 0, diag=diag, kept=keeper.kept)
@@ -336,10 +339,12 @@ class _Keeper:
         self.store = None
         self.kept = False  # the last transcript is in the store
 
-    def keep(self, path: Path, transcript) -> None:
+    def keep(self, path: Path, transcript):
+        """Keep `transcript`; return it as the store now has it (with the fixes of a note
+        someone corrected: `Store.correct`)."""
         self.kept = False
         if not self.settings.store:
-            return
+            return transcript
         from .audio import file_sha256
         from .messaging import origin
         from .store import Store, StoreDamaged
@@ -348,11 +353,15 @@ class _Keeper:
             if self.store is None:
                 self.store = Store.open_default(self.settings.paths.data_dir)
             where = origin(path)
-            self.store.record(str(path.resolve()), file_sha256(path), path.stat().st_size,
-                              transcript, sent_at=where.sent_at, app=where.app)
+            job = self.store.record(str(path.resolve()), file_sha256(path),
+                                    path.stat().st_size, transcript, sent_at=where.sent_at,
+                                    app=where.app)
             self.kept = True
+            fixed = self.store.transcript(job.id, transcript.task)
+            return fixed if fixed is not None and fixed.corrected else transcript
         except (OSError, sqlite3.Error, StoreDamaged) as e:
             self.diag.warning(f"{path}: transcribed, but not kept in the store ({e})")
+        return transcript
 
     def close(self) -> None:
         if self.store is not None:
@@ -706,8 +715,13 @@ def watch_command(argv: list[str]) -> int:
                              "missed (default 300)")
     parser.add_argument("-m", "--model", help="model name or directory")
     parser.add_argument("-l", "--language", help="language code (default: detect)")
+    parser.add_argument("--languages", metavar="CODES",
+                        help="detect only among these, such as pt,en (default: any)")
     parser.add_argument("--task", choices=("transcribe", "translate"),
                         help="translate: English text from speech in any language")
+    parser.add_argument("--beam-size", type=int, help="beam search width (default: 5)")
+    parser.add_argument("--threads", dest="cpu_threads", type=int,
+                        help="CPU threads (default: the cores this process may use)")
     parser.add_argument("--initial-prompt", help="text that sets style and spelling")
     parser.add_argument("--hotwords", help="words or names to favour")
     parser.add_argument("--cloud", dest="cloud_allow", action="store_true", default=None,
@@ -729,7 +743,10 @@ def watch_command(argv: list[str]) -> int:
     from .watcher import WatchOptions, serve
 
     settings = (Settings.load().with_overrides(model=args.model, language=args.language,
-                                               task=args.task, hotwords=args.hotwords,
+                                               languages=args.languages, task=args.task,
+                                               beam_size=args.beam_size,
+                                               cpu_threads=args.cpu_threads,
+                                               hotwords=args.hotwords,
                                                initial_prompt=args.initial_prompt)
                 .with_cloud(allow=args.cloud_allow)
                 .with_watch(settle_s=args.settle_s, grace_s=args.grace_s, poll_s=args.poll_s,
@@ -781,7 +798,9 @@ def _service(args: argparse.Namespace, options) -> int:
                         ("--grace", args.grace_s), ("--poll", args.poll_s),
                         ("--poll-remote", args.remote_poll_s),
                         ("--rescan", args.rescan_s if args.rescan_s != 300.0 else None),
-                        ("-m", args.model), ("-l", args.language), ("--task", args.task),
+                        ("-m", args.model), ("-l", args.language),
+                        ("--languages", args.languages), ("--task", args.task),
+                        ("--beam-size", args.beam_size), ("--threads", args.cpu_threads),
                         ("--initial-prompt", args.initial_prompt),
                         ("--hotwords", args.hotwords)):
         if value is not None:
@@ -856,13 +875,14 @@ def record_command(argv: list[str]) -> int:
     rec.add_argument("--save", type=Path, metavar="PATH",
                      help="where the recording goes (default: <data dir>/recordings/)")
     rec.add_argument("--no-transcribe", action="store_true", help="only record")
+    rec.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                     help="show the text so far at each pause while recording (default: on "
+                          "a terminal); the final text is the saved file's, as ever")
     add_transcribe_options(parser, compute_device=False)
     args = parser.parse_args(argv)
     _output_formats(parser, args)
     _setup_logging(args.verbose, args.quiet)
     diag = Diagnostics(args.quiet)
-    import threading
-
     from .recorder import default_recording_path, record
 
     settings = settings_from_args(args)  # a wrong setting stops us before the recording
@@ -871,6 +891,11 @@ def record_command(argv: list[str]) -> int:
     if sys.stdin.isatty():
         threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
     meter = _LevelMeter(diag)
+    live = None
+    if (diag.tty if args.live is None else args.live) and not (args.no_transcribe or diag.quiet):
+        from .live import LiveText
+
+        live = LiveText(settings, meter.text)
 
     def started(device: str, rate: int) -> None:
         diag.info(f"recording from {device} ({rate} Hz) to {path}"
@@ -897,7 +922,7 @@ def record_command(argv: list[str]) -> int:
     try:
         recording = record(path, device=args.device, samplerate=args.samplerate,
                            max_seconds=args.seconds, stop_after_silence=args.stop_after_silence,
-                           stop=stop, on_level=meter, on_start=started)
+                           stop=stop, on_level=meter, on_start=started, live=live)
     except KeyboardInterrupt:
         interrupted = True
         recording = None
@@ -920,7 +945,8 @@ def record_command(argv: list[str]) -> int:
 
 
 class _LevelMeter:
-    """Elapsed time and input level on one stderr line, on a terminal only."""
+    """Elapsed time and input level on one stderr line, on a terminal only; the live
+    text's lines above it (from the live decoder's thread, hence the lock)."""
 
     BAR = " ▁▂▃▄▅▆▇█"
 
@@ -928,6 +954,8 @@ class _LevelMeter:
         self.diag = diag
         self.shown = False
         self.last = 0.0
+        self.line = ""
+        self.lock = threading.Lock()
 
     def __call__(self, elapsed: float, level: float) -> None:
         if not self.diag.tty or self.diag.quiet or elapsed - self.last < 0.1:
@@ -936,9 +964,23 @@ class _LevelMeter:
         filled = int(max(0.0, min(1.0, (level + 60) / 60)) * 20)
         bar = "█" * filled + "·" * (20 - filled)
         minutes, seconds = divmod(int(elapsed), 60)
-        sys.stderr.write(f"\r● REC {minutes:02d}:{seconds:02d}  {bar} {level:5.0f} dBFS ")
-        sys.stderr.flush()
-        self.shown = True
+        with self.lock:
+            self.line = f"\r● REC {minutes:02d}:{seconds:02d}  {bar} {level:5.0f} dBFS "
+            sys.stderr.write(self.line)
+            sys.stderr.flush()
+            self.shown = True
+
+    def text(self, words: str) -> None:
+        """A piece of live text: above the meter on a terminal, a line of its own
+        elsewhere."""
+        if self.diag.quiet:
+            return
+        with self.lock:
+            if self.diag.tty:
+                sys.stderr.write(f"\r\x1b[K  {words}\n{self.line}")
+            else:
+                sys.stderr.write(f"live: {words}\n")
+            sys.stderr.flush()
 
     def done(self) -> None:
         if self.shown:
@@ -971,11 +1013,19 @@ def devices_command(argv: list[str]) -> int:
 def search_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="transcribe search",
-        description='Search every kept transcript. Words match with or without accents; '
-                    '"quoted phrases", AND, OR, NOT and prefix* work.')
+        description='Search every kept transcript, best matches first, a page at a time. '
+                    'Words match with or without accents; "quoted phrases", AND, OR, NOT and '
+                    'prefix* work. How many notes match, and how to see the next page, goes '
+                    'to stderr.')
     parser.add_argument("words", nargs="+")
-    parser.add_argument("--json", action="store_true", help="one JSON object per match")
-    parser.add_argument("-n", "--limit", type=int, default=20)
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per match, each with the total of matches and "
+                             "this page's offset and limit")
+    parser.add_argument("-n", "--limit", type=_not_negative, default=20,
+                        help="matches per page (default: 20; 0: only say how many match)")
+    parser.add_argument("--offset", type=_not_negative, default=0,
+                        help="skip this many of the best matches: the next page starts at "
+                             "the last one's offset + limit")
     parser.add_argument("--chat", metavar="NAME",
                         help="only voice notes of this chat (`transcribe chat`), any case")
     parser.add_argument("--from", dest="sender", metavar="NAME",
@@ -987,29 +1037,55 @@ def search_command(argv: list[str]) -> int:
     from .settings import Settings
     from .store import HIGHLIGHT, Store, readable
 
+    query = " ".join(args.words)
     store = Store.open_default(Settings.load().paths.data_dir)
     try:
-        hits = store.search(" ".join(args.words), limit=args.limit, chat=args.chat,
-                            sender=args.sender)
+        total = store.count_matches(query, chat=args.chat, sender=args.sender)
+        hits = store.search(query, limit=args.limit, offset=args.offset, chat=args.chat,
+                            sender=args.sender) if total else []
     finally:
         store.close()
     tty = sys.stdout.isatty() and not args.json
     start, end = ("\x1b[1;33m", "\x1b[0m") if tty else ("**", "**")
+    page = {"total": total, "offset": args.offset, "limit": args.limit}
     for hit in hits:
         snippet = hit.snippet.replace(HIGHLIGHT[0], start).replace(HIGHLIGHT[1], end)
         if args.json:
             utf8 = readable(hit.job.path) == hit.job.path  # else \u-escape the bytes
             print(json.dumps({"file": hit.job.path, "sent_at": hit.job.sent_at,
                               "app": hit.job.app, "chat": hit.job.chat,
-                              "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id},
-                             ensure_ascii=not utf8))
+                              "sender": hit.job.sender, "snippet": snippet, "job": hit.job.id,
+                              "corrected": bool(hit.summary and hit.summary["corrected"]),
+                              **page}, ensure_ascii=not utf8))
         else:
             print(f"{readable(hit.job.path)}  ({sent_for_people(hit.job.sent_at) or '?'})"
                   f"{_chat_of(hit.job)}"
                   f"\n    {snippet}")
-    if not hits:
-        print("no matches", file=sys.stderr)
+    sys.stdout.flush()  # the matches, then what they were of
+    print(_matches_shown(total, args.offset, len(hits), args.limit), file=sys.stderr)
     return EXIT_OK
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
+    return value
+
+
+def _matches_shown(total: int, offset: int, shown: int, limit: int) -> str:
+    """ "matches 21-40 of 1,204; the next 20: --offset 40", "3 matches", "no matches"."""
+    if not total:
+        return "no matches"
+    count = f"{total:,} match{'es' if total != 1 else ''}"
+    if not shown:
+        return f"{count}; none past --offset {offset}" if offset else count
+    if shown == total:
+        return count
+    said = f"matches {offset + 1:,}-{offset + shown:,} of {total:,}"
+    if offset + shown < total:
+        said += f"; the next {min(limit, total - offset - shown):,}: --offset {offset + shown}"
+    return said
 
 
 def _chat_of(job) -> str:
@@ -1020,27 +1096,43 @@ def _chat_of(job) -> str:
 
 
 def tui_command(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="transcribe tui",
-                            description="The terminal UI: inbox, search, record, settings. "
-                                        "The same app runs as `python -m tui`.").parse_args(argv)
+    parser = argparse.ArgumentParser(prog="transcribe tui",
+                                     description="The terminal UI: inbox, search, record, "
+                                                 "settings. The same app runs as "
+                                                 "`python -m tui`.")
+    parser.add_argument("--note", type=int, metavar="ID",
+                        help="open on this note (what clicking a desktop notification does)")
+    args = parser.parse_args(argv)
     from tui.app import run as run_tui
 
-    run_tui()
+    run_tui(open_job=args.note)
     return EXIT_OK
 
 
 def chat_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="transcribe chat",
-        description="A WhatsApp or Telegram export with every voice note transcribed in place.",
+        description="A chat export with every voice note transcribed in place: WhatsApp "
+                    "(.zip, .txt or folder), Telegram (a chat's or the whole account's "
+                    "export folder, result.json or messages.html).",
         conflict_handler="resolve")
     add_transcribe_options(parser)
-    parser.add_argument("export", type=Path, help="WhatsApp .zip, .txt or folder; Telegram "
-                                                  "export folder or result.json")
-    parser.add_argument("--output", help="where the conversation goes (default: "
-                                         "CHAT.transcribed.md beside the export; - for stdout)")
-    parser.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
-                        default="md", help="md (default), txt, or json: one object per message")
+    parser.add_argument("export", type=Path, help="the export: a .zip, a folder or its chat "
+                                                  "text")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", help="the conversation's file (one chat), or - for stdout "
+                                      "(default: CHAT.transcribed.md beside the export)")
+    out.add_argument("-o", "--output-dir", type=Path,
+                     help="write the conversations into this folder instead (created), "
+                          "named after their chats")
+    out.add_argument("-f", "--format", dest="chat_format", choices=("md", "txt", "json"),
+                     default="md", help="md (default), txt, or json: one object per message")
+    out.add_argument("--json", dest="chat_format", action="store_const", const="json",
+                     help="same as --format json")
+    parser.add_argument("--word-timestamps", action="store_true", default=None,
+                        help=argparse.SUPPRESS)  # a transcript's option: not a chat's
+    parser.add_argument("--name", help="only this chat of an export holding several (a "
+                                       "whole Telegram account's), any case")
     parser.add_argument("--since", help="only messages from this date on (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)

@@ -12,7 +12,9 @@ short connect timeout. An offline verdict is remembered for a while
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import functools
 import io
 import json
 import logging
@@ -37,6 +39,9 @@ from .settings import CloudSettings, Secret
 from .transcript import Segment, Transcript, join_segments
 
 log = logging.getLogger(__name__)
+# httpcore's debug trace (`-vv`) prints each response's headers, which a provider can
+# fill with the key it was sent; httpx's own INFO line (method, URL, status) stays.
+logging.getLogger("httpcore").setLevel(logging.INFO)
 
 RETRY_AFTER_CAP_S = 30.0
 BACKOFF_BASE_S = 0.5
@@ -61,6 +66,9 @@ LOOK_BACK_S = 30.0
 # (gsk_...). OpenAI's 401 says "Incorrect API key provided: sk-...".
 KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])(?:sk-|gsk_)[A-Za-z0-9_*\-]{6,}")
 REDACTED = "[redacted]"
+# A key this short is redacted only where it stands alone: inside words it would cut
+# into text ("abc" in "abcdef"); a whole-word echo of it still goes.
+SHORT_KEY = 6
 # One request's deadline, start to end, when [cloud] total_timeout is 0: two minutes
 # for the provider to answer, plus 10 s per MB uploaded (an uplink of 100 kB/s). A
 # guess, not a measurement: no provider is reachable from where this was written.
@@ -241,7 +249,7 @@ class CloudClient:
             except httpx.HTTPError as e:
                 raise CloudError(f"{self.host}: {self._redact(_reason(e))}") from None
             if response.status_code == 200:
-                return _json_body(body, self.host)
+                return _json_body(body, self.host, self._key)
             message = error_message(body, response.reason_phrase, key=self._key)
             if response.status_code in (401, 403):
                 raise CloudAuthError(f"{self.host} refused the API key "
@@ -507,11 +515,28 @@ def redact(text: str, key: str | None) -> str:
     """`text` without the API key or anything shaped like one.
 
     Every message that comes from a provider goes through here before it is
-    raised, printed, logged or stored: some echo the key they were sent.
+    raised, printed, logged or stored: some echo the key they were sent, and
+    not always as it was sent (in another case, base64-encoded, JSON-escaped).
     """
-    if key and len(key) >= 6:
-        text = text.replace(key, REDACTED)
+    if key:
+        text = _key_echoes(key).sub(REDACTED, text)
     return KEY_SHAPED.sub(REDACTED, text)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_echoes(key: str) -> re.Pattern:
+    r"""The ways a key comes back: as it is in any case, JSON-escaped (`\/`, `\u0041`),
+    base64-encoded alone or as `Bearer <key>` / `:<key>` (Basic). A key shorter
+    than SHORT_KEY is matched only where it stands alone, not inside words."""
+    forms = {key, json.dumps(key)[1:-1], "".join(f"\\u{ord(c):04x}" for c in key),
+             json.dumps(key, ensure_ascii=False)[1:-1].replace("/", "\\/")}
+    for raw in (key, f"Bearer {key}", f":{key}"):
+        encoded = base64.b64encode(raw.encode("utf-8", "surrogateescape")).decode()
+        forms |= {encoded, encoded.rstrip("="), encoded.replace("+", "-").replace("/", "_")}
+    pattern = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    if len(key) < SHORT_KEY:
+        pattern = f"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])"
+    return re.compile(pattern, re.IGNORECASE)
 
 
 def error_message(body: bytes, reason: str = "", key: str | None = None) -> str:
@@ -545,10 +570,11 @@ def _message(text: str) -> str:
 
 
 def _parsed(body: bytes | str):
-    """The body as JSON, or None when it is not JSON (or was cut off at the cap)."""
+    """The body as JSON, or None when it is not JSON (or was cut off at the cap, or
+    nests deeper than Python's parser goes)."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -652,12 +678,23 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, BACKOFF_BASE_S * 2 ** (attempt - 1))
 
 
-def _json_body(body: bytes, host: str) -> dict:
-    parsed = _parsed(body)
+def _json_body(body: bytes, host: str, key: str | None = None) -> dict:
+    """A 200's answer: JSON with its text, or plain text (`response_format=text`).
+    The key is taken out of every text in it: a provider that echoes it in a 200
+    would put it into the transcript, its files and the store."""
+    text = redact(body.decode("utf-8", "replace"), key).strip()
+    parsed = _parsed(text)
     if parsed is None:
-        return {"text": body.decode("utf-8", "replace").strip()}
+        if text[:1] in ("{", "["):  # JSON no parser here can read (nested 100,000 deep)
+            raise CloudError(f"{host}: the answer is not a transcription (JSON that "
+                             "cannot be read)")
+        return {"text": text}
     if not isinstance(parsed, dict) or not isinstance(parsed.get("text"), str):
         raise CloudError(f"{host}: the answer is not a transcription")
+    parsed["text"] = redact(parsed["text"], key)
+    for segment in parsed.get("segments") or []:
+        if isinstance(segment, dict) and isinstance(segment.get("text"), str):
+            segment["text"] = redact(segment["text"], key)
     return parsed
 
 

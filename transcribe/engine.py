@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -46,9 +47,16 @@ LOW_CONFIDENCE_LOGPROB = -1.0
 # Text decoded for speech the model passed over is kept only above this mean
 # log-probability (Whisper's own line for a failed decode).
 UNHEARD_LOGPROB_MIN = -1.0
-# A stretch shorter than this, decoded on its own, is padded to a whole window, as
-# stock pads every window: "ask not" (1.7 s) came back as "is not" (mean
-# log-probability -1.03, not kept) unpadded, as "ASK NOT!" (-0.79) padded.
+# A piece (a whole short note too) or a stretch shorter than this is encoded padded
+# to a whole window, as stock pads every window (`_encoded`). With only
+# `pieces.MARGIN_S` after it, "Yes." (espeak-ng, 0.9 s) came back at temperature 0
+# as "D.S. D.S. D.S. ..." (eight times), and then as whatever a sampled temperature
+# drew ("D.S.", "ds.", "Yes."), run after run; padded, "Yes." at temperature 0.
+# On 37 real notes of 1-3 s cut from the FLEURS dev set (`bench/shortnotes.py`, AMD
+# EPYC, 2 cores): 45.6 % WER with the margin, 40.0 % padded, stock 45.3 % ("Hoy en
+# día las personas, hoy en día las personas, ..." with the margin). "ask not"
+# (1.7 s) came back as "is not" (mean log-probability -1.03, not kept) unpadded,
+# as "ASK NOT!" (-0.79) padded.
 PADDED_BELOW_S = 5.0
 # Speech is taken as said by a segment when its words, placed, cover this much of
 # it. DTW stretches a segment's first word back over a sentence passed over (cut
@@ -78,12 +86,23 @@ ProgressCallback = Callable[[float, float, list[Segment]], None]
 # Set before CTranslate2 is first loaded; a value the user set is kept.
 for _name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
     os.environ.setdefault(_name, "0")
+# CTranslate2 runs on GNU OpenMP, whose idle threads spin before they sleep, and
+# each thread that calls the model has a pool of its own: the CLI and the watcher
+# load the model on one thread and decode on another. A cold `transcribe` of a
+# 10 s note (2 cores, shared, load 11-16) took 8.8-34 s and 3.5-14.9 s of CPU so,
+# and 2.9-3.1 s and 0.9-1.0 s of CPU with waiting threads asleep (warm decoding
+# on one thread moved by 3 % of CPU, within its noise). Set before CTranslate2
+# is first loaded; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 # One WhisperModel serves every thread of the process; its calls are serialised
 # (two cores gain nothing from overlap).
 _decode_lock = threading.Lock()
+# The length in seconds of the note each thread's engine has in hand; the hand-off
+# server answers "busy" rather than queue a short note behind a long one.
+_in_hand: dict[int, float] = {}
 
 
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -109,14 +128,16 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, download: bool = True) -> None:
         self.settings = settings
+        self.download = download  # False: a hub model only from the hub cache
         self._resolved: ResolvedModel | None = None
 
     @property
     def resolved(self) -> ResolvedModel:
         if self._resolved is None:
-            self._resolved = resolve(self.settings.model, self.settings.paths.models_dir)
+            self._resolved = resolve(self.settings.model, self.settings.paths.models_dir,
+                                     download=self.download)
         return self._resolved
 
     def preload(self) -> None:
@@ -152,7 +173,8 @@ class LocalEngine:
                    on_progress: ProgressCallback | None = None) -> Transcript:
         """The note's transcript; `audio` is read once, block by block (`blocks.py`)."""
         settings = self.settings
-        found = self._decode_blocks(audio, file, on_progress)
+        with _holding(audio):
+            found = self._decode_blocks(audio, file, on_progress)
         if found is None:
             log.info("%s: no speech found by the VAD", file)
             self.load()  # a missing model is still an error, not a silent success
@@ -230,13 +252,14 @@ class LocalEngine:
         language = decoding.language
         segments: list[Segment] = []
         for index, piece in enumerate(pieces):
-            code = encoded.pop(index) if index in encoded else decoder.encode(piece)
+            code = encoded.pop(index) if index in encoded else _encoded(decoder, piece)
             if first and index == 0 and candidates:
                 decoded, tokens, language, probability = self._likeliest_language(
                     decoder, piece, code, file, [(language, decoding.probability), *candidates])
                 decoding.language, decoding.probability = language, probability
             else:
-                decoded, tokens = decoder.decode(piece, code, language, decoding.previous)
+                decoded, tokens = _decoded(decoder, piece, code, language, decoding.previous,
+                                           file)
             if looks_looped(decoded) or says_a_sentence_twice(decoded):
                 log.info("%s: the text at %.1f-%.1f s loops; decoding it again padded to a "
                          "whole window", file, block.offset + piece.start,
@@ -288,8 +311,7 @@ class LocalEngine:
             latest = all(seg.end <= gap.start for seg in decoded)
             local = Piece(gap.start - offset, gap.end - offset, gap.speech_s)
             slight = gap.speech_s < CLEAR_SPEECH_S
-            short = local.duration < PADDED_BELOW_S
-            code = decoder.encode(local, padded=short)
+            code = _encoded(decoder, local)
             more, more_tokens = decoder.decode(local, code, language, fallback=False)
             doubt = _doubt(more, decoded, slight)
             own = _another_language(decoder, code, language) if doubt else None
@@ -354,7 +376,7 @@ class LocalEngine:
         totals: dict[str, float] = {}
         heard = 0.0
         for index, piece in enumerate(pieces):
-            encoded[index] = decoder.encode(piece)
+            encoded[index] = _encoded(decoder, piece)
             scores = _allowed(decoder.language_scores(encoded[index]), self.settings.languages)
             for code, p in scores.items():
                 totals[code] = totals.get(code, 0.0) + p * piece.speech_s
@@ -457,6 +479,23 @@ class _Decoding:
     language: str | None = None
     probability: float | None = None
     previous: list[int] = field(default_factory=list)  # the last piece's tokens: the prompt
+
+
+def longest_note_in_hand() -> float:
+    """The length of the longest note another thread of this process is transcribing
+    (a note whose length is unknown counts as endless); 0 when there is none."""
+    me = threading.get_ident()
+    return max((s for thread, s in list(_in_hand.items()) if thread != me), default=0.0)
+
+
+@contextmanager
+def _holding(audio: Audio | AudioStream):
+    thread = threading.get_ident()
+    _in_hand[thread] = audio.expected if audio.expected is not None else float("inf")
+    try:
+        yield
+    finally:
+        _in_hand.pop(thread, None)
 
 
 def _clocked(on_progress: ProgressCallback | None, audio
@@ -565,6 +604,39 @@ def _another_language(decoder, encoded, language: str) -> str | None:
         return None
     heard, p = _allowed_best(decoder.language_scores(encoded), settings.languages)
     return heard if heard != language and p >= LANGUAGE_UNSURE_BELOW else None
+
+
+def _encoded(decoder, piece):
+    """The encoder output `piece` is decoded from: over the piece and
+    `pieces.MARGIN_S` after it, or, shorter than PADDED_BELOW_S, padded to the
+    whole window as stock pads it."""
+    return decoder.encode(piece, padded=piece.duration < PADDED_BELOW_S)
+
+
+def _decoded(decoder, piece, code, language: str, previous: list[int], file: str
+             ) -> tuple[list[Segment], list[int]]:
+    """The piece's text the stock way when `code` is padded to the whole window
+    (`_encoded`). Else its text at temperature 0 over the piece and
+    `pieces.MARGIN_S`, when that passes Whisper's checks (`_passes`) or says
+    nothing, and the stock way when it fails: encoded padded, with Whisper's
+    fallback to sampled temperatures.
+
+    Over the margin only, the model fails where it would not, padded, and the
+    fallback then keeps whatever a sampled temperature draws, a different text
+    run after run ("Yes." came back "D.S. D.S. D.S. ..." at temperature 0, then
+    "D.S.", "ds." or "Yes."; a 2.9 s cut of a FLEURS sentence, "20th century
+    research has shown that" twice and more). A text that passes is kept as it
+    is: padded, a 2.9 s French cut looped where its text over the margin did
+    not."""
+    if piece.duration < PADDED_BELOW_S:
+        return decoder.decode(piece, code, language, previous)
+    decoded, tokens = decoder.decode(piece, code, language, previous, fallback=False)
+    if not decoded or _passes(decoded):
+        return decoded, tokens
+    log.info("%s: the text at %.1f-%.1f s fails Whisper's checks at temperature 0; decoding "
+             "it padded as stock pads it", file, decoder.offset + piece.start,
+             decoder.offset + piece.end)
+    return decoder.decode(piece, decoder.encode(piece, padded=True), language, previous)
 
 
 def _passes(decoded: list[Segment]) -> bool:

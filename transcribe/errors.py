@@ -17,6 +17,7 @@ The whole tree, and the exit code the CLI gives each branch:
     │   ├── cloud.Offline               the provider cannot be reached now
     │   └── cloud.CloudAuthError        the provider refused the API key
     ├── MicrophoneError             5  no PortAudio, no input device, device busy
+    ├── player.PlaybackError        1  a note cannot be played (TUI): no PortAudio, no device
     ├── OutputError                 1  the output cannot be written (read-only, disk full)
     └── SettingsError               2  a settings file or value is wrong
 

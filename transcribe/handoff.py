@@ -12,10 +12,18 @@ with no watcher: no socket, a stale socket, a service that serves another
 model, an answer that is not a transcript, or a service that hangs up.
 
 The protocol is JSON lines. The client sends one request line followed by the
-samples as little-endian float32; the service answers with any number of
-`{"progress": [done, total]}` lines, then `{"transcript": {...}}` or
-`{"refused": "why"}`. A request that is too large, too slow or malformed is
-refused (`EngineServer`), in one line of the watcher's log.
+samples as little-endian float32; the service answers `{"accepted": true}` as soon
+as it has them, then `{"progress": [done, total]}` lines, at least one a second
+with the CPU time its process has used (`"cpu"`, seconds), then `{"transcript": {...}}` or
+`{"refused": "why"}`. A service on a long note (a watched one, or another CLI's)
+refuses with "busy" at once rather than queue a short note behind it for
+minutes. A request that is too large, too slow or malformed is refused
+(`EngineServer`), in one line of the watcher's log.
+
+The CLI never waits long on a service that does not answer (a stopped process,
+a suspended one, a stuck disk): no acceptance within ACCEPT_TIMEOUT_S, no line
+for SILENCE_S, or no progress for PROGRESS_STALL_S, and it transcribes the note
+itself, saying why in one line.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from .transcript import Transcript, transcript_from_dict
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "engine.sock"
-PROTOCOL = 1
+PROTOCOL = 2
 # Settings that change what the engine does; the request carries them.
 ENGINE_KEYS = ("model", "language", "languages", "task", "beam_size", "initial_prompt",
                "hotwords", "word_timestamps", "split", "device", "compute_type", "cpu_threads")
@@ -58,9 +66,25 @@ MAX_SAMPLES = SAMPLE_RATE * 4 * 3600
 # Peers served at once; more are refused at once and transcribe themselves.
 MAX_PEERS = 8
 SEND_TIMEOUT_S = 30.0
-# The service finishes the note it is on before it takes ours; a long note can
-# take minutes, and progress lines arrive only between its pieces.
-ANSWER_TIMEOUT_S = 600.0
+# The CLI's patience. A service takes a request in milliseconds (a 2-minute note is
+# 7.7 MB through a Unix socket); 5 s leaves room for a machine under a load of 15.
+# A cold CLI costs 3-5 s more than a hand-off on 2 cores, waiting 600 s cost minutes
+# (a SIGSTOPped watcher held every `transcribe yes.wav` for ten minutes).
+ACCEPT_TIMEOUT_S = 5.0
+NOT_TAKEN = f"the running service did not take the note within {ACCEPT_TIMEOUT_S:.0f} s"
+# The service says where it is at least every HEARTBEAT_S, even between progress
+# points; SILENCE_S without a line, and it is taken for stopped.
+HEARTBEAT_S = 1.0
+SILENCE_S = 10.0
+# Alive but stuck: for this long the progress does not move and the service does
+# not use CPU_STEP_S of CPU either. Progress comes piece by piece, and under a load
+# of 15-20 on 2 cores an 8 s note in a new watcher (its model loading, then its
+# first decode) went over 60 s without a progress point; CPU time moves all along.
+PROGRESS_STALL_S = 30.0
+CPU_STEP_S = 1.0
+# A service transcribing a note longer than this answers "busy": its decoder is
+# held a block (2 minutes of audio) at a time, 30-60 s each under load.
+BUSY_NOTE_S = 60.0
 
 
 def socket_path(settings: Settings) -> Path:
@@ -68,7 +92,14 @@ def socket_path(settings: Settings) -> Path:
 
 
 class Declined(Exception):
-    """The running service could not be asked, or would not answer; the message says why."""
+    """The running service could not be asked, or would not answer; the message says why.
+
+    `notice`: whether the user is told (a note that is simply not handed over,
+    being too long, is not news)."""
+
+    def __init__(self, message: str, notice: bool = True) -> None:
+        super().__init__(message)
+        self.notice = notice
 
 
 class HandoffEngine:
@@ -91,49 +122,99 @@ class HandoffEngine:
     def transcribe(self, audio, file: str,
                    on_progress: Callable[[float, float, list], None] | None = None) -> Transcript:
         if not isinstance(audio, Audio):
-            raise Declined("a long note is read block by block here, not handed over")
-        transcript = transcribe_via_service(self.settings, audio.samples, file, on_progress)
-        if transcript is None:
-            raise Declined("the running service did not transcribe it")
-        return transcript
+            raise Declined("a long note is read block by block here, not handed over",
+                           notice=False)
+        return transcribe_via_service(self.settings, audio.samples, file, on_progress)
 
 
 def transcribe_via_service(settings: Settings, samples, file: str,
                            on_progress: Callable[[float, float, list], None] | None = None
-                           ) -> Transcript | None:
-    """The transcript from a running service, or None when there is none to ask."""
+                           ) -> Transcript:
+    """The transcript from a running service; `Declined` when there is none to ask,
+    or it refuses, or it does not answer in time (`_Answer`)."""
     path = socket_path(settings)
     if not path.exists():
-        return None
+        raise Declined("no service is running", notice=False)
     if len(samples) > MAX_SAMPLES:
-        log.info("%s: too long to hand to the running service; transcribing here", file)
-        return None
+        raise Declined("too long to hand to the running service", notice=False)
     request = {"protocol": PROTOCOL, "file": file, "samples": len(samples),
                "settings": {key: getattr(settings, key) for key in ENGINE_KEYS}}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(CONNECT_TIMEOUT_S)
             sock.connect(str(path))
-            sock.settimeout(ANSWER_TIMEOUT_S)
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            sock.sendall(samples.astype("<f4", copy=False).tobytes())
-            for line in sock.makefile("rb"):
-                answer = json.loads(line)
-                if "progress" in answer and on_progress is not None:
-                    on_progress(*answer["progress"], [])
-                elif "transcript" in answer:
-                    log.info("%s: transcribed by the running service", file)
-                    return transcript_from_dict(answer["transcript"])
-                elif "refused" in answer:
-                    log.info("%s: the running service declined (%s); transcribing here",
-                             file, answer["refused"])
-                    return None
+            sock.settimeout(ACCEPT_TIMEOUT_S)  # the whole of the sending, and the acceptance
+            started = time.monotonic()
+            try:
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                sock.sendall(samples.astype("<f4", copy=False).tobytes())
+            except TimeoutError:  # a stopped service reads nothing: its buffer fills
+                raise Declined(NOT_TAKEN) from None
+            transcript = _Answer(sock, started).read(on_progress)
     except (OSError, ValueError, TypeError, KeyError) as e:
-        log.info("%s: the running service did not answer (%s); transcribing here", file,
-                 e.__class__.__name__)
-        return None
-    log.info("%s: the running service hung up; transcribing here", file)
-    return None
+        raise Declined(f"the running service did not answer ({e.__class__.__name__})") from None
+    log.info("%s: transcribed by the running service", file)
+    return transcript
+
+
+class _Answer:
+    """Reads a service's answer, and gives up on it when it falls silent or stalls.
+
+    Each wait is bounded: the acceptance by what is left of ACCEPT_TIMEOUT_S
+    (sending the note counts), every later line by SILENCE_S, and the progress
+    must move within PROGRESS_STALL_S."""
+
+    def __init__(self, sock: socket.socket, started: float) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self.started = started
+
+    def read(self, on_progress) -> Transcript:
+        accepted = self._line(ACCEPT_TIMEOUT_S - (time.monotonic() - self.started),
+                              NOT_TAKEN)
+        self._refused(accepted)
+        if not accepted.get("accepted"):
+            raise ValueError("no acceptance")
+        done, cpu, moved = -1.0, 0.0, time.monotonic()
+        while True:
+            answer = self._line(SILENCE_S, f"the running service fell silent for "
+                                           f"{SILENCE_S:.0f} s")
+            self._refused(answer)
+            if "transcript" in answer:
+                return transcript_from_dict(answer["transcript"])
+            if "progress" in answer:
+                now = time.monotonic()
+                if answer.get("cpu", 0.0) >= cpu + CPU_STEP_S:  # working, if slowly
+                    cpu, moved = answer["cpu"], now
+                if answer["progress"][0] > done:
+                    done, moved = answer["progress"][0], now
+                    if on_progress is not None:
+                        on_progress(*answer["progress"], [])
+                elif now - moved > PROGRESS_STALL_S:
+                    raise Declined(f"the running service made no progress for "
+                                  f"{PROGRESS_STALL_S:.0f} s")
+
+    def _line(self, timeout: float, silent: str) -> dict:
+        if timeout <= 0:
+            raise Declined(silent)
+        self.sock.settimeout(timeout)
+        try:
+            line = self.reader.readline()
+        except TimeoutError:
+            raise Declined(silent) from None
+        if not line:
+            raise Declined("the running service hung up")
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise ValueError("not an object")
+        return answer
+
+    @staticmethod
+    def _refused(answer: dict) -> None:
+        if "refused" in answer:
+            why = answer["refused"]
+            raise Declined("the running service is busy with a long note" if why == "busy"
+                          else f"the running service declined ({one_line(why)})")
 
 
 class Refused(Exception):
@@ -238,22 +319,24 @@ class EngineServer:
         reader = _Reader(conn)
         request = _parse_request(reader.line())
         samples = reader.samples(request["samples"])
+        from .engine import longest_note_in_hand
+
         engine = self._engine_for(request["settings"])
-        conn.settimeout(SEND_TIMEOUT_S)
-
-        def send(message: dict) -> None:
-            conn.sendall(json.dumps(message).encode() + b"\n")
-
+        if longest_note_in_hand() > BUSY_NOTE_S:
+            raise Refused("busy")
         file = str(request.get("file"))
         log.info("transcribing %s for pid %d", file, pid)
-        transcript = engine.transcribe(Audio(samples, SAMPLE_RATE, "pcm"), file,
-                                       lambda done, total, _: send({"progress": [done, total]}))
-        send({"transcript": transcript.to_dict(words=True)})
+        with _Reporter(conn, len(samples) / SAMPLE_RATE) as reporter:
+            transcript = engine.transcribe(Audio(samples, SAMPLE_RATE, "pcm"), file,
+                                           lambda done, total, _: reporter.progress(done, total))
+            reporter.send({"transcript": transcript.to_dict(words=True)})
 
     def _engine_for(self, values: dict):
         """An engine with the request's settings, if this service's model is the one asked for."""
         from .engine import LocalEngine
 
+        if values.get("cpu_threads") == 0:  # the CLI's default: whatever this service uses
+            values = {**values, "cpu_threads": self.settings.cpu_threads}
         try:
             settings = dataclasses.replace(self.settings, **values)
             settings.validate()
@@ -265,6 +348,48 @@ class EngineServer:
             raise Refused(f"it serves model {self.settings.model} "
                           f"({self.settings.compute_type})")
         return engine
+
+
+class _Reporter:
+    """The service's side of an answer: accepted at once, then where it is at, at
+    every progress point and at least every HEARTBEAT_S between them, from a thread
+    of its own (the model may be loading, or busy with another short note)."""
+
+    def __init__(self, conn: socket.socket, total: float) -> None:
+        self.conn = conn
+        self.last = [0.0, total]
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.failed: OSError | None = None
+
+    def __enter__(self) -> _Reporter:
+        self.conn.settimeout(SEND_TIMEOUT_S)
+        self.send({"accepted": True})
+        self.send({"progress": self.last})
+        threading.Thread(target=self._beat, name="engine-peer-beat", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+
+    def progress(self, done: float, total: float) -> None:
+        """A progress point; raises OSError once the peer is gone, which ends the decoding."""
+        if self.failed is not None:
+            raise self.failed
+        self.last = [done, total]
+        self.send({"progress": self.last})
+
+    def send(self, message: dict) -> None:
+        with self.lock:
+            self.conn.sendall(json.dumps(message).encode() + b"\n")
+
+    def _beat(self) -> None:
+        while not self.done.wait(HEARTBEAT_S):
+            try:
+                self.send({"progress": self.last, "cpu": round(time.process_time(), 2)})
+            except OSError as e:
+                self.failed = e
+                return
 
 
 class _Reader:

@@ -48,35 +48,39 @@ def enqueue(store: Store, path: Path, settings=None) -> tuple[Job, bool]:
 
 def enqueue_chat(store: Store, export: Path, keep_dir: Path, settings=None
                  ) -> tuple[str, list[tuple[Job, bool]], list[str]]:
-    """A pending job for each voice note of a chat export, with its chat, sender and sent
-    time; returns the chat's name, (job, created) for each note, and the export's problems.
+    """A pending job for each voice note of a chat export (every chat of it), with its
+    chat, sender and sent time; returns the chats' names, (job, created) for each note,
+    and the export's problems.
 
-    A zip is unpacked into `keep_dir`/NAME first: the notes must stay where the jobs say
-    (to be played, re-transcribed, exported later)."""
-    from . import chat
+    A zip is unpacked into a folder of `keep_dir` named by its SHA-256 (never anywhere
+    else, whatever the zip is called): the notes must stay where the jobs say (to be
+    played, re-transcribed, exported later). A note the store knew already gains its
+    chat, sender and sent time."""
+    from . import chats
 
-    export = Path(export)
-    workdir = None
-    if export.suffix.lower() == ".zip":
-        workdir = keep_dir / export.stem
-        workdir.mkdir(parents=True, exist_ok=True)
-    conv = chat.load(export, workdir)
-    added = []
-    for m in conv.messages:
-        if m.kind != "voice" or m.omitted:
-            continue
-        path = m.attachment.resolve()
-        try:  # one unreadable note is the export's problem, not the end of the import
-            size = check_readable(path, settings.max_file_bytes if settings else None)
-        except InputError as e:
-            conv.problems.append(str(e))
-            continue
-        job, created = store.add_job(file_sha256(path), str(path), size, app=conv.app,
-                                     sent_at=m.time.isoformat() if m.time else None)
-        if job.chat is None:
-            store.set_chat(job.id, conv.name, m.sender)
-        added.append((job, created))
-    return conv.name, added, conv.problems
+    conversations = chats.load(Path(export), keep_dir)
+    added, problems = [], []
+    for conv in conversations:
+        problems += conv.problems
+        for m in conv.messages:
+            if m.kind != "voice" or m.omitted:
+                continue
+            path = m.attachment.resolve()
+            try:  # one unreadable note is the export's problem, not the end of the import
+                size = check_readable(path, settings.max_file_bytes if settings else None)
+                sha = file_sha256(path)
+            except InputError as e:
+                problems.append(str(e))
+                continue
+            except OSError as e:
+                problems.append(f"{path}: cannot read ({e.strerror or e})")
+                continue
+            sent_at = m.time.isoformat() if m.time else None
+            job, created = store.add_job(sha, str(path), size, app=conv.app, sent_at=sent_at)
+            if job.chat is None:
+                store.set_chat(job.id, conv.name, m.sender, sent_at=sent_at, app=conv.app)
+            added.append((job, created))
+    return ", ".join(conv.name for conv in conversations if conv.messages), added, problems
 
 
 def run(store: Store, transcriber: Transcriber, job_id: int, engine: str = "auto",

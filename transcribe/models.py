@@ -141,8 +141,13 @@ class ModelInfo:
     speed: str | None = None
 
 
-def resolve(name: str, models_dir: Path, *, allow_hub: bool = True) -> ResolvedModel:
-    """Turn a model name or path into a loadable model, joining parts if needed."""
+def resolve(name: str, models_dir: Path, *, allow_hub: bool = True,
+            download: bool = True) -> ResolvedModel:
+    """Turn a model name or path into a loadable model, joining parts if needed.
+
+    Without `download`, a hub name resolves only to its download in the hub cache,
+    loaded from there: nothing is asked of the hub (a folder's settings name models
+    this way; only the user, on the command line or in the TUI, makes a download)."""
     package = PACKAGES.get(name)
     if package is not None and package.module_dirs() is not None:
         return ResolvedModel(name, "package", str(_package_model_dir(package, models_dir)),
@@ -153,7 +158,13 @@ def resolve(name: str, models_dir: Path, *, allow_hub: bool = True) -> ResolvedM
             raise ModelError(f"{path}: not a CTranslate2 Whisper model (no model.bin in it)")
         return ResolvedModel(path.name, "directory", str(path.resolve()), _is_multilingual(path))
     if allow_hub and (name in HUB_NAMES or _looks_like_repo_id(name)):
-        return ResolvedModel(name, "hub", name, not name.endswith(".en"))
+        if download:
+            return ResolvedModel(name, "hub", name, not name.endswith(".en"))
+        snapshot = _snapshot(hub_cache(models_dir), hub_repo(name))
+        if snapshot is not None:
+            return ResolvedModel(name, "hub", str(snapshot), not name.endswith(".en"))
+        raise ModelError(f"model {name!r} is not on this machine; it is downloaded only when "
+                         f"you ask: `transcribe models pull {name}`")
     raise ModelError(missing_model_message(name))
 
 

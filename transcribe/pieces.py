@@ -16,7 +16,9 @@ so the text is stock faster-whisper's text in all but two things:
   30 s. On the FLEURS dev set (25 real notes in 5 languages, AVX-512 EPYC) a 3 s
   margin gave 14.3 % WER against stock's 16.1 %, at or below stock in every
   language; a 1 s margin gave 18.8 % (French 41 % against 28 %: with so little
-  padding Whisper hears the note end abruptly), a 6 s margin 15.0 %.
+  padding Whisper hears the note end abruptly), a 6 s margin 15.0 %. A piece
+  under 5 s (a short note) is padded to 30 s as stock pads it: with the margin,
+  "Yes." came back "D.S. D.S. D.S. ..." (`engine.PADDED_BELOW_S`).
 
 A window whose text loops (`quality.py`) is decoded again padded to 30 s, as
 stock would, without a prompt. `bench/` measures all of this against stock.

@@ -28,17 +28,24 @@ ENGINES = ("auto", "local", "cloud")
 class Transcriber:
     """Holds the settings, the engine and the policy for many files (the model loads once)."""
 
-    def __init__(self, settings: Settings | None = None, *, transport=None) -> None:
+    def __init__(self, settings: Settings | None = None, *, transport=None,
+                 download: bool = True) -> None:
+        """`download=False`: a hub model is loaded from the hub cache only, never
+        fetched (the model a watched folder's settings name)."""
         self.settings = settings or Settings.load()
-        self.local = LocalEngine(self.settings)
+        self.local = LocalEngine(self.settings, download=download)
         self.handoff: HandoffEngine | None = None
+        self._on_decline: Callable[[str], None] | None = None
         self.policy = CloudPolicy(self.settings, transport=transport)
 
-    def use_service(self) -> bool:
+    def use_service(self, on_decline: Callable[[str], None] | None = None) -> bool:
         """Hand notes to a running `transcribe watch` when there is one (`handoff.py`),
-        whose model is loaded already. The CLI asks, before it would load its own."""
+        whose model is loaded already. The CLI asks, before it would load its own.
+        `on_decline` is told in one line when the service fails it and the note is
+        transcribed here instead."""
         engine = HandoffEngine(self.settings)
         self.handoff = engine if engine.available() else None
+        self._on_decline = on_decline
         return self.handoff is not None
 
     def transcribe(self, path: str | Path, on_progress: ProgressCallback | None = None,
@@ -88,13 +95,18 @@ class Transcriber:
                 raise both from None
         except (InputError, KeyboardInterrupt):
             raise
+        except ProgressFailed as e:  # the caller's trouble (its store), not the engine's
+            raise e.error from None
         except Exception as e:  # a failure inside CTranslate2 on this one file
             log.exception("%s: local engine failed", path)
-            if engine == "local" or not self.policy.allowed:
+            if engine == "local" or not self.policy.allowed or audio.truncated or audio.damaged:
                 raise InputError(path, f"local transcription failed ({e})") from None
             return self._cloud(path, audio, f"local transcription failed: {e}", version)
         reason = self.policy.reason_to_upload(local) if engine == "auto" else None
         if reason is None:
+            return local
+        if _damaged(audio):
+            log.info("%s: %s, but the note is damaged or truncated: not sent", path, reason)
             return local
         return self._second_opinion(path, audio, local, reason, version)
 
@@ -107,6 +119,8 @@ class Transcriber:
                 return self.handoff.transcribe(audio, str(path), on_progress)
             except Declined as e:
                 log.info("%s: %s; transcribing here", path, e)
+                if e.notice and self._on_decline is not None:
+                    self._on_decline(f"{path}: {e}; transcribing here")
                 self.handoff = None  # the rest of this run is transcribed here
         return self.local.transcribe(audio, str(path), on_progress)
 
@@ -201,19 +215,48 @@ def _file_key(path: Path) -> tuple[int, ...] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
+class ProgressFailed(Exception):
+    """The caller's progress callback raised `error`: never the engine's failure, so
+    never a note failed for it nor a reason to ask the cloud (a store held locked by
+    another process made the watcher's raise "database is locked")."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _with_segments(on_progress: Callable | None) -> ProgressCallback | None:
     """The callback as the engine calls it, (done, total, segments); one that takes
-    (done, total) only is called with those."""
+    (done, total) only is called with those. What it raises comes out as
+    `ProgressFailed`, told apart from the engine's own errors."""
     if on_progress is None:
         return None
     try:
         params = list(inspect.signature(on_progress).parameters.values())
     except (TypeError, ValueError):
-        return on_progress
+        params = [inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params):
-        return on_progress
-    return lambda done, total, segments: on_progress(done, total)
+    whole = len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+    def report(done: float, total: float, segments) -> None:
+        try:
+            if whole:
+                on_progress(done, total, segments)
+            else:
+                on_progress(done, total)
+        except Exception as e:  # noqa: BLE001 - handed back to the caller as it was
+            raise ProgressFailed(e) from e
+
+    return report
+
+
+def _damaged(audio: Audio | AudioStream) -> bool:
+    """Whether the note is truncated or damaged (a stream is read to its end to tell).
+    Such a note is never sent to the cloud unless the user asks for the cloud: the
+    cloud could not do better, and the bytes might not be audio at all."""
+    if isinstance(audio, AudioStream):
+        audio.finish()
+    return audio.truncated or audio.damaged
 
 
 def _marked(transcript: Transcript, audio: Audio | AudioStream) -> Transcript:

@@ -48,6 +48,7 @@ class Recording:
     path: Path
     duration: float
     dropped_blocks: int = 0
+    queue_high: int = 0  # the most blocks that waited in the capture queue at once
 
 
 def load_sounddevice():
@@ -88,8 +89,11 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
            max_seconds: float | None = None, stop_after_silence: float | None = None,
            silence_dbfs: float = SILENCE_DBFS, stop: threading.Event | None = None,
            on_level: LevelCallback | None = None,
-           on_start: Callable[[str, int], None] | None = None) -> Recording:
-    """Record until `stop` is set, `max_seconds` pass, silence lasts, or Ctrl-C."""
+           on_start: Callable[[str, int], None] | None = None, live=None) -> Recording:
+    """Record until `stop` is set, `max_seconds` pass, silence lasts, or Ctrl-C.
+
+    `live` (a live.LiveText) is fed every block as it is written, for the text so
+    far; it decodes in a thread of its own and never holds the capture up."""
     sd = load_sounddevice()
     device = _pick_device(device)
     try:
@@ -99,17 +103,18 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
                               f"{e}; `transcribe devices` lists the microphones") from None
     rate = int(samplerate or info["default_samplerate"])
     blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=QUEUE_BLOCKS)
-    dropped = 0
+    dropped = high = 0
 
     closing = threading.Event()
 
     def callback(indata, frames, time_info, status) -> None:
-        nonlocal dropped
+        nonlocal dropped, high
         block = indata[:, 0].copy()
         deadline = time.monotonic() + PUT_TIMEOUT_S
         while not closing.is_set():
             try:
                 blocks.put(block, timeout=0.05)
+                high = max(high, blocks.qsize())
                 return
             except queue.Full:
                 if time.monotonic() > deadline:
@@ -136,6 +141,8 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
     finished = False  # stopped by time or silence: later blocks are not part of the note
     try:
         stream.start()
+        if live is not None:
+            live.start(rate)
         if on_start is not None:
             on_start(info["name"], rate)
         while not stop.is_set():
@@ -146,6 +153,8 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
                     break
                 continue
             writer.write(block)
+            if live is not None:
+                live.feed(block)
             frames += len(block)
             elapsed = frames / rate
             level = dbfs(block)
@@ -177,9 +186,11 @@ def record(output: Path, *, device: int | str | None = None, samplerate: int | N
             except queue.Empty:
                 break
         writer.close()
+        if live is not None:
+            live.close()
     if dropped:
         log.warning("dropped %d blocks: the encoder could not keep up", dropped)
-    return Recording(output, writer.duration, dropped)
+    return Recording(output, writer.duration, dropped, high)
 
 
 class OpusWriter(OpusEncoder):

@@ -87,9 +87,7 @@ class CloudSettings:
 
     @property
     def host(self) -> str:
-        from urllib.parse import urlsplit
-
-        return urlsplit(self.base_url).hostname or self.base_url
+        return url_host(self.base_url)
 
     def key(self) -> Secret | None:
         return self.api_key
@@ -128,6 +126,7 @@ class Settings:
     split: bool = True  # decode window by window, a long note cut at its pauses (pieces.py)
     max_file_mb: int = 1024
     store: bool = True  # keep every CLI transcript in the store, for `search` and the TUI
+    notify: str = "text"  # desktop notifications of finished notes: text, title, off (notify.py)
     cloud: CloudSettings = field(default_factory=CloudSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     paths: Paths = field(default_factory=Paths.from_env, compare=False)
@@ -138,17 +137,9 @@ class Settings:
         environ = os.environ if environ is None else environ
         paths = Paths.from_env(environ)
         data = _read_toml(paths.config_file)
-        cloud_file = data.pop("cloud", {})
-        watch_file = data.pop("watch", {})
-        if not isinstance(cloud_file, dict) or not isinstance(watch_file, dict):
-            raise SettingsError(f"{paths.config_file}: 'cloud' and 'watch' must be tables")
-        if cloud_file.get("api_key"):
+        if isinstance(data.get("cloud"), dict) and data["cloud"].get("api_key"):
             _refuse_shared_key_file(paths.config_file)
-        settings = cls(paths=paths).with_overrides(**{**data, **_read_env(cls, environ)})
-        settings = settings.with_cloud(**{**cloud_file,
-                                          **_read_env(CloudSettings, environ, "CLOUD_")})
-        settings = settings.with_watch(**{**watch_file,
-                                          **_read_env(WatchSettings, environ, "WATCH_")})
+        settings = _settings_from(paths, data, environ)
         key_env = settings.cloud.api_key_env
         if settings.cloud.api_key is None and key_env and environ.get(key_env):
             settings = settings.with_cloud(api_key=environ[key_env])
@@ -174,6 +165,7 @@ class Settings:
             raise SettingsError("cloud.max_attempts must be at least 1")
         if cloud.total_timeout < 0:
             raise SettingsError("cloud.total_timeout must be 0 (scaled to the upload) or more")
+        check_base_url(cloud.base_url)
         _at_least("cloud.max_upload_bytes", cloud.max_upload_bytes, 1)
         for name in ("connect_timeout", "read_timeout"):
             _above_zero(f"cloud.{name}", getattr(cloud, name))
@@ -198,6 +190,7 @@ class Settings:
         _one_of("task", self.task, TASKS)
         _one_of("device", self.device, DEVICES)
         _one_of("compute_type", self.compute_type, COMPUTE_TYPES)
+        _one_of("notify", self.notify, NOTIFY_MODES)
         _at_least("beam_size", self.beam_size, 1)
         _at_least("cpu_threads", self.cpu_threads, 0, "(0: all available)")
         _at_least("max_file_mb", self.max_file_mb, 1)
@@ -209,6 +202,7 @@ TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 # Every compute type CTranslate2 4.x accepts; it falls back to the nearest one
 # the device supports (int8_float16 on a CPU runs as int8).
+NOTIFY_MODES = ("text", "title", "off")  # what desktop notifications show (notify.py)
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
                  "int16", "float16", "bfloat16", "float32")
 
@@ -224,6 +218,32 @@ def check_formats(formats: list[str], what: str = "format") -> list[str]:
         given = f"{', '.join(map(repr, bad))} is not" if bad else "no format is"
         raise SettingsError(f"{what}: {given} an output format; choose from {','.join(FORMATS)}")
     return named
+
+
+def url_host(url: str) -> str:
+    """The host a URL names, for people to read; the URL itself when it names none (or
+    cannot be read: a `[` typed half-way into an IPv6 address)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url
+
+
+def check_base_url(url: str) -> None:
+    """SettingsError unless `url` is an http(s) URL with a host (and a port, if any, that
+    is a port): the provider's address, as the cloud client will use it."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port
+    except ValueError:
+        port_ok, parts = False, None
+    if parts is None or not port_ok or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"cloud.base_url {url!r} is not a provider's address; give one "
+                            "such as https://api.openai.com/v1")
 
 
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -268,8 +288,25 @@ def save_settings(paths: Paths, updates: Mapping[str, Any]) -> Path:
             data.pop(key, None)
         else:
             data[key] = value
+    _settings_from(paths, data)  # a value no command could start with is never saved
     write_atomic(path, tomli_w.dumps(data), mode=0o600)  # it may hold an API key
     return path
+
+
+def _settings_from(paths: Paths, data: Mapping[str, Any],
+                   environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a config file's tables, `TRANSCRIBE_*` variables on top; every value
+    checked (SettingsError)."""
+    environ = {} if environ is None else environ
+    data = dict(data)
+    cloud_file = data.pop("cloud", {})
+    watch_file = data.pop("watch", {})
+    if not isinstance(cloud_file, dict) or not isinstance(watch_file, dict):
+        raise SettingsError(f"{paths.config_file}: 'cloud' and 'watch' must be tables")
+    settings = Settings(paths=paths).with_overrides(**{**data, **_read_env(Settings, environ)})
+    settings = settings.with_cloud(**{**cloud_file,
+                                      **_read_env(CloudSettings, environ, "CLOUD_")})
+    return settings.with_watch(**{**watch_file, **_read_env(WatchSettings, environ, "WATCH_")})
 
 
 def _merged(obj: Any, values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> Any:

@@ -21,6 +21,7 @@ class Segment:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     words: tuple[Word, ...] | None = None
+    model_text: str | None = None  # the model's text of a segment a person corrected
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Transcript:
     notes: list[str] = field(default_factory=list)
     truncated: bool = False  # the file stops before its declared end: text as far as it goes
     damaged: bool = False  # corrupt stretches of the file were skipped
+    corrected: bool = False  # a person corrected segments (`corrections`)
 
     @property
     def mean_logprob(self) -> float | None:
@@ -67,6 +69,8 @@ class Transcript:
             seg["no_speech_prob"] = round(seg["no_speech_prob"], 4)
             if not words or seg["words"] is None:
                 seg.pop("words")
+            if seg["model_text"] is None:  # only a corrected segment has the model's text
+                seg.pop("model_text")
         return data
 
 
@@ -99,7 +103,8 @@ def transcript_from_dict(data: dict) -> Transcript:
     """The inverse of `Transcript.to_dict`."""
     segments = [Segment(s["start"], s["end"], s["text"], s.get("avg_logprob", 0.0),
                         s.get("no_speech_prob", 0.0),
-                        tuple(Word(**w) for w in s["words"]) if s.get("words") else None)
+                        tuple(Word(**w) for w in s["words"]) if s.get("words") else None,
+                        s.get("model_text"))
                 for s in data.get("segments", [])]
     fields = {k: v for k, v in data.items() if k != "segments"}
     return Transcript(segments=segments, **fields)

@@ -54,17 +54,19 @@ from .changes import Changes, needs_polling
 from .errors import (CloudError, EmptyFile, InputError, ModelError, NotAudio, SettingsError,
                      TranscribeError, TruncatedAudio)
 from .messaging import origin
-from .models import model_label
+from .models import model_label, resolve
+from .notify import Notifier, note_of
 from .pipeline import Transcriber
-from .settings import Settings
+from .settings import NOTIFY_MODES, Settings
 from .store import MAX_ATTEMPTS, Job, Owed, Store, readable
 from .transcript import Transcript
-from .writers import FORMATS, sweep_temp_files, write_outputs
+from .writers import FORMATS, Output, sweep_temp_files, write_many
 
 log = logging.getLogger(__name__)
 
 FOLDER_SETTINGS = ".transcribe.toml"
 FOLDER_KEYS = {"language", "languages", "hotwords", "initial_prompt", "model", "task", "beam_size"}
+OWN_KEYS = {"formats", "notify"}  # a folder's settings that are not the transcriber's
 TEMPORARY_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                       ".swp")
 # How often outputs a folder could not take are tried again.
@@ -125,10 +127,11 @@ def is_candidate(path: Path) -> bool:
 
 class Watcher:
     def __init__(self, settings: Settings, options: WatchOptions, store: Store | None = None,
-                 transport=None) -> None:
+                 transport=None, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.options = options
         self.store = store or Store.open_or_start_anew(settings.paths.data_dir)
+        self.notifier = notifier or Notifier("off")
         self._transport = transport
         self._seen: dict[Path, _Seen] = {}
         # The paths of _seen not settled yet, so the timers need not go through every note
@@ -145,6 +148,8 @@ class Watcher:
         self._paces: dict[Path, float] = {}  # polled folder -> seconds between its walks
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
+        self._notified: list[Path] = []  # folders the OS tells of
+        self._identity: dict[Path, tuple[int, int] | None] = {}  # their (device, inode)
         self._waiting_for_model = False  # the model could not be used last time
         self._model_retry_at = 0.0
         self._model_retry_s = MODEL_RETRY_S
@@ -152,9 +157,7 @@ class Watcher:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, should_stop=lambda: False) -> None:
-        recovered = self.store.recover()
-        if recovered:
-            log.info("put %d interrupted job(s) back in the queue", recovered)
+        self.reclaim()
         for temp in sweep_temp_files(self.options.output_dir):
             log.info("removed %s, left by an interrupted write", temp)
         self._listen()
@@ -166,10 +169,19 @@ class Watcher:
             if self.work_one():
                 continue
             if time.monotonic() - self._last_output_retry >= OUTPUT_RETRY_S:
+                self.reclaim()
                 self.write_owed()
             if self._cloud_due():
                 self.retry_cloud()
             self._wait()
+
+    def reclaim(self) -> None:
+        """Put back in the queue the jobs left running by a process that is gone (killed
+        while its pid now names another process, too), at start and between jobs: the
+        watcher holds the store's lock, so no other watcher works on them."""
+        recovered = self.store.recover()
+        if recovered:
+            log.info("put %d interrupted job(s) back in the queue", recovered)
 
     def _listen(self) -> None:
         """Ask the OS for notifications on the folders where they arrive; poll the rest."""
@@ -179,6 +191,8 @@ class Watcher:
         if notified:
             try:
                 self._changes = Changes(notified, self.options.recursive)
+                self._notified = notified
+                self._identity = {d: _identity(d) for d in notified}
             except Exception as e:  # noqa: BLE001 - no inotify watches left, no inotify at all
                 log.warning("no change notifications (%s: %s); polling every folder",
                             type(e).__name__, e)
@@ -199,6 +213,7 @@ class Watcher:
             self._changes = None
         for transcriber in self._transcribers.values():
             transcriber.close()
+        self.notifier.close()
         self.store.close()
 
     # -- finding notes -------------------------------------------------------------------
@@ -214,6 +229,8 @@ class Watcher:
             self._changes = None
             self._poll([d for d in self.options.dirs if d not in self._paces])
         queued = 0
+        if self._changes is not None and self._folders_made_again():
+            self._next_rescan = now  # walked at once: what was put in them meanwhile
         if self._changes is not None and now >= self._next_rescan:
             queued += self.scan()
             self._next_rescan = now + self.options.rescan_s
@@ -226,6 +243,35 @@ class Watcher:
         if self._changes is not None:
             queued += self.look_at(self._changes.take())
         return queued + self.look_at(self._settle_due(time.monotonic()))
+
+    def _folders_made_again(self) -> bool:
+        """Whether a notified folder was deleted and made again (or replaced): the OS's
+        watch went with the old one, so the watches are set anew. One stat a folder."""
+        again = False
+        for folder in self._notified:
+            now = _identity(folder)
+            was = self._identity.get(folder)
+            if now == was:
+                continue
+            self._identity[folder] = now
+            if now is None:
+                log.warning("%s: the watched folder is gone; watching for it to come back",
+                            folder)
+            else:
+                log.warning("%s: the watched folder was made again; watching it anew", folder)
+                again = True
+        if again:
+            assert self._changes is not None
+            self._changes.close()
+            present = [d for d in self._notified if self._identity[d] is not None]
+            try:
+                self._changes = Changes(present, self.options.recursive)
+            except Exception as e:  # noqa: BLE001 - no inotify watches left: as at start
+                log.warning("no change notifications (%s: %s); polling every folder",
+                            type(e).__name__, e)
+                self._changes = None
+                self._poll([d for d in self.options.dirs if d not in self._paces])
+        return again
 
     def _settle_due(self, now: float) -> list[Path]:
         due = []
@@ -382,6 +428,7 @@ class Watcher:
                                     state="failed" if failure else "pending", error=failure)
         if failure:
             log.error("failed %s: %s", readable(path), failure)
+            self._announce(job, error=failure)
             return 0
         self.store.owe_outputs(key_path, job.id, str(root), self._output_options(root, path))
         log.info("queued %s%s", readable(path), f" ({where.app}, sent {where.sent_at})"
@@ -435,11 +482,11 @@ class Watcher:
         for part in ("", *rel_parts):
             folder = folder / part if part else folder
             merged.update(self._folder_settings(folder / FOLDER_SETTINGS))
-        formats = merged.pop("formats", None)
+        formats, notify = merged.pop("formats", None), merged.pop("notify", None)
         if isinstance(formats, str):
             formats = [f.strip() for f in formats.split(",") if f.strip()]
         return {"settings": merged, "formats": formats or self.options.formats,
-                "rel": str(path.parent.relative_to(root))}
+                "rel": str(path.parent.relative_to(root)), "notify": notify}
 
     def _folder_settings(self, path: Path) -> dict:
         try:
@@ -454,10 +501,13 @@ class Watcher:
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             log.warning("%s: ignored (%s)", path, e)
             data = {}
-        unknown = set(data) - FOLDER_KEYS - {"formats"}
+        unknown = set(data) - FOLDER_KEYS - OWN_KEYS
         if unknown:
             log.warning("%s: ignoring unknown key(s) %s", path, ", ".join(sorted(unknown)))
-        values = {k: v for k, v in data.items() if k in FOLDER_KEYS | {"formats"}}
+        values = {k: v for k, v in data.items() if k in FOLDER_KEYS | OWN_KEYS}
+        if values.get("notify", "text") not in NOTIFY_MODES:
+            log.warning("%s: ignoring notify = %r (text, title or off)", path,
+                        values.pop("notify"))
         self._folder_cache[path] = (mtime, values)
         return values
 
@@ -485,10 +535,12 @@ class Watcher:
         except InputError as e:
             log.error("failed %s: %s", readable(path), e.reason)
             self.store.fail(job.id, e.reason)
+            self._announce(job, error=e.reason)
             return True
         except SettingsError as e:  # the folder's .transcribe.toml: no retry mends it
             log.error("failed %s: %s", readable(path), e)
             self.store.fail(job.id, str(e))
+            self._announce(job, error=str(e))
             return True
         except (ModelError, CloudError) as e:
             # the cloud, when it failed too, was only asked because the model failed
@@ -514,6 +566,7 @@ class Watcher:
                  transcript.engine, transcript.model,
                  ", waiting for the cloud" if state == "waiting_cloud" else "",
                  ", ".join(str(p) for p in written) or "no files yet")
+        self._announce(job, transcript)
         return True
 
     def _model_unusable(self, reason: str) -> None:
@@ -529,9 +582,22 @@ class Watcher:
 
     def _fail_and_retry(self, job, path: Path, reason: str) -> None:
         self.store.fail(job.id, reason, retry=True)
-        attempt = (self.store.job(job.id) or job).attempts
-        log.error("failed %s: %s (attempt %d of %d)", readable(path), reason, attempt,
+        latest = self.store.job(job.id) or job
+        log.error("failed %s: %s (attempt %d of %d)", readable(path), reason, latest.attempts,
                   MAX_ATTEMPTS)
+        if latest.state == "failed":
+            self._announce(job, error=reason)
+
+    def _announce(self, job: Job, transcript: Transcript | None = None,
+                  error: str | None = None) -> None:
+        """A desktop notification of a finished note (notify.py), as its folder's `notify`
+        setting says; the notes still waiting make it part of a burst."""
+        mode = self.settings.notify
+        if job.root and Path(job.root) in self.options.dirs:
+            folder = self._job_options(Path(job.root), Path(job.path))["notify"]
+            mode = folder if folder in NOTIFY_MODES else mode
+        self.notifier.add(note_of(job, transcript, error, mode),
+                          more=self.store.counts()["pending"] > 0)
 
     def _ready_transcriber(self, overrides: dict) -> Transcriber:
         """The transcriber for these settings with its model loaded: loading is not a note's
@@ -544,10 +610,15 @@ class Watcher:
         return transcriber
 
     def _transcriber(self, overrides: dict) -> Transcriber:
+        """The transcriber for a folder's settings. A model they name must be on this
+        machine already: a folder's file never makes a download (nor asks the hub)."""
         key = json.dumps(overrides, sort_keys=True)
         if key not in self._transcribers:
             settings = self.settings.with_overrides(**overrides)
-            self._transcribers[key] = Transcriber(settings, transport=self._transport)
+            if "model" in overrides:
+                _installed(settings)
+            self._transcribers[key] = Transcriber(settings, transport=self._transport,
+                                                  download="model" not in overrides)
         return self._transcribers[key]
 
     # -- outputs ---------------------------------------------------------------------------
@@ -556,57 +627,48 @@ class Watcher:
                        state: str | None = None) -> tuple[str, list[Path]]:
         """Store a new transcript of a job and write its files: the files first, so a job
         that shows `done` has them (unless its folder refused them: then they are owed)."""
-        written, paths = [], []
-        for owed in self.store.outputs_of(job_id):
-            if owed.options.get("task", transcript.task) != transcript.task:
-                continue  # a folder that wants the note's other transcript
-            files = self._write_one(owed, transcript)
-            if files is not None:
-                written.append(owed)
-                paths.extend(files)
+        written = self._write([(owed, transcript) for owed in self.store.outputs_of(job_id)
+                               # (a folder that wants the note's other transcript: not these)
+                               if owed.options.get("task", transcript.task) == transcript.task])
         state = self.store.finish(job_id, transcript, state)  # every file of the job owed again...
-        for owed in written:
-            self.store.outputs_written(owed)  # ...but those just written
-        return state, paths
+        self.store.outputs_written(*(o for o, _ in written))  # ...but those just written
+        return state, [path for _, paths in written for path in paths]
 
     def write_owed(self) -> list[Path]:
         """Write the transcript files still owed (a folder refused them, or a crash came
         between a transcript and its files); return those written."""
         self._last_output_retry = time.monotonic()
-        written: list[Path] = []
-        transcripts: dict[tuple, object] = {}
+        transcripts: dict[tuple, Transcript | None] = {}
+        owed_now = []
         for owed in self.store.owed_outputs():
             key = (owed.job_id, owed.options.get("task"))  # no task: the last one made
             if key not in transcripts:
                 transcripts[key] = self.store.transcript(*key)
-            files = self._write_one(owed, transcripts[key])
-            if files is not None:
-                self.store.outputs_written(owed)
-                written.extend(files)
+            if transcripts[key] is not None:
+                owed_now.append((owed, transcripts[key]))
+        written = self._write(owed_now)
+        self.store.outputs_written(*(o for o, _ in written))
+        return [path for _, paths in written for path in paths]
+
+    def _write(self, owed: list[tuple[Owed, Transcript]]) -> list[tuple[Owed, list[Path]]]:
+        """These watched files' outputs, each folder's manifest saved once for them all;
+        those written, with their files. A folder that refuses them is said once."""
+        outputs = [Output(transcript, self._folder(o), o.options.get("formats")
+                          or self.options.formats, Path(o.path)) for o, transcript in owed]
+        written = []
+        for (o, _), output, result in zip(owed, outputs, write_many(outputs)):
+            if isinstance(result, Exception):
+                why = (result.strerror if isinstance(result, OSError) and result.strerror
+                       else f"{type(result).__name__}: {result}")
+                self._folder_failed(output.folder, why)
+                continue
+            if self._folder_errors.pop(output.folder, None):
+                log.info("%s: writing transcripts there again", output.folder)
+            written.append((o, result))
         return written
 
-    def _write_one(self, owed: Owed, transcript) -> list[Path] | None:
-        """One watched file's outputs; None when its folder refuses them (said once)."""
-        if transcript is None:
-            return None
-        folder = self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
-        try:
-            files = self._write(owed, transcript)
-        except OSError as e:
-            self._folder_failed(folder, e.strerror or str(e))
-            return None
-        except Exception as e:  # noqa: BLE001 - never the watcher's end; kept owed, said once
-            self._folder_failed(folder, f"{type(e).__name__}: {e}")
-            return None
-        if self._folder_errors.pop(folder, None):
-            log.info("%s: writing transcripts there again", folder)
-        return files
-
-    def _write(self, owed: Owed, transcript) -> list[Path]:
-        return write_outputs(transcript, self.options.output_dir / Path(owed.root).name,
-                             owed.options.get("formats") or self.options.formats,
-                             source=Path(owed.path),
-                             relative_dir=Path(owed.options.get("rel", ".")))
+    def _folder(self, owed: Owed) -> Path:
+        return self.options.output_dir / Path(owed.root).name / owed.options.get("rel", ".")
 
     def _folder_failed(self, folder: Path, why: str) -> None:
         if self._folder_errors.get(folder) != why:
@@ -673,6 +735,23 @@ def another_wanted(stored: Transcript | None, settings: Settings) -> str | None:
     return None
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _installed(settings: Settings) -> None:
+    """Raise SettingsError unless the model a folder's settings name is on this machine."""
+    try:
+        resolve(settings.model, settings.paths.models_dir, download=False)
+    except ModelError as e:
+        raise SettingsError(f"{FOLDER_SETTINGS}: {e} (a folder's settings name installed "
+                            "models only: `transcribe models` lists them)") from None
+
+
 def _wanted(settings: Settings) -> tuple:
     """What of the settings makes a transcript another one (see `another_wanted`)."""
     return settings.task, model_label(settings.model), settings.language
@@ -696,10 +775,11 @@ class ServiceLock:
             self._file.close()
             raise AlreadyRunning(f"another `transcribe watch` already runs on this store "
                                  f"(pid {pid}); stop it first") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
+        try:  # (only for the message above: a full disk must not stop the watcher)
+            os.ftruncate(self._file.fileno(), 0)
+            os.pwrite(self._file.fileno(), str(os.getpid()).encode(), 0)
+        except OSError as e:
+            log.debug("%s: pid not written (%s)", self.path, e)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -716,7 +796,10 @@ def serve(settings: Settings, options: WatchOptions) -> None:
     from .handoff import EngineServer
 
     with ServiceLock(settings.paths.data_dir):
-        watcher = Watcher(settings, options)
+        notifier = Notifier(settings.notify)
+        if settings.notify != "off":
+            notifier.start()  # says now, in one line, when there is no desktop to tell
+        watcher = Watcher(settings, options, notifier=notifier)
         server = EngineServer(settings)
         server.start()
         try:

@@ -24,6 +24,7 @@ import os
 import re
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -33,6 +34,9 @@ from .transcript import Transcript
 FORMATS = ("txt", "srt", "vtt", "json")
 MANIFEST = ".transcribe-outputs.json"
 _TEMP = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+# No pid is larger (Linux's PID_MAX_LIMIT, 2**22): a temp-looking name with a larger
+# one (`.x.txt.99999999999999999999.abc.tmp`) is nobody's write of ours, and is left.
+PID_MAX = 2**22
 
 
 def render(transcript: Transcript, fmt: str, *, words: bool = False,
@@ -111,6 +115,17 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         raise
 
 
+@dataclass(frozen=True)
+class Output:
+    """The files one audio file is owed: its transcript in `formats`, under `folder`."""
+
+    transcript: Transcript
+    folder: Path
+    formats: list[str]
+    source: Path
+    words: bool = False
+
+
 def current_umask() -> int:
     """This process's umask, read without changing it (Linux), else set and restored."""
     with contextlib.suppress(OSError, ValueError):
@@ -182,18 +197,56 @@ def write_outputs(transcript: Transcript, out_dir: Path, formats: list[str], *,
                   source: Path, relative_dir: Path = Path("."),
                   words: bool = False) -> list[Path]:
     """Write one file per format under `out_dir/relative_dir`; return their paths."""
-    target_dir = out_dir / relative_dir
-    target_dir.mkdir(parents=True, exist_ok=True)
-    owner = str(Path(source).resolve())
-    texts = {fmt: render(transcript, fmt, words=words) for fmt in formats}
-    with _locked_manifest(target_dir) as manifest:
-        names = {fmt: _free_name(target_dir, source, fmt, owner, manifest, texts[fmt])
-                 for fmt in formats}
-        manifest.update((name, owner) for name in names.values())
-        manifest.save()  # the intent first: see the module's docstring
+    [result] = write_many([Output(transcript, out_dir / relative_dir, formats, source, words)])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def write_many(outputs: list[Output]) -> list[list[Path] | Exception]:
+    """Write many audio files' outputs, each folder's manifest saved once for them all
+    (20,000 copies of notes took 16 minutes when it was saved, and fsynced, per file);
+    for each output its paths, or the error that kept them from being written."""
+    results: list[list[Path] | Exception] = [[] for _ in outputs]
+    by_folder: dict[Path, list[int]] = {}
+    for i, output in enumerate(outputs):
+        by_folder.setdefault(output.folder, []).append(i)
+    for folder, indexes in by_folder.items():
+        try:
+            done = _write_folder(folder, [outputs[i] for i in indexes])
+        except Exception as e:  # noqa: BLE001 - the folder's: each of its outputs is owed
+            done = [e] * len(indexes)
+        for i, result in zip(indexes, done):
+            results[i] = result
+    return results
+
+
+def _write_folder(folder: Path, outputs: list[Output]) -> list[list[Path] | Exception]:
+    """One folder's outputs: every name decided and the manifest saved first (the
+    intent first: see the module's docstring), then the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    planned = []
+    with _locked_manifest(folder) as manifest:
+        for output in outputs:
+            owner = str(Path(output.source).resolve())
+            texts = {fmt: render(output.transcript, fmt, words=output.words)
+                     for fmt in output.formats}
+            names = {fmt: _free_name(folder, output.source, fmt, owner, manifest, texts[fmt])
+                     for fmt in output.formats}
+            manifest.update((name, owner) for name in names.values())
+            planned.append((names, texts))
+        manifest.save()
+        return [_write_files(folder, names, texts) for names, texts in planned]
+
+
+def _write_files(folder: Path, names: dict[str, str], texts: dict[str, str]
+                 ) -> list[Path] | Exception:
+    try:
         for fmt, name in names.items():
-            write_atomic(target_dir / name, texts[fmt])
-    return [target_dir / name for name in names.values()]
+            write_atomic(folder / name, texts[fmt])
+    except Exception as e:  # noqa: BLE001 - this output's; the folder's others go on
+        return e
+    return [folder / name for name in names.values()]
 
 
 def sweep_temp_files(folder: Path) -> list[Path]:
@@ -202,7 +255,7 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     for dirpath, _, filenames in os.walk(folder):
         for name in filenames:
             match = _TEMP.match(name)
-            if match and not pid_alive(int(match.group(1))):
+            if match and int(match.group(1)) <= PID_MAX and not pid_alive(int(match.group(1))):
                 path = Path(dirpath) / name
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -212,18 +265,38 @@ def sweep_temp_files(folder: Path) -> list[Path]:
 
 def _free_name(target_dir: Path, source: Path, fmt: str, owner: str,
                manifest: dict[str, str], text: str) -> str:
-    """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed.
-
-    A file the manifest does not know but that holds exactly this transcript is
-    ours (written by a version that kept no entry first) and is taken back."""
+    """`note.txt`, unless that belongs to another note: then `note.ogg.txt`, then hashed."""
     digest = hashlib.sha256(os.fsencode(owner)).hexdigest()[:8]
-    for name in (f"{source.stem}.{fmt}", f"{source.name}.{fmt}", f"{source.stem}-{digest}.{fmt}"):
+    return _first_free(target_dir, [f"{source.stem}.{fmt}", f"{source.name}.{fmt}",
+                                    f"{source.stem}-{digest}.{fmt}"], owner, manifest, text)
+
+
+def _first_free(target_dir: Path, names: list[str], owner: str, manifest: dict[str, str],
+                text: str) -> str:
+    """The first of `names` that is `owner`'s or nobody's; the last one when none is.
+
+    A file the manifest does not know but that holds exactly this text is ours
+    (written by a version that kept no entry first) and is taken back."""
+    for name in names:
         if manifest.get(name) == owner:
             return name
         if name not in manifest and (not (target_dir / name).exists()
                                      or _holds(target_dir / name, text)):
             return name
-    return f"{source.stem}-{digest}.{fmt}"
+    return names[-1]
+
+
+def write_named(target_dir: Path, names: list[str], owner: str, text: str) -> Path:
+    """Write `text` under the first of `names` that is not another owner's (the folder's
+    manifest says whose each file is), and return its path: a chat's conversation never
+    replaces another export's. The last name must be `owner`'s own (hashed from it)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with _locked_manifest(target_dir) as manifest:
+        name = _first_free(target_dir, names, owner, manifest, text)
+        manifest[name] = owner
+        manifest.save()  # the intent first: see the module's docstring
+        write_atomic(target_dir / name, text)
+    return target_dir / name
 
 
 def _holds(path: Path, text: str) -> bool:
@@ -236,12 +309,19 @@ def _holds(path: Path, text: str) -> bool:
 
 
 class _Manifest(dict):
+    """Output name -> the audio file it is the transcript of. A manifest that is not
+    such a table (damaged, or `123`) is taken as empty: names are then decided by what
+    the files hold (`_free_name`)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            super().__init__(json.loads(path.read_text()) if path.exists() else {})
-        except (OSError, ValueError):
-            super().__init__()
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError, RecursionError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        super().__init__((k, v) for k, v in data.items() if isinstance(v, str))
         self._saved = dict(self)
 
     def save(self) -> None:

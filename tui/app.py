@@ -13,15 +13,22 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from transcribe.errors import TranscribeError
+from transcribe.notify import Notifier, clock, note_of
 from transcribe.settings import Settings
 from transcribe.store import HIGHLIGHT, Job, SearchError, Store
 
 REFRESH_S = 0.5  # how often the store is asked whether it changed (store.version)
+# Rows read at a time, inbox or search; more as the user scrolls near the end. With the
+# old single read of 500 rows, laid out twice, the first screen took 2.1 s at 50,000 notes
+# (0.8 s with one note); with a page of 100, laid out once, 1.2 s, most of the rest the
+# store's open (2 cores at load 12, 3-20 s notes; `python -m bench --bigstore`).
+PAGE = 100
 COLUMNS = (("when", "When", 12), ("from", "From", 11), ("length", "Len", 5),
            ("lang", "Lang", 4), ("engine", "Engine", 6), ("status", "Status", 8),
            ("text", "Text", None))
@@ -42,6 +49,32 @@ Or let the background service fill this inbox:
 """
 
 
+class InboxTable(DataTable):
+    """The inbox's table, which says when its last rows come into view (by the cursor or
+    by scrolling), so that the next page can be read."""
+
+    class NearEnd(Message):
+        """The last screenful of rows is in view."""
+
+    filling = False  # rows are being put in: the cursor and scrolling are not the user's
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._near_end()
+
+    def watch_cursor_coordinate(self, old_coordinate, new_coordinate) -> None:
+        super().watch_cursor_coordinate(old_coordinate, new_coordinate)
+        self._near_end()
+
+    def _near_end(self) -> None:
+        screenful = self.size.height
+        if self.filling or not self.row_count or not screenful:
+            return
+        if (self.cursor_row >= self.row_count - screenful
+                or self.scroll_y >= self.max_scroll_y - screenful):
+            self.post_message(self.NearEnd())
+
+
 class TranscribeApp(App):
     """`transcribe tui`: browse, search, add, record; the core does the work."""
 
@@ -59,17 +92,21 @@ class TranscribeApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    query_text: reactive[str] = reactive("")
-    chat: reactive[str | None] = reactive(None)  # the inbox shows this chat's notes only
+    # (init=False: on_mount reads the inbox once, not once more per watcher)
+    query_text: reactive[str] = reactive("", init=False)
+    chat: reactive[str | None] = reactive(None, init=False)  # this chat's notes only
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, open_job: int | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
+        self._open_job = open_job  # a note to open at start (a desktop notification's)
+        self._notes = Notifier(self.settings.notify, self._clicked)
         self.store = Store.open_default(self.settings.paths.data_dir)
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
         self._rows: list[tuple] = []
-        self._summaries: dict[tuple[int, float], dict | None] = {}
+        self._wanted = PAGE  # rows to show: a page more each time the user nears the end
+        self._more = False  # whether the store has rows past those shown
         self._refresh_timer: Timer | None = None
         self._seen_version: tuple | None = None  # the store's, and the day, at the last read
         self._stop = threading.Event()  # quitting: the work under way goes back to the queue
@@ -84,7 +121,7 @@ class TranscribeApp(App):
             yield Input(placeholder="Search all transcripts (/ to focus, Esc to clear)",
                         id="search")
             yield Static("", id="message")
-            yield DataTable(id="inbox", cursor_type="row", zebra_stripes=True)
+            yield InboxTable(id="inbox", cursor_type="row", zebra_stripes=True)
             yield Static(EMPTY, id="empty")
         yield Footer()
 
@@ -95,6 +132,8 @@ class TranscribeApp(App):
         self.refresh_inbox()
         self._refresh_timer = self.set_interval(REFRESH_S, self.refresh_if_changed)
         table.focus()
+        if self._open_job is not None:
+            self.open_job(self._open_job)
         self._resume_queue()
 
     async def action_quit(self) -> None:
@@ -109,6 +148,7 @@ class TranscribeApp(App):
     def on_unmount(self) -> None:
         self._stop.set()
         self._wait_idle()
+        self._notes.close()
         self.store.close()
 
     def _wait_idle(self) -> None:
@@ -138,54 +178,95 @@ class TranscribeApp(App):
         return self.store.version(), date.today()
 
     def refresh_inbox(self) -> None:
-        """Re-read the store; redraw only when something changed."""
+        """Re-read the rows shown (a page, or as many as the user scrolled to); redraw only
+        what changed."""
         self._seen_version = self._version()  # before reading: a change during it is seen
         message = ""
         if self.query_text.strip():
-            try:
-                rows = [_search_row(hit.job, hit.snippet, self._summary(hit.job))
-                        for hit in self.store.search(self.query_text, chat=self.chat)]
-                message = f"{len(rows)} match{'es' if len(rows) != 1 else ''}"
-            except SearchError as e:
-                rows, message = [], str(e)
+            rows, message = self._search_rows()
         else:
-            rows = [_inbox_row(job, text, summary)
-                    for job, text, summary in self.store.inbox(chat=self.chat)]
+            rows = [_inbox_row(job, text, summary) for job, text, summary
+                    in self.store.inbox(limit=self._wanted, chat=self.chat)]
+            self._more = len(rows) == self._wanted
         if self.chat is not None:
             message = f"chat: {self.chat} (f: another)" + (f" · {message}" if message else "")
         self.query_one("#message", Static).update(message)
         filtered = bool(self.query_text.strip()) or self.chat is not None
         self.query_one("#empty", Static).display = not rows and not filtered
         self.query_one("#inbox", DataTable).display = bool(rows) or filtered
+        self._show_rows(rows)
+
+    def _search_rows(self) -> tuple[list[tuple], str]:
+        """The search's rows shown, and how many notes match in all."""
+        try:
+            total = self.store.count_matches(self.query_text, chat=self.chat)
+            hits = self.store.search(self.query_text, limit=self._wanted, chat=self.chat)
+        except SearchError as e:
+            self._more = False
+            return [], str(e)
+        self._more = len(hits) < total
+        rows = [_search_row(hit.job, hit.snippet, hit.summary) for hit in hits]
+        return rows, f"{total:,} match{'es' if total != 1 else ''}"
+
+    def _show_rows(self, rows: list[tuple]) -> None:
+        """Put `rows` in the table: the cells that changed changed in place when the same
+        notes are shown (a note's progress: the view stays where the user scrolled), the
+        new ones added below when the rows shown are still the first ones (the next page),
+        else the table redrawn, the selected note kept."""
         if rows == self._rows:
             return
-        self._rows = rows
-        table = self.query_one("#inbox", DataTable)
+        table = self.query_one("#inbox", InboxTable)
+        shown, self._rows = self._rows, rows
+        if [job_id for job_id, _ in shown] == [job_id for job_id, _ in rows]:
+            self._change_cells(table, shown, rows)
+            return
+        if shown and rows[:len(shown)] == shown:
+            self._add_rows(table, rows[len(shown):])
+            return
         selected = self.selected_job_id()
-        table.clear()
-        width = self._text_width()
-        for job_id, cells in rows:
-            table.add_row(*cells[:-1], _clip(cells[-1], width), key=str(job_id))
+        self._add_rows(table, rows, anew=True)
         if selected is not None:
             for index, (job_id, _) in enumerate(rows):
                 if job_id == selected:
                     table.move_cursor(row=index)
                     break
 
-    def _summary(self, job: Job) -> dict | None:
-        """What the inbox shows of a job's transcript (length, language, engine), kept
-        until the job changes: a search is redrawn whenever the store changes."""
-        key = (job.id, job.updated_at)
-        if key not in self._summaries:
-            kept = self.store.transcripts(job.id)
-            self._summaries[key] = None if not kept else {
-                "language": kept[0].language, "duration": kept[0].duration,
-                "engine": kept[0].engine, "no_speech": kept[0].no_speech}
-        return self._summaries[key]
+    def _add_rows(self, table: InboxTable, rows: list[tuple], *, anew: bool = False) -> None:
+        """Add `rows` below the table's (in place of them, `anew`)."""
+        width = self._text_width()
+        table.filling = True
+        try:
+            if anew:
+                table.clear()
+            for job_id, cells in rows:
+                table.add_row(*_clipped(cells, width), key=str(job_id))
+        finally:
+            table.filling = False
+
+    def _change_cells(self, table: InboxTable, shown: list[tuple], rows: list[tuple]) -> None:
+        """The same notes as `shown`, in the same order: change the cells that changed."""
+        width = self._text_width()
+        for (job_id, before), (_, after) in zip(shown, rows):
+            if before != after:
+                for (column, _, _), old, new, cell in zip(COLUMNS, before, after,
+                                                          _clipped(after, width)):
+                    if old != new:
+                        table.update_cell(str(job_id), column, cell)
+
+    @on(InboxTable.NearEnd)
+    def load_more(self) -> None:
+        """The user nears the last row shown: read the next page, if there is one."""
+        if self._more and len(self._rows) >= self._wanted:
+            self._wanted += PAGE
+            self.refresh_inbox()
 
     def show_job(self, job_id: int) -> None:
         """Select a job's row and scroll it into view (a note just added may sort
-        anywhere: its place is its sent time)."""
+        anywhere: its place is its sent time; the pages down to it are read)."""
+        position = None if self.query_text.strip() else \
+            self.store.inbox_position(job_id, chat=self.chat)
+        if position is not None and position >= self._wanted:
+            self._wanted = (position // PAGE + 1) * PAGE
         self.refresh_inbox()
         for index, (row_job, _) in enumerate(self._rows):
             if row_job == job_id:
@@ -193,10 +274,12 @@ class TranscribeApp(App):
                 return
 
     def on_resize(self) -> None:
-        """The text column takes the rest of the width, so nothing scrolls sideways."""
+        """The text column takes the rest of the width, so nothing scrolls sideways. (The
+        first resize, as the app starts, leaves the width the rows were clipped to.)"""
         table = self.query_one("#inbox", DataTable)
-        if "text" in table.columns:
-            table.columns["text"].width = self._text_width()
+        width = self._text_width()
+        if "text" in table.columns and table.columns["text"].width != width:
+            table.columns["text"].width = width
             self._rows = []
             self.refresh_inbox()
 
@@ -214,11 +297,21 @@ class TranscribeApp(App):
 
     @on(DataTable.RowSelected, "#inbox")
     def open_transcript(self, event: DataTable.RowSelected) -> None:
+        self.open_job(int(event.row_key.value))
+
+    def open_job(self, job_id: int) -> None:
+        """Select a note and open its transcript."""
         from .screens import TranscriptScreen
 
-        job = self.store.job(int(event.row_key.value))
+        job = self.store.job(job_id)
         if job is not None:
+            self.show_job(job_id)
             self.push_screen(TranscriptScreen(job, self.query_text))
+
+    def _clicked(self, job_id: int | None) -> None:
+        """A desktop notification of ours was clicked (in the notifier's thread)."""
+        if job_id is not None:
+            self.call_from_thread(self.open_job, job_id)
 
     # -- search --------------------------------------------------------------------------
 
@@ -228,10 +321,12 @@ class TranscribeApp(App):
 
     def watch_chat(self) -> None:
         if self.is_mounted:
+            self._wanted = PAGE
             self.refresh_inbox()
 
     def watch_query_text(self) -> None:
         if self.is_mounted:
+            self._wanted = PAGE
             self.refresh_inbox()
 
     @on(Input.Submitted, "#search")
@@ -267,7 +362,7 @@ class TranscribeApp(App):
 
         chats = self.store.chats()
         if not chats:
-            self.notify("No chats yet: press a to add a WhatsApp or Telegram export", timeout=4)
+            self.notify("No chats yet: press a to add a chat export (WhatsApp, Telegram, Signal, Instagram, Messenger, Discord, iMessage)", timeout=4)
             return
         self.push_screen(ChatFilterScreen(chats, self.chat), self._chat_chosen)
 
@@ -329,7 +424,7 @@ class TranscribeApp(App):
     def _run_jobs(self, job_ids: list[int]) -> None:
         from transcribe import jobs
 
-        for job_id in job_ids:
+        for index, job_id in enumerate(job_ids):
             if self._stop.is_set():
                 return
             try:
@@ -339,9 +434,12 @@ class TranscribeApp(App):
             except TranscribeError as e:
                 self.notify(str(e), severity="error", timeout=8)
                 continue
+            job = self.store.job(job_id)
             if transcript is None:
-                job = self.store.job(job_id)
                 self.notify(f"{Path(job.path).name}: {job.error}", severity="error", timeout=8)
+            if transcript is not None or job.error:  # (None, no error: the watcher took it)
+                self._notes.add(note_of(job, transcript, job.error, self.settings.notify),
+                                more=index < len(job_ids) - 1)
         if not self._stop.is_set():
             self.call_from_thread(self.refresh_inbox)
 
@@ -373,9 +471,9 @@ class TranscribeApp(App):
     def _enqueue(self, path: Path) -> list[tuple[Job, bool]]:
         """A job for each voice note of `path`: a note, a folder of notes, or a chat export
         (zip or folder), whose notes keep their chat, sender and sent time."""
-        from transcribe import chat, jobs
+        from transcribe import chats, jobs
 
-        if chat.is_export(path):
+        if chats.is_export(path):
             keep = self.settings.paths.data_dir / "chats"
             name, added, problems = jobs.enqueue_chat(self.store, path, keep, self.settings)
             for problem in problems[:3]:
@@ -433,7 +531,7 @@ def _summary_cells(summary: dict | None) -> tuple[str, str, str]:
     if not summary:
         return "", "", ""
     language = "" if summary.get("no_speech") else summary.get("language") or ""
-    return (_length(summary["duration"]), language,
+    return (clock(summary["duration"]), language,
             "☁cloud" if summary["engine"] == "cloud" else "local")
 
 
@@ -460,6 +558,11 @@ def _search_row(job: Job, snippet: str, summary: dict | None) -> tuple[int, tupl
         text.append(rest)
     return job.id, (_when(job.sent_at), _clip(_source(job), FROM_WIDTH),
                     *_summary_cells(summary), _status(job), text)
+
+
+def _clipped(cells: tuple, width: int) -> tuple:
+    """A row's cells, its text (the last) clipped to the text column's `width`."""
+    return (*cells[:-1], _clip(cells[-1], width))
 
 
 def _clip(text, width: int):
@@ -503,12 +606,5 @@ def _source(job: Job) -> str:
     return Path(job.root).name if job.root else Path(job.path).parent.name
 
 
-def _length(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
-
-
-def run() -> None:
-    TranscribeApp().run()
+def run(open_job: int | None = None) -> None:
+    TranscribeApp(open_job=open_job).run()

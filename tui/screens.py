@@ -19,9 +19,11 @@ from textual.widgets.option_list import Option
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
 from transcribe.messaging import sent_for_people
-from transcribe.settings import Settings, check_formats, save_settings
+from transcribe.settings import Settings, check_formats, save_settings, url_host
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
+
+from .note import FixScreen, Playback, SegmentLine, fix_of
 
 
 class TranscriptScreen(Screen):
@@ -32,6 +34,11 @@ class TranscriptScreen(Screen):
         Binding("c", "copy", "Copy text"),
         Binding("e", "export", "Export"),
         Binding("t", "retranscribe", "Re-transcribe"),
+        Binding("enter", "fix", "Fix"),
+        Binding("m", "model_text", "Model's text", show=False),  # in the help: footer's full
+        Binding("d", "drop_fix", "Drop fix", show=False),  # in the help
+        Binding("p", "play", "Play"),
+        Binding("space", "pause", "Pause", show=False),
     ]
 
     def __init__(self, job: Job, query: str = "") -> None:
@@ -39,12 +46,16 @@ class TranscriptScreen(Screen):
         self.job = job
         self.marked = _search_terms(query)  # the inbox's search: its words are marked here
         self._seen_version: tuple[int, int] | None = None
+        self.selected = 0  # the segment selected (`SegmentLine.index`)
+        self.model_text = False  # corrected segments show the model's text
+        self.played_task: str | None = None  # whose segments playback highlights
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="transcript"):
             yield Static(id="meta")
             yield Vertical(id="segments")
+        yield Playback(self.job.path)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -96,26 +107,105 @@ class TranscriptScreen(Screen):
         if marks:
             meta.append(" · ".join(marks))
         self.query_one("#meta", Static).update("\n".join(meta))
+        shown = 0
         for transcript in kept:
             if len(kept) > 1:  # the note in its language, and its English translation
                 title = ("English translation" if transcript.task == "translate"
                          else f"Transcript ({transcript.language or '?'})")
                 segments.mount(Static(f"[b]{title}[/b] [dim]{_made_by(transcript)}[/dim]",
                                       classes="heading"))
-            self._mount_segments(segments, transcript, self.marked)
+            shown = self._mount_segments(segments, transcript, shown)
+        self.call_after_refresh(self.action_select, 0)
 
-    @staticmethod
-    def _mount_segments(segments: Vertical, transcript, marked=None) -> None:
+    def _mount_segments(self, segments: Vertical, transcript, shown: int) -> int:
+        """Mount the transcript's segment lines, numbered from `shown`; return how many
+        lines there are now."""
         for seg in transcript.segments:
-            unsure = seg.avg_logprob < -1.0
-            stamp = f"[dim]{_clock(seg.start)} → {_clock(seg.end)}[/dim]"
-            said = _escape(seg.text)
-            if marked is not None:
-                said = marked.sub(lambda m: f"[b reverse]{m.group(0)}[/b reverse]", said)
-            text = f"[yellow]{said}[/yellow]" if unsure else said
-            segments.mount(Static(f"{stamp}  {text}", classes="segment"))
+            line = SegmentLine(seg, transcript.task, shown, self.marked)
+            segments.mount(line)
+            line.show(self.model_text)
+            shown += 1
         if not transcript.segments:
             segments.mount(Static("[i](no speech in this note)[/i]", classes="segment"))
+        return shown
+
+    def lines(self) -> list[SegmentLine]:
+        """The segment lines shown, in order (not those a new `show` is removing)."""
+        return sorted((line for line in self.query(SegmentLine) if line.is_attached),
+                      key=lambda line: line.index)
+
+    def action_select(self, step: int) -> None:
+        """Select the segment `step` after the selected one (0: the selected one again)."""
+        lines = self.lines()
+        if lines:
+            self.selected = max(0, min(self.selected + step, len(lines) - 1))
+            lines[self.selected].focus()
+
+    def selected_line(self) -> SegmentLine | None:
+        lines = self.lines()
+        return lines[self.selected] if self.selected < len(lines) else None
+
+    def action_fix(self) -> None:
+        line = self.selected_line()
+        if line is not None:
+            self.app.push_screen(FixScreen(line.segment),
+                                 lambda text: self._fixed(line, text))
+
+    def _fixed(self, line: SegmentLine, text: str | None) -> None:
+        if text is None:
+            return
+        kept = fix_of(line.segment, text)
+        seg = line.segment
+        if kept is None:
+            self.app.store.drop_corrections(self.job.id, line.note_task,
+                                            stretch=(seg.start, seg.end))
+        else:
+            self.app.store.correct(self.job.id, seg.start, seg.end, kept, line.note_task)
+        self.show()
+
+    def action_drop_fix(self) -> None:
+        line = self.selected_line()
+        if line is not None and line.segment.model_text is not None:
+            seg = line.segment
+            self.app.store.drop_corrections(self.job.id, line.note_task,
+                                            stretch=(seg.start, seg.end))
+            self.show()
+            self.notify("the model's text is back")
+
+    def action_play(self) -> None:
+        """Play the note from the selected segment."""
+        line = self.selected_line()
+        if line is not None:
+            self.played_task = line.note_task
+            self.query_one(Playback).play_from(line.segment.start)
+
+    def action_pause(self) -> None:
+        self.query_one(Playback).toggle()
+
+    def action_jump(self, step: int) -> None:
+        """Select the segment `step` after the selected one; playback goes there too."""
+        self.action_select(step)
+        line = self.selected_line()
+        if line is not None:
+            self.query_one(Playback).seek(line.segment.start)
+
+    @on(Playback.Moved)
+    def follow_playback(self, event: Playback.Moved) -> None:
+        """Highlight the segment being played (and select it, while it plays: paused,
+        the selection is the person's to move)."""
+        lines = [line for line in self.lines() if line.note_task == self.played_task]
+        playing = next((line for line in reversed(lines)
+                        if line.segment.start <= event.position), None)
+        for line in lines:
+            line.set_class(line is playing, "playing")
+        if event.playing and playing is not None and playing.index != self.selected:
+            self.selected = playing.index
+            playing.focus()
+
+    def action_model_text(self) -> None:
+        self.model_text = not self.model_text
+        for line in self.query(SegmentLine):
+            line.show(self.model_text)
 
     def action_copy(self) -> None:
         transcript = self.app.store.transcript(self.job.id)
@@ -310,6 +400,9 @@ class ChatFilterScreen(ModalScreen[tuple[str | None] | None]):
         self.dismiss((self.chats[index - 1],) if index else (None,))
 
 
+LIVE_CHARS = 600  # of the text so far, the end the record dialog shows
+
+
 class RecordScreen(ModalScreen[Path | None]):
     """Record from the microphone: level, elapsed time, stop; then it is transcribed."""
 
@@ -322,6 +415,7 @@ class RecordScreen(ModalScreen[Path | None]):
         self.stop_event = threading.Event()
         self.recording = False
         self.path: Path | None = None
+        self.said = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="record"):
@@ -329,6 +423,7 @@ class RecordScreen(ModalScreen[Path | None]):
             yield Static("Press Start, speak, then Stop.", id="status")
             yield ProgressBar(total=60, show_eta=False, show_percentage=False, id="level")
             yield Static("00:00", id="elapsed")
+            yield Static("", id="live", markup=False)  # the text so far (transcribe.live)
             with Horizontal(classes="buttons"):
                 yield Button("Start", id="toggle", variant="error")
                 yield Button("Close", id="close")
@@ -372,10 +467,12 @@ class RecordScreen(ModalScreen[Path | None]):
 
     @work(thread=True, exclusive=True, group="record")
     def _record(self, path: Path) -> None:
+        from transcribe.live import LiveText
         from transcribe.recorder import record
 
+        live = LiveText(self.app.settings, lambda text: self.app.call_from_thread(self._text, text))
         try:
-            result = record(path, stop=self.stop_event,
+            result = record(path, stop=self.stop_event, live=live,
                             on_level=lambda e, lvl: self.app.call_from_thread(self._level, e,
                                                                               lvl))
         except TranscribeError as e:
@@ -388,6 +485,10 @@ class RecordScreen(ModalScreen[Path | None]):
         self.query_one("#level", ProgressBar).update(progress=max(0.0, level + 60))
         minutes, seconds = divmod(int(elapsed), 60)
         self.query_one("#elapsed", Static).update(f"{minutes:02d}:{seconds:02d}")
+
+    def _text(self, text: str) -> None:
+        self.said = f"{self.said} {text}".strip()[-LIVE_CHARS:]  # the end shows: it is new
+        self.query_one("#live", Static).update(self.said)
 
     def action_stop_or_close(self) -> None:
         if self.recording:
@@ -454,11 +555,9 @@ class SettingsScreen(Screen[Settings | None]):
     @on(Checkbox.Changed)
     @on(Input.Changed, "#base_url")
     def _explain(self) -> None:
-        from urllib.parse import urlsplit
-
         allow = self.query_one("#cloud", Checkbox).value
         url = self.query_one("#base_url", Input).value
-        host = urlsplit(url).hostname or url
+        host = url_host(url)
         if allow:
             key = "an API key is set" if self.settings.cloud.key() else \
                 f"no API key yet: set {self.settings.cloud.api_key_env or 'TRANSCRIBE_CLOUD_API_KEY'}"
@@ -522,7 +621,14 @@ Press `Esc` (or `?`) to close this help.
 | `s` | inbox | settings, cloud consent |
 | `c` | note | copy the text |
 | `e` | note | export as txt, srt, vtt or json |
-| `t` | note | re-transcribe with another model, or the cloud |
+| `t` | note | re-transcribe with another model, or the cloud (your fixes are kept) |
+| `↑` `↓` | note | select a segment |
+| `Enter` | note | fix the selected segment's text (search and exports use yours) |
+| `m` | note | show the model's own text of the segments you fixed, or yours again |
+| `d` | note | drop the selected segment's fix: the model's text is back |
+| `p` | note | play the note from the selected segment (the one playing is highlighted) |
+| `space` | note | pause, or play on |
+| `←` `→` | note | the segment before or after (playback jumps there too) |
 | `q` | anywhere | quit |
 
 The inbox also shows what `transcribe watch` and `transcribe FILE` did: it
@@ -545,11 +651,6 @@ def _made_by(transcript) -> str:
         return (f"[b yellow]☁ cloud[/] · {transcript.provider} · {transcript.model} "
                 f"· {transcript.cloud_reason}")
     return f"{transcript.engine} · {transcript.model}"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{secs:04.1f}"
 
 
 def _home_relative(path: str) -> str:
