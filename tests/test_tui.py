@@ -288,6 +288,7 @@ async def main():
         await pilot.pause(0.5)
         status = str(app.screen.query_one("#status").render())
         started = not app.screen.query_one("#toggle").disabled
+        start_shown = app.screen.query_one("#toggle").display
         if started:
             await pilot.click("#toggle")
             await pilot.pause(1.5)
@@ -302,7 +303,7 @@ async def main():
             rows = []
         errors = [job.error for job in app.store.jobs() if job.error]
         print(json.dumps({"status": status, "started": started, "rows": rows,
-                          "errors": errors}))
+                          "errors": errors, "start_shown": start_shown}))
 
 asyncio.run(main())
 '''
@@ -338,7 +339,7 @@ def test_without_portaudio_the_record_screen_says_how_to_fix_it(tmp_path, home):
     from test_record import without_portaudio
 
     seen = drive_record({"TRANSCRIBE_HOME": str(tmp_path)}, without_portaudio())
-    assert not seen["started"]
+    assert not seen["started"] and not seen["start_shown"], "no Start without a microphone"
     assert "Recording is not available" in seen["status"]
     assert "libportaudio2" in seen["status"]
 

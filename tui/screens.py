@@ -443,6 +443,8 @@ class RecordScreen(ModalScreen[Path | None]):
     def _unavailable(self, why: str) -> None:
         self.query_one("#status", Static).update(f"[red]Recording is not available.[/red]\n{why}")
         self.query_one("#toggle", Button).disabled = True
+        for part in ("#toggle", "#level", "#elapsed"):  # no Start without a microphone
+            self.query_one(part).display = False
 
     def action_toggle(self) -> None:
         if not self.query_one("#toggle", Button).disabled:
