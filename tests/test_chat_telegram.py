@@ -151,3 +151,21 @@ def test_a_zipped_account_keeps_its_notes_in_the_data_folder(tmp_path, home):
         [(path, chat)] = con.execute("SELECT path, chat FROM jobs").fetchall()
     assert chat == "Sam" and Path(path).is_file()
     assert Path(path).is_relative_to(mine / "data" / "chats")
+
+
+def test_a_round_video_message_is_said_as_a_video_note_in_both_exports():
+    """Telegram's round video messages are transcribed as voice notes, and named for
+    what they are: "video note", in the JSON export and in the HTML one alike."""
+    from transcribe.chat_render import voice_line
+    from transcribe.chats import load
+
+    for export in ("telegram-json", "telegram-html"):
+        [chat] = load(ROOT / "sample_audio" / "chats" / export)
+        notes = [m for m in chat.messages if m.kind == "voice"]
+        videos = [m for m in notes if m.video]
+        assert [m.attachment.parent.name for m in videos] == ["round_video_messages"], export
+        assert all(m.attachment.parent.name == "voice_messages"
+                   for m in notes if not m.video and m.attachment), export
+        assert voice_line(videos[0], "not audio", None).startswith(
+            "🎤 video note could not be transcribed"), export
+        assert "voice note" in voice_line(notes[0], None, None)

@@ -367,15 +367,16 @@ def _length(seconds: float) -> str:
 
 
 def voice_line(m, result, usual: str | None) -> str:
+    note = "video note" if m.video else "voice note"  # a round video is said as such
     if m.omitted:
-        return "🎤 voice note missing from the export"
+        return f"🎤 {note} missing from the export"
     if isinstance(result, str) or result is None:
-        return f"🎤 voice note could not be transcribed ({result})"
+        return f"🎤 {note} could not be transcribed ({result})"
     marks = []
     if result.language and result.language != usual:
         marks.append(result.language)
     if result.no_speech:
-        return f"🎤 {_length(result.duration)} voice note: (silent)"
+        return f"🎤 {_length(result.duration)} {note}: (silent)"
     if result.low_confidence:
         marks.append("low confidence")
     if result.truncated:
@@ -383,7 +384,7 @@ def voice_line(m, result, usual: str | None) -> str:
     if result.damaged:
         marks.append("damaged: partly unreadable")
     extra = f" [{', '.join(marks)}]" if marks else ""
-    return f'🎤 {_length(result.duration)} voice note{extra}: "{result.text.strip()}"'
+    return f'🎤 {_length(result.duration)} {note}{extra}: "{result.text.strip()}"'
 
 
 def render(conv, messages, results, fmt: str, several: bool = False) -> str:

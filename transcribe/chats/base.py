@@ -37,6 +37,7 @@ class Message:
     text: str = ""
     attachment: Path | None = None  # the file in the export (voice and media)
     omitted: bool = False  # named by the chat, but not in the export
+    video: bool = False  # a voice note that is a round video (Telegram): a "video note"
 
     def __post_init__(self) -> None:
         """A sender or text of another type (a number, a list in a crafted JSON) is its

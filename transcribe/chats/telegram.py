@@ -160,7 +160,8 @@ def _read_message(item: dict, folder: Path) -> Message:
         path = None if omitted else folder / file
         omitted = omitted or not holds(folder, path)
         kind = "voice" if media in ("voice_message", "video_message") else "media"
-        return Message(time, sender, kind, text or file, attachment=path, omitted=omitted)
+        return Message(time, sender, kind, text or file, attachment=path, omitted=omitted,
+                       video=media == "video_message")
     if item.get("photo"):  # "photos/photo_1@...jpg", or "(File not included. ...)"
         photo = item["photo"]
         path = None if photo.startswith("(") else folder / photo
@@ -399,14 +400,15 @@ def _media_message(block: _Block, time: datetime, sender: str, folder: Path) -> 
         seconds = _SECONDS.search(block.media_status)
         return Message(time, sender, "system", phone_call(int(seconds.group(1)) if seconds
                                                           else 0))
-    voice = "media_voice_message" in classes or href.startswith(_VOICE_FOLDERS) or (
+    video = href.startswith("round_video_messages/") or (
         "media_video" in classes and block.media_title == "Video message")
+    voice = "media_voice_message" in classes or href.startswith(_VOICE_FOLDERS) or video
     path = folder / href if block.media_link and not href.startswith(("http:", "https:")) \
         else None
     omitted = path is None or not holds(folder, path)
     text = block.text or href or block.media_description or block.media_title or "media"
     return Message(time, sender, "voice" if voice else "media", text, attachment=path,
-                   omitted=omitted)
+                   omitted=omitted, video=video)
 
 
 def _title_time(title: str) -> datetime:
