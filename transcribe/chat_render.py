@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sqlite3
 import sys
@@ -190,7 +189,7 @@ def _write(out: Path, text: str, kept: bool) -> None:
     leaves an earlier output as it was."""
     from .writers import write_atomic
 
-    _writing([out], kept, lambda: write_atomic(out, text) or out, out)
+    _writing(kept, lambda: write_atomic(out, text) or out, out)
 
 
 def _write_owned(folder: Path, names: list[str], owner: str, text: str, kept: bool) -> Path:
@@ -198,19 +197,14 @@ def _write_owned(folder: Path, names: list[str], owner: str, text: str, kept: bo
     export's (see `writers.write_named`)."""
     from .writers import write_named
 
-    return _writing([folder / name for name in names], kept,
-                    lambda: write_named(folder, names, owner, text), folder)
+    return _writing(kept, lambda: write_named(folder, names, owner, text), folder)
 
 
-def _writing(candidates: list[Path], kept: bool, write, where: Path) -> Path:
-    """Run `write` (which returns the path written), keeping the mode the file had, or
-    giving a new one what any new file gets; an OSError is an `OutputError`."""
+def _writing(kept: bool, write, where: Path) -> Path:
+    """Run `write` (which returns the path written; `write_atomic` keeps a file's mode,
+    and gives a new one what the umask allows); an OSError is an `OutputError`."""
     try:
-        modes = {p: p.stat().st_mode & 0o7777 for p in candidates if p.is_file()}
-        written = write()
-        if written.is_file():  # never a device or pipe written in place (/dev/null)
-            written.chmod(modes.get(written, _default_mode()))  # write_atomic's is 0600
-        return written
+        return write()
     except OSError as e:
         again = "; the transcripts are kept in the store" if kept else ""
         raise OutputError(f"{where}: cannot write the conversation ({e.strerror or e})"
@@ -309,13 +303,6 @@ def _mark(store, job_id: int, m, conv, diag) -> None:
                        sent_at=m.time.isoformat() if m.time else None, app=conv.app)
     except sqlite3.Error as e:
         diag.warning(f"{m.attachment}: its chat not kept in the store ({e})")
-
-
-def _default_mode() -> int:
-    """What a new file gets here (0644 under the usual umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 class NotesProgress:
