@@ -88,7 +88,7 @@ def test_bad_inputs_fail_alone_with_a_reason(home, tmp_path):
         empty: "empty file",
         text: "not an audio file",
         missing: "no such file",
-        folder: "is a directory",
+        folder: "a folder, not a voice note",  # and how to transcribe one
     }
     for path, reason in expected.items():
         line = next(e for e in errors if e.startswith(f"error: {path}:"))
