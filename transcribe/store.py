@@ -68,8 +68,10 @@ WAITED_OUT = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL}
 # so short notes go first but a long one is not starved.
 AGING_S = 300.0
 # A running note's text decoded so far is kept up to this many characters, its last ones
-# (about 18 minutes of speech at 150 words a minute): it is written with every progress
-# point, so a three-hour note must not rewrite its whole text every half second.
+# (about 18 minutes of speech at 150 words a minute). It is written with every progress
+# point: quick either way (0.02 ms for 16,000 characters, 0.05 ms for 160,000; 2 busy
+# cores), but each write copies the text's pages into the WAL, and a three-hour note's
+# whole text (about 160,000 characters) twice a second would be 320 KB/s of it.
 PARTIAL_CHARS = 16000
 
 STATES = ("pending", "running", "done", "waiting_cloud", "failed")
