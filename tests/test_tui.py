@@ -717,6 +717,50 @@ async def test_a_note_being_transcribed_shows_how_far_it_is(snap_home):
         worker.wait()
 
 
+async def test_a_note_being_transcribed_shows_its_words_as_they_come(snap_home, tmp_path):
+    """The view of a note opened as it starts: its words appear under the state line, with
+    the note's length, and grow while it is still being transcribed."""
+    import re
+
+    from longnote import build
+
+    from tui.screens import TranscriptScreen
+
+    clips = [f"fleurs-en-00{n}.ogg" for n in (5, 8, 9)]
+    note = tmp_path / "long.ogg"
+    build(note, 150, [SAMPLES / "real" / clip for clip in clips])
+    references = json.loads((SAMPLES / "real" / "references.json").read_text())
+    said = set(re.findall(r"\w+", " ".join(references[c]["text"] for c in clips).casefold()))
+
+    app = TranscribeApp(Settings.load())
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.transcribe_paths([note])
+
+        def job():
+            return next((j for j in app.store.jobs() if j.path == str(note)), None)
+
+        assert await wait_for(pilot, lambda: job() is not None and job().state == "running")
+        app.push_screen(TranscriptScreen(job()))
+
+        def shown() -> list[str]:
+            partial = app.screen.query(".partial")
+            return re.findall(r"\w+", str(partial.first().render()).casefold()) \
+                if partial else []
+
+        await wait_for(pilot, lambda: len(shown()) >= 5 or job().state != "running")
+        first = shown()
+        assert len(first) >= 5 and job().state == "running", \
+            f"words shown before the note is done: {first}, {job()}"
+        assert sum(w in said for w in first) >= 0.6 * len(first), first
+        meta = str(app.screen.query_one("#meta", Static).render())
+        assert "transcribing: " in meta and " long" in meta, meta
+        assert await wait_for(pilot, lambda: len(shown()) > len(first)
+                              or job().state != "running")
+        assert job().state == "running", "more words came while it was still transcribed"
+        await pilot.press("escape", "q")
+        await pilot.pause()
+
+
 async def test_copy_uses_a_clipboard_tool_or_says_where_the_text_went(snap_home, tmp_path,
                                                                       monkeypatch):
     """No tool: the toast says OSC 52 and what to do if it did nothing. A tool (here a

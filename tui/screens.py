@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from transcribe.errors import TranscribeError
 from transcribe.languages import language_code
 from transcribe.messaging import sent_for_people
+from transcribe.notify import clock
 from transcribe.settings import Settings, check_formats, save_settings, url_host
 from transcribe.store import Job
 from transcribe.writers import FORMATS, render, write_atomic
@@ -85,8 +86,11 @@ class TranscriptScreen(Screen):
         segments = self.query_one("#segments", Vertical)
         segments.remove_children()
         if not kept:
-            meta.append(f"[i]{_escape(_state_line(self.job))}[/i]")
+            partial = self.app.store.partial(self.job.id)  # None unless it is running
+            meta.append(f"[i]{_escape(_state_line(self.job, partial))}[/i]")
             self.query_one("#meta", Static).update("\n".join(meta))
+            if partial and partial[0]:  # the text decoded so far, growing as the note is
+                segments.mount(Static(_escape(partial[0]), classes="segment partial"))
             return
         transcript = kept[0]
         language = transcript.language or "?"
@@ -689,10 +693,13 @@ def copy_with_system_tool(text: str) -> str | None:
     return None
 
 
-def _state_line(job: Job) -> str:
-    """A note without a transcript yet: how far it is, or why it failed."""
+def _state_line(job: Job, partial: tuple[str, float | None] | None = None) -> str:
+    """A note without a transcript yet: how far it is (and how long it is, when a
+    running job's `Store.partial` says), or why it failed."""
     if job.state == "running":
-        return f"transcribing: {job.progress or 0:.0%} done"
+        length = partial[1] if partial else None
+        return f"transcribing: {job.progress or 0:.0%} done" + (
+            f" · {clock(length)} long" if length else "")
     if job.state == "failed":
         return f"failed: {job.error}"
     if job.state == "pending":
