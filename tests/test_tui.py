@@ -798,8 +798,10 @@ async def test_re_transcribing_offers_a_language(snap_home):
         await pilot.click("#local")
         await pilot.pause()
         assert "Klingon" in str(app.screen.query_one("#problem", Static).render())
-        app.screen.query_one("#language", Input).value = "Spanish"
-        await pilot.click("#local")
+        language = app.screen.query_one("#language", Input)
+        language.value = "Spanish"
+        language.focus()
+        await pilot.press("enter")  # Enter in the field is the primary button, Local model
 
         def spanish():
             kept = app.store.transcript(job_id)

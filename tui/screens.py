@@ -309,13 +309,20 @@ class RetranscribeScreen(ModalScreen[tuple[str, str, str | None] | None]):
                 yield Static("[dim]Cloud use is off (Settings).[/dim]")
 
     @on(Button.Pressed)
-    def chosen(self, event: Button.Pressed) -> None:
+    @on(Input.Submitted)
+    def chosen(self, event: Button.Pressed | Input.Submitted) -> None:
+        """A button, or Enter in the language field: the local model, the primary button."""
+        engine = event.button.id if isinstance(event, Button.Pressed) else "local"
+        typed = self.query_one("#language", Input).value.strip()
         try:
-            language = language_code(self.query_one("#language", Input).value.strip() or None)
-        except TranscribeError as e:
-            self.query_one("#problem", Static).update(f"[red]{_escape(str(e))}[/red]")
+            language = language_code(typed or None)
+        except TranscribeError:
+            # One short line: the whole list of codes would push the buttons off the dialog.
+            self.query_one("#problem", Static).update(
+                f"[red]{_escape(repr(typed))} is not a language Whisper knows: type a code (es) "
+                "or an English name (Spanish), or nothing to detect it[/red]")
             return
-        self.dismiss((self.query_one("#model", Select).value, event.button.id, language))
+        self.dismiss((self.query_one("#model", Select).value, engine, language))
 
 
 class VoiceNoteTree(DirectoryTree):
@@ -340,8 +347,9 @@ class AddFilesScreen(ModalScreen[list[Path] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="add"):
-            yield Label("Transcribe a file, every voice note in a folder, or a WhatsApp or "
-                        "Telegram chat export (.zip or folder)")
+            yield Label("Transcribe a file, every voice note in a folder, or a chat export "
+                        "(WhatsApp, Telegram, Signal, Instagram, Messenger, Discord, iMessage: "
+                        ".zip, folder or file)")
             yield Input(placeholder="~/Downloads/PTT-20240312-WA0007.opus", id="path")
             yield VoiceNoteTree(self.start, id="picker")
             yield Static("", id="problem")
