@@ -431,3 +431,29 @@ def test_many_copies_save_their_folders_manifest_once_not_once_a_file(space):
              if ".transcribe-outputs.json\"" in line and "= 0" in line]
     assert [r["state"] for r in jobs(data)] == ["done"]
     assert 1 <= len(saves) <= 4, saves
+
+
+def test_a_note_lost_to_an_overflowed_notification_queue_is_found_within_seconds(space):
+    """The kernel's queue holds 16,384 events; past that it drops them, and watchfiles does
+    not pass on the overflow. The watcher is stopped (SIGSTOP: nothing reads the queue)
+    while 12,000 files are made, then a note: the note's events are dropped. A burst that
+    big is followed by a walk, so the note is found in seconds, not at the 300 s rescan."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    inbox, out, data = space
+    with watcher(inbox, out, data) as proc:
+        shutil.copy(SAMPLES / NOTE, inbox / NOTE)
+        wait_for(lambda rows: [r["state"] for r in rows] == ["done"], data, proc=proc)
+        time.sleep(1)  # idle, waiting on notifications
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(limit // 2 + 4000):  # two events each (made, closed): an overflow
+                (inbox / f"clutter-{i}.txt").touch()
+            shutil.copy(SAMPLES / OTHER, inbox / OTHER)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        started = time.monotonic()
+        rows = by_name(wait_for(settled(2), data, timeout=120, proc=proc))
+        found_after = time.monotonic() - started
+    assert rows[OTHER]["state"] == "done"
+    assert found_after < 100, f"found after {found_after:.0f} s: at the rescan, not after the burst"
+    assert "walking the folders" in (data.parent / "watch.log").read_text()

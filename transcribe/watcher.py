@@ -3,8 +3,9 @@
 The OS tells the watcher which files changed (changes.py: inotify and its kin, through
 watchfiles), so a big folder costs nothing while nothing happens. Three walks make up
 for what notifications cannot tell: one at start-up (notes that arrived while the
-watcher was stopped), one every `rescan_s` seconds (an overflowed queue, a mount laid
-over a watched folder), and the polls of folders where notifications do not arrive:
+watcher was stopped), one every `rescan_s` seconds (a mount laid over a watched folder,
+and what else the OS did not tell; a burst of changes, which can overflow its queue, is
+followed by a walk of its own), and the polls of folders where notifications do not arrive:
 every `remote_poll_s` seconds for folders on network and FUSE mounts, every `poll_s`
 seconds for local folders with `notify=False`.
 A file that is settling is looked at again by a timer, not by a walk. A file becomes a
@@ -76,6 +77,13 @@ OUTPUT_RETRY_S = 2.0
 # attempts untouched.
 MODEL_RETRY_S = 10.0
 MODEL_RETRY_MAX_S = 300.0
+# The kernel's queue of notifications holds fs.inotify.max_queued_events (16,384) and drops
+# what comes after, and watchfiles does not pass the overflow on. Only a burst can fill it:
+# a file made and closed is two or three events, one written in chunks while other files
+# are written a dozen, so a full queue names over a thousand paths. After a burst of
+# BURST_PATHS the folders are walked once no change has come for BURST_QUIET_S.
+BURST_PATHS = 1000
+BURST_QUIET_S = 2.0
 
 
 class AlreadyRunning(TranscribeError):
@@ -148,6 +156,9 @@ class Watcher:
         self._paces: dict[Path, float] = {}  # polled folder -> seconds between its walks
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
+        self._burst = 0  # paths named by notifications less than BURST_QUIET_S apart
+        self._burst_last = 0.0
+        self._walk_after_burst = 0.0  # when to walk for what a burst may have dropped
         self._notified: list[Path] = []  # folders the OS tells of
         self._identity: dict[Path, tuple[int, int] | None] = {}  # their (device, inode)
         self._waiting_for_model = False  # the model could not be used last time
@@ -231,6 +242,11 @@ class Watcher:
         queued = 0
         if self._changes is not None and self._folders_made_again():
             self._next_rescan = now  # walked at once: what was put in them meanwhile
+        if self._walk_after_burst and now >= self._walk_after_burst:
+            log.info("%d changes in a burst: walking the folders for any the OS dropped",
+                     self._burst)
+            self._walk_after_burst, self._burst = 0.0, 0
+            self._next_rescan = now
         if self._changes is not None and now >= self._next_rescan:
             queued += self.scan()
             self._next_rescan = now + self.options.rescan_s
@@ -241,8 +257,22 @@ class Watcher:
                 queued += self.scan(due)
                 self._next_walk.update((d, now + self._paces[d]) for d in due)
         if self._changes is not None:
-            queued += self.look_at(self._changes.take())
+            changed = self._changes.take()
+            self._count_burst(len(changed), now)
+            queued += self.look_at(changed)
         return queued + self.look_at(self._settle_due(time.monotonic()))
+
+    def _count_burst(self, paths: int, now: float) -> None:
+        """Count the paths notifications name; a burst of BURST_PATHS is followed by a walk,
+        once it has been quiet for BURST_QUIET_S (a burst still going could drop more)."""
+        if not paths:
+            return
+        if now - self._burst_last > BURST_QUIET_S:
+            self._burst = 0
+        self._burst += paths
+        self._burst_last = now
+        if self._burst >= BURST_PATHS:
+            self._walk_after_burst = now + BURST_QUIET_S
 
     def _folders_made_again(self) -> bool:
         """Whether a notified folder was deleted and made again (or replaced): the OS's
@@ -295,6 +325,8 @@ class Watcher:
                 if seen is not None and not seen.settled]
         if self._changes is not None:
             due.append(self._next_rescan)
+        if self._walk_after_burst:
+            due.append(self._walk_after_burst)
         due += [self._next_walk.get(d, 0.0) for d in self._paces]
         timeout = max(min(due) - now, 0.01)
         if self._changes is not None:
