@@ -157,8 +157,7 @@ class Watcher:
         self._next_walk: dict[Path, float] = {}
         self._next_rescan = 0.0
         self._burst = 0  # paths named by notifications less than BURST_QUIET_S apart
-        self._burst_last = 0.0
-        self._walk_after_burst = 0.0  # when to walk for what a burst may have dropped
+        self._burst_last = 0.0  # when the last of them came
         self._notified: list[Path] = []  # folders the OS tells of
         self._identity: dict[Path, tuple[int, int] | None] = {}  # their (device, inode)
         self._waiting_for_model = False  # the model could not be used last time
@@ -242,10 +241,10 @@ class Watcher:
         queued = 0
         if self._changes is not None and self._folders_made_again():
             self._next_rescan = now  # walked at once: what was put in them meanwhile
-        if self._walk_after_burst and now >= self._walk_after_burst:
+        if self._burst >= BURST_PATHS and now >= self._burst_last + BURST_QUIET_S:
             log.info("%d changes in a burst: walking the folders for any the OS dropped",
                      self._burst)
-            self._walk_after_burst, self._burst = 0.0, 0
+            self._burst = 0
             self._next_rescan = now
         if self._changes is not None and now >= self._next_rescan:
             queued += self.scan()
@@ -263,16 +262,15 @@ class Watcher:
         return queued + self.look_at(self._settle_due(time.monotonic()))
 
     def _count_burst(self, paths: int, now: float) -> None:
-        """Count the paths notifications name; a burst of BURST_PATHS is followed by a walk,
-        once it has been quiet for BURST_QUIET_S (a burst still going could drop more)."""
+        """Count the paths notifications name; a burst of BURST_PATHS is followed by a walk
+        (`look_around`), once it has been quiet for BURST_QUIET_S (a burst still going could
+        drop more)."""
         if not paths:
             return
         if now - self._burst_last > BURST_QUIET_S:
             self._burst = 0
         self._burst += paths
         self._burst_last = now
-        if self._burst >= BURST_PATHS:
-            self._walk_after_burst = now + BURST_QUIET_S
 
     def _folders_made_again(self) -> bool:
         """Whether a notified folder was deleted and made again (or replaced): the OS's
@@ -325,8 +323,8 @@ class Watcher:
                 if seen is not None and not seen.settled]
         if self._changes is not None:
             due.append(self._next_rescan)
-        if self._walk_after_burst:
-            due.append(self._walk_after_burst)
+        if self._burst >= BURST_PATHS:
+            due.append(self._burst_last + BURST_QUIET_S)
         due += [self._next_walk.get(d, 0.0) for d in self._paces]
         timeout = max(min(due) - now, 0.01)
         if self._changes is not None:
