@@ -49,5 +49,11 @@ def language_code(value: str | None) -> str | None:
         return key
     if key in CODES_BY_NAME:
         return CODES_BY_NAME[key]
-    raise SettingsError(f"language {value!r} is not one Whisper knows; give a code (or its "
-                        f"English name), or 'auto' to detect: {' '.join(sorted(LANGUAGES))}")
+    raise SettingsError(f"{unknown_language(value)}: {' '.join(sorted(LANGUAGES))}")
+
+
+def unknown_language(value: str) -> str:
+    """Why `value` is refused, in one line, without the list of codes `language_code`
+    gives after it (the TUI's dialog has no room for it)."""
+    return (f"language {value!r} is not one Whisper knows; give a code (or its English "
+            "name), or 'auto' to detect")

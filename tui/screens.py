@@ -17,7 +17,7 @@ from textual.widgets import (Button, Checkbox, DirectoryTree, Footer, Header, In
 from textual.widgets.option_list import Option
 
 from transcribe.errors import TranscribeError
-from transcribe.languages import language_code
+from transcribe.languages import language_code, unknown_language
 from transcribe.messaging import sent_for_people
 from transcribe.notify import clock
 from transcribe.settings import Settings, check_formats, save_settings, url_host
@@ -317,10 +317,8 @@ class RetranscribeScreen(ModalScreen[tuple[str, str, str | None] | None]):
         try:
             language = language_code(typed or None)
         except TranscribeError:
-            # One short line: the whole list of codes would push the buttons off the dialog.
             self.query_one("#problem", Static).update(
-                f"[red]{_escape(repr(typed))} is not a language Whisper knows: type a code (es) "
-                "or an English name (Spanish), or nothing to detect it[/red]")
+                f"[red]{_escape(unknown_language(typed))}[/red]")
             return
         self.dismiss((self.query_one("#model", Select).value, engine, language))
 
